@@ -1,0 +1,546 @@
+/*
+ * state: the state directory behind xcomp-server's commands, which mirror
+ * the MMP commands of a Cisco Meeting Server (xmpp domain, xmpp listen,
+ * xmpp callbridge add | add-secret | list | remove).
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "jid.h"
+#include "state.h"
+#include "util.h"
+
+#define CONF_FILE "xcomp-server.conf"
+#define SECRETS_FILE "callbridges"
+
+static int
+say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int
+say(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static const char *const policy_names[] = { "kick-new", "kick-old", "allow" };
+
+const char *
+state_policy_name(enum conflict_policy p)
+{
+	return policy_names[p];
+}
+
+static int
+policy_parse(const char *s, enum conflict_policy *p)
+{
+	size_t i;
+
+	for (i = 0; i < nitems(policy_names); i++)
+		if (strcmp(s, policy_names[i]) == 0) {
+			*p = (enum conflict_policy)i;
+			return 0;
+		}
+	return -1;
+}
+
+int
+state_valid_name(const char *name, char *err, size_t errlen)
+{
+	const char *p;
+
+	if (*name == '\0' || strlen(name) > STATE_NAME_MAX)
+		return say(err, errlen, "call bridge name must be 1 to %d characters",
+		    STATE_NAME_MAX);
+	for (p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return say(err, errlen, "call bridge name \"%s\": use letters, digits, "
+			    "'-' and '_' only (it becomes the first label of NAME.DOMAIN)", name);
+	return 0;
+}
+
+int
+state_valid_secret(const char *s, char *err, size_t errlen)
+{
+	const char *p;
+
+	if (*s == '\0')
+		return say(err, errlen, "empty secret");
+	if (strlen(s) > STATE_SECRET_MAX)
+		return say(err, errlen, "secret longer than %d characters", STATE_SECRET_MAX);
+	if (*s == '#')
+		return say(err, errlen, "a secret must not start with '#'");
+	for (p = s; *p; p++)
+		if (!isgraph((unsigned char)*p))
+			return say(err, errlen, "a secret may hold printable ASCII characters "
+			    "only, no spaces or control characters");
+	return 0;
+}
+
+void
+state_new_secret(char out[STATE_SECRET_LEN + 1])
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	size_t i;
+
+	for (i = 0; i < STATE_SECRET_LEN; i++)
+		out[i] = alphabet[util_random_below(sizeof(alphabet) - 1)];
+	out[STATE_SECRET_LEN] = '\0';
+}
+
+struct callbridge *
+state_find(const struct state *st, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < st->ncbs; i++)
+		if (strcmp(st->cbs[i].name, name) == 0)
+			return &st->cbs[i];
+	return NULL;
+}
+
+struct callbridge *
+state_find_jid(const struct state *st, const char *jid)
+{
+	size_t i, n;
+
+	if (st->domain == NULL)
+		return NULL;
+	for (i = 0; i < st->ncbs; i++) {
+		n = strlen(st->cbs[i].name);
+		if (strncasecmp(jid, st->cbs[i].name, n) == 0 && jid[n] == '.' &&
+		    strcasecmp(jid + n + 1, st->domain) == 0)
+			return &st->cbs[i];
+	}
+	return NULL;
+}
+
+static void
+add_cb(struct state *st, const char *name, const char *secret)
+{
+	struct callbridge *cb;
+
+	st->cbs = xrealloc(st->cbs, (st->ncbs + 1) * sizeof(*st->cbs));
+	cb = &st->cbs[st->ncbs++];
+	snprintf(cb->name, sizeof(cb->name), "%s", name);
+	cb->secret = xstrdup(secret);
+}
+
+static int
+parse_listen(const char *value, struct listen_addr *la, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int sslen, port = -1;
+
+	if (util_split_hostport(value, la->host, sizeof(la->host), &port) == -1 || port < 0)
+		return say(err, errlen, "listen \"%s\": expected ADDRESS:PORT, e.g. "
+		    "127.0.0.1:5223", value);
+	if (util_sockaddr(la->host, port, &ss, &sslen) == -1)
+		return say(err, errlen, "listen \"%s\": \"%s\" is not an IP address", value,
+		    la->host);
+	la->port = port;
+	return 0;
+}
+
+static const char *
+conf_pair(void *arg, const char *key, const char *value, char *err, size_t errlen)
+{
+	struct state *st = arg;
+
+	if (strcmp(key, "domain") == 0) {
+		if (!jid_valid_domain(value))
+			return "domain: not a valid domain name";
+		free(st->domain);
+		st->domain = xstrdup(value);
+	} else if (strcmp(key, "listen") == 0) {
+		if (st->nlisten == STATE_MAX_LISTEN)
+			return "listen: too many listeners";
+		if (parse_listen(value, &st->listen[st->nlisten], err, errlen) == -1)
+			return err;
+		st->nlisten++;
+	} else if (strcmp(key, "conflict-policy") == 0) {
+		if (policy_parse(value, &st->policy) == -1)
+			return "conflict-policy: expected kick-new, kick-old or allow";
+	} else if (strcmp(key, "handshake-timeout") == 0) {
+		if (conf_uint(value, 1, 3600, &st->handshake_timeout) == -1)
+			return "handshake-timeout: expected seconds from 1 to 3600";
+	} else if (strcmp(key, "max-stanza") == 0) {
+		if (conf_uint(value, 1024, 64 << 20, &st->max_stanza) == -1)
+			return "max-stanza: expected bytes from 1024 to 67108864";
+	} else {
+		snprintf(err, errlen, "unknown key \"%s\"", key);
+		return err;
+	}
+	return NULL;
+}
+
+static const char *
+secret_pair(void *arg, const char *key, const char *value, char *err, size_t errlen)
+{
+	struct state *st = arg;
+
+	if (state_valid_name(key, err, errlen) == -1 ||
+	    state_valid_secret(value, err, errlen) == -1)
+		return err;
+	if (state_find(st, key) != NULL) {
+		snprintf(err, errlen, "call bridge \"%s\" listed twice", key);
+		return err;
+	}
+	add_cb(st, key, value);
+	return NULL;
+}
+
+/* Refuse a secrets file that others could read, as OpenBSD's check_file_secrecy. */
+static int
+check_secrecy(const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) == -1)
+		return errno == ENOENT ? 1 : say(err, errlen, "%s: %s", path, strerror(errno));
+	if (sb.st_mode & (S_IRWXG | S_IRWXO))
+		return say(err, errlen, "%s: readable by group or others (mode %03o); "
+		    "run: chmod 600 %s", path, (unsigned)(sb.st_mode & 0777), path);
+	return 0;
+}
+
+static void
+state_defaults(struct state *st, const char *dir)
+{
+	memset(st, 0, sizeof(*st));
+	st->dir = xstrdup(dir);
+	st->policy = POLICY_KICK_NEW;
+	st->handshake_timeout = 10;
+	st->max_stanza = 256 * 1024;
+}
+
+int
+state_load(const char *dir, struct state *st, char *err, size_t errlen)
+{
+	char *path;
+	int r = 0;
+
+	state_defaults(st, dir);
+	path = xasprintf("%s/%s", dir, CONF_FILE);
+	if (access(path, F_OK) == 0)
+		r = conf_parse_file(path, conf_pair, st, err, errlen);
+	free(path);
+	if (r == -1)
+		return -1;
+	path = xasprintf("%s/%s", dir, SECRETS_FILE);
+	if ((r = check_secrecy(path, err, errlen)) == 0)
+		r = conf_parse_file(path, secret_pair, st, err, errlen);
+	free(path);
+	return r == -1 ? -1 : 0;
+}
+
+void
+state_free(struct state *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->ncbs; i++) {
+		util_wipe(st->cbs[i].secret, strlen(st->cbs[i].secret));
+		free(st->cbs[i].secret);
+	}
+	free(st->cbs);
+	free(st->domain);
+	free(st->dir);
+	memset(st, 0, sizeof(*st));
+}
+
+/* Write text to DIR/name through a temporary file and rename. */
+static int
+write_atomic(const char *dir, const char *name, const char *text, mode_t mode,
+    char *err, size_t errlen)
+{
+	char *tmp, *path;
+	size_t len = strlen(text);
+	int fd, r = -1;
+
+	tmp = xasprintf("%s/.%s.tmp", dir, name);
+	path = xasprintf("%s/%s", dir, name);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) == -1)
+		say(err, errlen, "%s: %s", tmp, strerror(errno));
+	else if (fchmod(fd, mode) == -1 || write(fd, text, len) != (ssize_t)len ||
+	    fsync(fd) == -1) {
+		say(err, errlen, "%s: %s", tmp, strerror(errno));
+		close(fd);
+		unlink(tmp);
+	} else if (close(fd) == -1 || rename(tmp, path) == -1) {
+		say(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+	} else
+		r = 0;
+	free(tmp);
+	free(path);
+	return r;
+}
+
+static char *
+conf_text(const struct state *st)
+{
+	struct buf b;
+	char line[256];
+	size_t i;
+
+	buf_init(&b, 1 << 20);
+	buf_addstr(&b, "# xcomp-server state: change it with xcomp-server commands.\n");
+	if (st->domain) {
+		snprintf(line, sizeof(line), "domain = %s\n", st->domain);
+		buf_addstr(&b, line);
+	}
+	for (i = 0; i < st->nlisten; i++) {
+		snprintf(line, sizeof(line), strchr(st->listen[i].host, ':') ?
+		    "listen = [%s]:%d\n" : "listen = %s:%d\n", st->listen[i].host,
+		    st->listen[i].port);
+		buf_addstr(&b, line);
+	}
+	snprintf(line, sizeof(line), "conflict-policy = %s\nhandshake-timeout = %u\n"
+	    "max-stanza = %u\n", state_policy_name(st->policy), st->handshake_timeout,
+	    st->max_stanza);
+	buf_addstr(&b, line);
+	buf_add(&b, "", 1);
+	return b.data;
+}
+
+static char *
+secrets_text(const struct state *st)
+{
+	struct buf b;
+	size_t i;
+
+	buf_init(&b, 64 << 20);
+	buf_addstr(&b, "# call bridge = secret; readable by its owner only.\n");
+	for (i = 0; i < st->ncbs; i++) {
+		buf_addstr(&b, st->cbs[i].name);
+		buf_addstr(&b, " = ");
+		buf_addstr(&b, st->cbs[i].secret);
+		buf_addstr(&b, "\n");
+	}
+	buf_add(&b, "", 1);
+	return b.data;
+}
+
+int
+state_save(const struct state *st, char *err, size_t errlen)
+{
+	char *text;
+	int r;
+
+	if (mkdir(st->dir, 0700) == -1 && errno != EEXIST)
+		return say(err, errlen, "%s: %s", st->dir, strerror(errno));
+	text = conf_text(st);
+	r = write_atomic(st->dir, CONF_FILE, text, 0644, err, errlen);
+	free(text);
+	if (r == -1)
+		return -1;
+	text = secrets_text(st);
+	r = write_atomic(st->dir, SECRETS_FILE, text, 0600, err, errlen);
+	util_wipe(text, strlen(text));
+	free(text);
+	return r;
+}
+
+static int
+cmd_domain(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+	if (argc == 1) {
+		fprintf(out, "%s\n", st->domain ? st->domain : "(not set)");
+		return 0;
+	}
+	if (argc != 2)
+		return say(err, errlen, "usage: domain [DOMAIN]");
+	if (!jid_valid_domain(argv[1]))
+		return say(err, errlen, "\"%s\" is not a valid domain name", argv[1]);
+	free(st->domain);
+	st->domain = xstrdup(argv[1]);
+	return state_save(st, err, errlen);
+}
+
+static int
+cmd_listen(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+	struct listen_addr la;
+	size_t i;
+
+	if (argc == 1) {
+		for (i = 0; i < st->nlisten; i++)
+			fprintf(out, strchr(st->listen[i].host, ':') ? "[%s]:%d\n" : "%s:%d\n",
+			    st->listen[i].host, st->listen[i].port);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "none") == 0) {
+		st->nlisten = 0;
+		return state_save(st, err, errlen);
+	}
+	if (argc == 3 && strcmp(argv[2], "tls") == 0)
+		return say(err, errlen, "TLS listeners are not supported by this version yet");
+	if (argc != 2)
+		return say(err, errlen, "usage: listen [ADDRESS:PORT | none]");
+	if (parse_listen(argv[1], &la, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < st->nlisten; i++)
+		if (strcmp(st->listen[i].host, la.host) == 0 && st->listen[i].port == la.port)
+			return say(err, errlen, "already listening on %s", argv[1]);
+	if (st->nlisten == STATE_MAX_LISTEN)
+		return say(err, errlen, "at most %d listeners", STATE_MAX_LISTEN);
+	st->listen[st->nlisten++] = la;
+	return state_save(st, err, errlen);
+}
+
+static int
+cmd_policy(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+	if (argc == 1) {
+		fprintf(out, "%s\n", state_policy_name(st->policy));
+		return 0;
+	}
+	if (argc != 2 || policy_parse(argv[1], &st->policy) == -1)
+		return say(err, errlen, "usage: conflict-policy kick-new | kick-old | allow");
+	return state_save(st, err, errlen);
+}
+
+static int
+cmd_number(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen,
+    unsigned *field, unsigned min, unsigned max)
+{
+	if (argc == 1) {
+		fprintf(out, "%u\n", *field);
+		return 0;
+	}
+	if (argc != 2 || conf_uint(argv[1], min, max, field) == -1)
+		return say(err, errlen, "usage: %s [%u..%u]", argv[0], min, max);
+	return state_save(st, err, errlen);
+}
+
+/* One line from in, without its newline; the prompt goes to stderr for a terminal. */
+static int
+read_secret(FILE *in, char *secret, size_t len, char *err, size_t errlen)
+{
+	size_t n;
+
+	if (isatty(fileno(in)))
+		fprintf(stderr, "Enter callbridge secret\n");
+	if (fgets(secret, len, in) == NULL)
+		return say(err, errlen, "no secret on standard input");
+	n = strlen(secret);
+	if (n > 0 && secret[n - 1] == '\n')
+		secret[--n] = '\0';
+	else if (!feof(in))
+		return say(err, errlen, "secret longer than %d characters", STATE_SECRET_MAX);
+	if (n > 0 && secret[n - 1] == '\r')
+		secret[--n] = '\0';
+	return state_valid_secret(secret, err, errlen);
+}
+
+static void
+list_callbridges(const struct state *st, FILE *out)
+{
+	size_t i;
+
+	/* The seed article's "xmpp callbridge list" format. */
+	for (i = 0; i < st->ncbs; i++)
+		fprintf(out, "***\nCallbridge : %s\nDomain     : %s\nSecret     : %s\n",
+		    st->cbs[i].name, st->domain ? st->domain : "(not set)", st->cbs[i].secret);
+}
+
+static void
+remove_cb(struct state *st, struct callbridge *cb)
+{
+	size_t i = cb - st->cbs;
+
+	util_wipe(cb->secret, strlen(cb->secret));
+	free(cb->secret);
+	memmove(&st->cbs[i], &st->cbs[i + 1], (st->ncbs - i - 1) * sizeof(*cb));
+	st->ncbs--;
+}
+
+static int
+cmd_callbridge(struct state *st, int argc, char **argv, FILE *in, FILE *out, char *err,
+    size_t errlen)
+{
+	char secret[STATE_SECRET_MAX + 2];
+	struct callbridge *cb;
+	int r;
+
+	if (argc == 2 && strcmp(argv[1], "list") == 0) {
+		list_callbridges(st, out);
+		return 0;
+	}
+	if (argc != 3 || (strcmp(argv[1], "add") && strcmp(argv[1], "add-secret") &&
+	    strcmp(argv[1], "remove")))
+		return say(err, errlen, "usage: callbridge add NAME | add-secret NAME | "
+		    "list | remove NAME");
+	if (state_valid_name(argv[2], err, errlen) == -1)
+		return -1;
+	cb = state_find(st, argv[2]);
+	if (strcmp(argv[1], "remove") == 0) {
+		if (cb == NULL)
+			return say(err, errlen, "no call bridge named \"%s\"", argv[2]);
+		remove_cb(st, cb);
+		return state_save(st, err, errlen);
+	}
+	if (strcmp(argv[1], "add") == 0) {
+		if (cb != NULL)
+			return say(err, errlen, "call bridge \"%s\" exists already; use "
+			    "add-secret to change its secret", argv[2]);
+		state_new_secret(secret);
+	} else if (read_secret(in, secret, sizeof(secret), err, errlen) == -1)
+		return -1;
+	if (cb != NULL)
+		remove_cb(st, cb);
+	add_cb(st, argv[2], secret);
+	r = state_save(st, err, errlen);
+	if (r == 0 && strcmp(argv[1], "add") == 0)
+		fprintf(out, "Callbridge : %s\nDomain     : %s\nSecret     : %s\n", argv[2],
+		    st->domain ? st->domain : "(not set)", secret);
+	util_wipe(secret, sizeof(secret));
+	return r;
+}
+
+int
+state_command(const char *dir, int argc, char **argv, FILE *in, FILE *out, char *err,
+    size_t errlen)
+{
+	struct state st;
+	int r;
+
+	if (state_load(dir, &st, err, errlen) == -1) {
+		state_free(&st);
+		return 1;
+	}
+	if (strcmp(argv[0], "domain") == 0)
+		r = cmd_domain(&st, argc, argv, out, err, errlen);
+	else if (strcmp(argv[0], "listen") == 0)
+		r = cmd_listen(&st, argc, argv, out, err, errlen);
+	else if (strcmp(argv[0], "callbridge") == 0)
+		r = cmd_callbridge(&st, argc, argv, in, out, err, errlen);
+	else if (strcmp(argv[0], "conflict-policy") == 0)
+		r = cmd_policy(&st, argc, argv, out, err, errlen);
+	else if (strcmp(argv[0], "handshake-timeout") == 0)
+		r = cmd_number(&st, argc, argv, out, err, errlen, &st.handshake_timeout, 1, 3600);
+	else if (strcmp(argv[0], "max-stanza") == 0)
+		r = cmd_number(&st, argc, argv, out, err, errlen, &st.max_stanza, 1024, 64 << 20);
+	else
+		r = say(err, errlen, "unknown command \"%s\" (see xcomp-server -h)", argv[0]);
+	state_free(&st);
+	return r == -1 ? 1 : 0;
+}

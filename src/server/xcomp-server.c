@@ -1,0 +1,100 @@
+/*
+ * xcomp-server: a minimal XEP-0114 server for tests and demos, configured
+ * with commands that mirror the MMP commands of a Cisco Meeting Server.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "serve.h"
+#include "state.h"
+
+static void __attribute__((noreturn))
+usage(int status)
+{
+	fprintf(status ? stderr : stdout,
+	    "usage: xcomp-server [-v] -d DIR COMMAND [ARGUMENTS]\n"
+	    "\n"
+	    "commands (the state lives in DIR):\n"
+	    "  domain [DOMAIN]                  the XMPP domain served\n"
+	    "  listen [ADDRESS:PORT | none]     add a listener (port 0: any free port)\n"
+	    "  callbridge add NAME              add a call bridge with a new secret\n"
+	    "  callbridge add-secret NAME       add or change one, secret from stdin\n"
+	    "  callbridge list                  list call bridges and secrets\n"
+	    "  callbridge remove NAME           remove one\n"
+	    "  conflict-policy [kick-new | kick-old | allow]\n"
+	    "  handshake-timeout [SECONDS]      time allowed for the handshake\n"
+	    "  max-stanza [BYTES]               largest stanza accepted\n"
+	    "  run                              serve until SIGTERM\n"
+	    "  status                           connected components of a running server\n"
+	    "\n"
+	    "See xcomp-server(8).\n");
+	exit(status);
+}
+
+static int
+run(const char *dir, int verbose)
+{
+	struct state st;
+	char err[1024];
+	int r;
+
+	log_init("xcomp-server", 0, verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	if (state_load(dir, &st, err, sizeof(err)) == -1) {
+		fprintf(stderr, "xcomp-server: %s\n", err);
+		state_free(&st);
+		return 1;
+	}
+	r = serve_run(&st);
+	state_free(&st);
+	return r == 0 ? 0 : 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *dir = NULL;
+	char err[1024];
+	int ch, verbose = 0;
+
+	while ((ch = getopt(argc, argv, "+d:hv")) != -1) {
+		switch (ch) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'h':
+			usage(0);
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			usage(1);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc > 0 && strcmp(argv[0], "help") == 0)
+		usage(0);
+	if (dir == NULL || argc == 0)
+		usage(1);
+	if (strcmp(argv[0], "run") == 0) {
+		if (argc != 1)
+			usage(1);
+		return run(dir, verbose);
+	}
+	if (strcmp(argv[0], "status") == 0) {
+		if (serve_status(dir, stdout, err, sizeof(err)) == -1) {
+			fprintf(stderr, "xcomp-server: %s\n", err);
+			return 1;
+		}
+		return 0;
+	}
+	if (state_command(dir, argc, argv, stdin, stdout, err, sizeof(err)) != 0) {
+		fprintf(stderr, "xcomp-server: %s\n", err);
+		return 1;
+	}
+	return 0;
+}

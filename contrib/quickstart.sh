@@ -1,0 +1,89 @@
+#!/bin/sh
+# The README's two commands: "demo" and "test". Each installs what is
+# missing (Debian 12, as root or through sudo), builds, and then runs the
+# demo or the whole test suite. Running it again skips what is done already.
+set -eu
+
+PACKAGES="autoconf automake make gcc pkg-config libgnutls28-dev gnutls-bin \
+libexpat1-dev libunbound-dev libevent-dev libcurl4-gnutls-dev check valgrind \
+mandoc unbound python3"
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+say() { printf '== %s\n' "$*"; }
+
+install_packages() {
+	missing=""
+	for p in $PACKAGES; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	say "installing:$missing"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	# Only the packages' own files: no service of theirs is needed (the tests
+	# start their own unbound on their own ports).
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		$missing >/dev/null
+}
+
+build() {
+	if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
+		say "autoreconf"
+		autoreconf -fi >/dev/null
+	fi
+	if [ ! -f Makefile ] || [ configure -nt Makefile ]; then
+		say "configure"
+		./configure --enable-werror -q
+	fi
+	say "make"
+	make -s -j"$(nproc)"
+}
+
+# One plain closing line, "N passed, N failed", from automake's logs.
+summary() {
+	pass=0 fail=0
+	for log in "$@"; do
+		[ -f "$log" ] || continue
+		p=$(sed -n 's/^# PASS: *//p' "$log" | head -n 1)
+		f=$(sed -n 's/^# FAIL: *//p;s/^# ERROR: *//p;s/^# XPASS: *//p' "$log" |
+			awk '{s += $1} END {print s + 0}')
+		pass=$((pass + ${p:-0}))
+		fail=$((fail + ${f:-0}))
+	done
+	echo "tests: $pass passed, $fail failed"
+}
+
+run_tests() {
+	status=0
+	say "make check"
+	make -s -j"$(nproc)" check || status=1
+	summary test-suite.log
+	[ $status -eq 0 ] || { cat test-suite.log; return 1; }
+	say "make distcheck (a clean out-of-tree build and test of the tarball)"
+	make -s distcheck >distcheck.log 2>&1 || {
+		tail -n 80 distcheck.log
+		return 1
+	}
+	say "distcheck passed"
+}
+
+case "${1:-}" in
+demo)
+	install_packages
+	build
+	exec sh contrib/demo.sh
+	;;
+test)
+	install_packages
+	build
+	run_tests
+	;;
+*)
+	echo "usage: sh contrib/quickstart.sh demo | test" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,216 @@
+/*
+ * srv: parsing SRV rdata and ordering SRV records as RFC 2782 prescribes.
+ * No I/O: the resolver fetches, this file decides.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "srv.h"
+
+/* RFC 1035 limits: 63 octets per label, 255 octets per name in wire form. */
+#define SRV_LABEL_MAX 63
+#define SRV_WIRE_MAX 255
+
+/* Host names: letters, digits and '-'; '_' for service labels. */
+static int
+srv_label_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_';
+}
+
+/* Append one label to name (which has room for SRV_TARGET_MAX bytes). */
+static int
+srv_add_label(char *name, size_t *n, const unsigned char *label, size_t len)
+{
+	size_t i;
+
+	if (*n > 0)
+		name[(*n)++] = '.';
+	for (i = 0; i < len; i++) {
+		if (!srv_label_char(label[i]))
+			return -1;
+		name[(*n)++] = (char)label[i];
+	}
+	return 0;
+}
+
+/*
+ * Uncompressed wire-form name filling exactly len bytes, into presentation
+ * form without the trailing dot ("." for the root).
+ */
+static int
+srv_parse_name(const unsigned char *p, size_t len, char *name)
+{
+	size_t off = 0, n = 0, lab;
+
+	for (;;) {
+		if (off >= len)
+			return -1;
+		lab = p[off++];
+		if (lab == 0)
+			break;
+		/* 0xC0 is a compression pointer, 0x40 and 0x80 extended labels. */
+		if (lab > SRV_LABEL_MAX)
+			return -1;
+		if (lab > len - off)
+			return -1;
+		/* The name with this label and the root label still to come. */
+		if (off + lab + 1 > SRV_WIRE_MAX)
+			return -1;
+		if (srv_add_label(name, &n, p + off, lab) == -1)
+			return -1;
+		off += lab;
+	}
+	if (off != len)
+		return -1;
+	if (n == 0)
+		name[n++] = '.';
+	name[n] = '\0';
+	return 0;
+}
+
+static uint16_t
+srv_get16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+int
+srv_parse_rdata(const unsigned char *rdata, size_t len, struct srv_rr *out)
+{
+	if (len < 7)
+		return -1;
+	out->priority = srv_get16(rdata);
+	out->weight = srv_get16(rdata + 2);
+	out->port = srv_get16(rdata + 4);
+	out->ttl = 0;
+	return srv_parse_name(rdata + 6, len - 6, out->target);
+}
+
+static int
+srv_target_is_root(const struct srv_rr *rr)
+{
+	return strcmp(rr->target, ".") == 0;
+}
+
+int
+srv_is_null(const struct srv_rr *rrs, size_t n)
+{
+	return n == 1 && srv_target_is_root(&rrs[0]);
+}
+
+/* Move idx[j] to idx[0], keeping the others in their order. */
+static void
+srv_move_front(size_t *idx, size_t j)
+{
+	size_t chosen = idx[j];
+
+	memmove(idx + 1, idx, j * sizeof(*idx));
+	idx[0] = chosen;
+}
+
+/* Stable insertion sort of the indices by ascending priority. */
+static void
+srv_sort_priority(const struct srv_rr *rrs, size_t n, size_t *idx)
+{
+	size_t i, j;
+
+	for (i = 1; i < n; i++) {
+		for (j = i; j > 0; j--)
+			if (rrs[idx[j - 1]].priority <= rrs[idx[i]].priority)
+				break;
+		srv_move_front(idx + j, i - j);
+	}
+}
+
+/* Stable partition: the weight-0 records go to the front. */
+static void
+srv_zero_first(const struct srv_rr *rrs, size_t n, size_t *idx)
+{
+	size_t i, zeros = 0;
+
+	for (i = 0; i < n; i++) {
+		if (rrs[idx[i]].weight != 0)
+			continue;
+		srv_move_front(idx + zeros, i - zeros);
+		zeros++;
+	}
+}
+
+/*
+ * RFC 2782: a uniform number in [0, sum] inclusive, and the first record
+ * whose running sum is at least that number. A weight-0 record at the
+ * front wins only on 0. With every weight 0 the RFC would always pick the
+ * first record; pick uniformly instead.
+ */
+static size_t
+srv_pick(const struct srv_rr *rrs, size_t n, const size_t *idx, srv_random_fn *rnd, void *arg)
+{
+	uint32_t sum = 0, run = 0, r;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		sum += rrs[idx[i]].weight;
+	if (sum == 0)
+		return rnd(arg, (uint32_t)n);
+	r = rnd(arg, sum + 1);
+	for (i = 0; i < n; i++) {
+		run += rrs[idx[i]].weight;
+		if (run >= r)
+			return i;
+	}
+	return n - 1;
+}
+
+/* Order one priority's records by weighted selection without replacement. */
+static void
+srv_order_group(const struct srv_rr *rrs, size_t n, size_t *idx, srv_random_fn *rnd, void *arg)
+{
+	size_t k;
+
+	srv_zero_first(rrs, n, idx);
+	for (k = 0; k + 1 < n; k++)
+		srv_move_front(idx + k, srv_pick(rrs, n - k, idx + k, rnd, arg));
+}
+
+static int
+srv_same_node(const struct srv_rr *a, const struct srv_rr *b)
+{
+	return a->port == b->port && strcasecmp(a->target, b->target) == 0;
+}
+
+/* Drop "." targets and later copies of a target:port; returns what is left. */
+static size_t
+srv_compact(const struct srv_rr *rrs, size_t n, size_t *idx)
+{
+	size_t i, j, kept = 0;
+
+	for (i = 0; i < n; i++) {
+		if (srv_target_is_root(&rrs[idx[i]]))
+			continue;
+		for (j = 0; j < kept; j++)
+			if (srv_same_node(&rrs[idx[j]], &rrs[idx[i]]))
+				break;
+		if (j == kept)
+			idx[kept++] = idx[i];
+	}
+	return kept;
+}
+
+size_t
+srv_order(const struct srv_rr *rrs, size_t n, srv_random_fn *rnd, void *arg, size_t *order)
+{
+	size_t i, start, end;
+
+	for (i = 0; i < n; i++)
+		order[i] = i;
+	srv_sort_priority(rrs, n, order);
+	for (start = 0; start < n; start = end) {
+		end = start + 1;
+		while (end < n && rrs[order[end]].priority == rrs[order[start]].priority)
+			end++;
+		srv_order_group(rrs, end - start, order + start, rnd, arg);
+	}
+	return srv_compact(rrs, n, order);
+}

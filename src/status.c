@@ -1,0 +1,188 @@
+/*
+ * status: the status file that the call bridge, scripts and "xcomp status"
+ * read. The agent formats it from its state and replaces it atomically so a
+ * reader never sees half a file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "status.h"
+#include "util.h"
+
+#define STATUS_MAX (1u << 20)
+
+static const char *const state_names[] = { "resolving", "connecting", "authenticating",
+	"connected", "backoff", "stopped" };
+
+const char *
+status_state_name(enum agent_state s)
+{
+	return state_names[s];
+}
+
+static void
+put(struct buf *b, const char *key, const char *value)
+{
+	char clean[1024];
+	size_t i;
+
+	/* A value is one line: anything that would break the format is replaced. */
+	snprintf(clean, sizeof(clean), "%s", value);
+	for (i = 0; clean[i]; i++)
+		if ((unsigned char)clean[i] < 0x20 || clean[i] == 0x7f)
+			clean[i] = ' ';
+	buf_addstr(b, key);
+	buf_addstr(b, "=");
+	buf_addstr(b, clean);
+	buf_addstr(b, "\n");
+}
+
+static void
+put_time(struct buf *b, const char *key, time_t t)
+{
+	char iso[32];
+
+	util_iso_time(t, iso, sizeof(iso));
+	put(b, key, iso);
+}
+
+static void
+put_uint(struct buf *b, const char *key, unsigned long v)
+{
+	char n[32];
+
+	snprintf(n, sizeof(n), "%lu", v);
+	put(b, key, n);
+}
+
+char *
+status_format(const struct status *s, time_t now)
+{
+	char line[512];
+	struct buf b;
+	size_t i;
+
+	buf_init(&b, STATUS_MAX);
+	put(&b, "state", status_state_name(s->state));
+	put_time(&b, "since", s->since);
+	put_time(&b, "updated", now);
+	put_uint(&b, "pid", (unsigned long)s->pid);
+	put(&b, "component", s->component);
+	put(&b, "domain", s->domain);
+	if (s->server && s->state >= STATE_CONNECTING && s->state <= STATE_CONNECTED) {
+		put(&b, "server", s->server);
+		if (s->address)
+			put(&b, "address", s->address);
+	}
+	if (s->state == STATE_CONNECTED)
+		put_time(&b, "connected-since", s->connected_since);
+	put_uint(&b, "failovers", s->failovers);
+	if (s->last_error) {
+		put(&b, "last-error", s->last_error);
+		put(&b, "last-error-text", s->last_error_text ? s->last_error_text : "");
+		put_time(&b, "last-error-at", s->last_error_at);
+	}
+	for (i = 0; i < s->nnodes; i++) {
+		const struct status_node *n = &s->nodes[i];
+
+		snprintf(line, sizeof(line), "%s:%d priority=%u weight=%u result=%s", n->target,
+		    n->port, n->priority, n->weight, n->result);
+		put(&b, "node", line);
+	}
+	buf_add(&b, "", 1);
+	return b.data;
+}
+
+int
+status_write(const char *path, const char *text, char *err, size_t errlen)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	size_t len = strlen(text);
+	int fd, r = -1;
+
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1)
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+	else if (write(fd, text, len) != (ssize_t)len) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
+		close(fd);
+		unlink(tmp);
+	} else if (close(fd) == -1 || rename(tmp, path) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+	} else
+		r = 0;
+	free(tmp);
+	return r;
+}
+
+int
+status_parse(const char *text, size_t len, struct status_file *f)
+{
+	const char *p = text, *end = text + len, *nl, *eq;
+
+	memset(f, 0, sizeof(*f));
+	if (len > STATUS_MAX)
+		return -1;
+	while (p < end) {
+		nl = memchr(p, '\n', end - p);
+		if (nl == NULL)
+			nl = end;
+		if (nl > p) {
+			eq = memchr(p, '=', nl - p);
+			if (eq == NULL || eq == p || memchr(p, '\0', nl - p) != NULL) {
+				status_file_free(f);
+				return -1;
+			}
+			f->kv = xrealloc(f->kv, (f->n + 1) * sizeof(*f->kv));
+			f->kv[f->n].key = xstrndup(p, eq - p);
+			f->kv[f->n].value = xstrndup(eq + 1, nl - eq - 1);
+			f->n++;
+		}
+		p = nl + 1;
+	}
+	return 0;
+}
+
+void
+status_file_free(struct status_file *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++) {
+		free(f->kv[i].key);
+		free(f->kv[i].value);
+	}
+	free(f->kv);
+	f->kv = NULL;
+	f->n = 0;
+}
+
+const char *
+status_get(const struct status_file *f, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < f->n; i++)
+		if (strcmp(f->kv[i].key, key) == 0)
+			return f->kv[i].value;
+	return NULL;
+}
+
+int
+status_parse_time(const char *s, time_t *t)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (end == NULL || *end != '\0')
+		return -1;
+	*t = timegm(&tm);
+	return 0;
+}

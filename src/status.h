@@ -1,0 +1,74 @@
+/*
+ * status: the agent's status file (contract in DESIGN.md): one key=value a
+ * line, times in UTC ISO 8601, replaced atomically. Formatting and parsing
+ * are pure; status_write is the only I/O.
+ * Functions returning int return 0 on success and -1 on failure.
+ */
+#ifndef XCOMP_STATUS_H
+#define XCOMP_STATUS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+enum agent_state {
+	STATE_RESOLVING,
+	STATE_CONNECTING,
+	STATE_AUTHENTICATING,
+	STATE_CONNECTED,
+	STATE_BACKOFF,
+	STATE_STOPPED,
+};
+
+struct status_node {
+	char target[256];
+	int port;
+	unsigned priority, weight;
+	const char *result; /* "ok", "untried" or an error code */
+};
+
+struct status {
+	enum agent_state state;
+	time_t since;
+	pid_t pid;
+	const char *component, *domain;
+	const char *server; /* target:port in use, or NULL */
+	const char *address; /* IP in use, or NULL */
+	time_t connected_since;
+	unsigned failovers;
+	const char *last_error; /* code, or NULL if none yet */
+	const char *last_error_text;
+	time_t last_error_at;
+	const struct status_node *nodes;
+	size_t nnodes;
+};
+
+const char *status_state_name(enum agent_state);
+
+/* The file's text, "updated" set to now. Freed with free(). */
+char *status_format(const struct status *, time_t now);
+
+/* Write through a temporary file in the same directory, then rename. */
+int status_write(const char *path, const char *text, char *err, size_t errlen);
+
+/* A parsed status file: its lines as key/value pairs, in order. */
+struct status_kv {
+	char *key, *value;
+};
+struct status_file {
+	struct status_kv *kv;
+	size_t n;
+};
+
+/*
+ * Parse the text of a status file. -1 if a line is not key=value or the text
+ * is larger than 1 MiB. Freed with status_file_free.
+ */
+int status_parse(const char *text, size_t len, struct status_file *);
+void status_file_free(struct status_file *);
+/* The first value for key, or NULL. */
+const char *status_get(const struct status_file *, const char *key);
+/* Parse "2026-11-26T08:12:31Z"; -1 if malformed. */
+int status_parse_time(const char *, time_t *);
+
+#endif

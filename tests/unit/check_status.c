@@ -1,0 +1,193 @@
+/* Unit tests for status.c: the status file's format, and parsing it back. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "status.h"
+
+static const struct status_node sample_nodes[] = {
+	{ "cb1.tptac9.com", 5223, 0, 0, "auth" },
+	{ "cb2.tptac9.com", 5223, 0, 0, "ok" },
+	{ "cb3.tptac9.com", 5223, 10, 5, "untried" },
+};
+
+static struct status
+sample(enum agent_state state)
+{
+	struct status s;
+
+	memset(&s, 0, sizeof(s));
+	s.state = state;
+	s.since = 1795680751; /* 2026-11-26T08:12:31Z */
+	s.pid = 4242;
+	s.component = "cb1.tptac9.com";
+	s.domain = "tptac9.com";
+	s.server = "cb2.tptac9.com:5223";
+	s.address = "10.0.0.2";
+	s.connected_since = 1795680752;
+	s.failovers = 3;
+	s.last_error = "auth";
+	s.last_error_text = "authentication failure at cb1.tptac9.com:5223 (not-authorized)";
+	s.last_error_at = 1795680750;
+	s.nodes = sample_nodes;
+	s.nnodes = 3;
+	return s;
+}
+
+START_TEST(test_connected)
+{
+	struct status s = sample(STATE_CONNECTED);
+	char *text = status_format(&s, 1795680760);
+
+	ck_assert_str_eq(text,
+	    "state=connected\n"
+	    "since=2026-11-26T08:12:31Z\n"
+	    "updated=2026-11-26T08:12:40Z\n"
+	    "pid=4242\n"
+	    "component=cb1.tptac9.com\n"
+	    "domain=tptac9.com\n"
+	    "server=cb2.tptac9.com:5223\n"
+	    "address=10.0.0.2\n"
+	    "connected-since=2026-11-26T08:12:32Z\n"
+	    "failovers=3\n"
+	    "last-error=auth\n"
+	    "last-error-text=authentication failure at cb1.tptac9.com:5223 (not-authorized)\n"
+	    "last-error-at=2026-11-26T08:12:30Z\n"
+	    "node=cb1.tptac9.com:5223 priority=0 weight=0 result=auth\n"
+	    "node=cb2.tptac9.com:5223 priority=0 weight=0 result=ok\n"
+	    "node=cb3.tptac9.com:5223 priority=10 weight=5 result=untried\n");
+	free(text);
+}
+END_TEST
+
+START_TEST(test_backoff_has_no_server)
+{
+	struct status s = sample(STATE_BACKOFF);
+	char *text = status_format(&s, 1795680760);
+
+	ck_assert_ptr_null(strstr(text, "server="));
+	ck_assert_ptr_null(strstr(text, "address="));
+	ck_assert_ptr_null(strstr(text, "connected-since="));
+	ck_assert_ptr_nonnull(strstr(text, "state=backoff\n"));
+	free(text);
+}
+END_TEST
+
+START_TEST(test_no_error_yet)
+{
+	struct status s = sample(STATE_RESOLVING);
+	char *text;
+
+	s.last_error = NULL;
+	s.nnodes = 0;
+	text = status_format(&s, 1795680760);
+	ck_assert_ptr_null(strstr(text, "last-error"));
+	ck_assert_ptr_null(strstr(text, "node="));
+	ck_assert_ptr_nonnull(strstr(text, "failovers=3\n"));
+	free(text);
+}
+END_TEST
+
+START_TEST(test_values_stay_on_one_line)
+{
+	struct status s = sample(STATE_BACKOFF);
+	struct status_file f;
+	char *text;
+
+	s.last_error_text = "bad\nstate=connected\r";
+	text = status_format(&s, 1795680760);
+	ck_assert_int_eq(status_parse(text, strlen(text), &f), 0);
+	ck_assert_str_eq(status_get(&f, "state"), "backoff");
+	ck_assert_str_eq(status_get(&f, "last-error-text"), "bad state=connected ");
+	status_file_free(&f);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_parse_round_trip)
+{
+	struct status s = sample(STATE_CONNECTED);
+	struct status_file f;
+	char *text = status_format(&s, 1795680760);
+	size_t i, nodes = 0;
+	time_t t;
+
+	ck_assert_int_eq(status_parse(text, strlen(text), &f), 0);
+	ck_assert_str_eq(status_get(&f, "server"), "cb2.tptac9.com:5223");
+	ck_assert_str_eq(status_get(&f, "node"), "cb1.tptac9.com:5223 priority=0 weight=0 result=auth");
+	for (i = 0; i < f.n; i++)
+		nodes += strcmp(f.kv[i].key, "node") == 0;
+	ck_assert_uint_eq(nodes, 3);
+	ck_assert_ptr_null(status_get(&f, "relay"));
+	ck_assert_int_eq(status_parse_time(status_get(&f, "since"), &t), 0);
+	ck_assert_int_eq(t, 1795680751);
+	status_file_free(&f);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_parse_garbage)
+{
+	struct status_file f;
+	time_t t;
+
+	ck_assert_int_eq(status_parse("state=connected\nno equals sign\n", 31, &f), -1);
+	ck_assert_int_eq(status_parse("=value\n", 7, &f), -1);
+	ck_assert_int_eq(status_parse("a=b\0c\n", 6, &f), -1);
+	ck_assert_int_eq(status_parse("", 0, &f), 0);
+	ck_assert_uint_eq(f.n, 0);
+	status_file_free(&f);
+	ck_assert_int_eq(status_parse_time("2026-11-26 08:12:31", &t), -1);
+	ck_assert_int_eq(status_parse_time("2026-11-26T08:12:31Zjunk", &t), -1);
+	ck_assert_int_eq(status_parse_time("", &t), -1);
+}
+END_TEST
+
+START_TEST(test_write_atomic)
+{
+	char dir[] = "/tmp/check_status.XXXXXX", path[64], err[256], buf[64];
+	FILE *fp;
+	size_t n;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/status", dir);
+	ck_assert_int_eq(status_write(path, "state=connected\n", err, sizeof(err)), 0);
+	ck_assert_int_eq(status_write(path, "state=backoff\n", err, sizeof(err)), 0);
+	fp = fopen(path, "r");
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	ck_assert_str_eq(buf, "state=backoff\n");
+	snprintf(buf, sizeof(buf), "%s/status.tmp", dir);
+	ck_assert_int_eq(access(buf, F_OK), -1); /* no temporary left behind */
+	unlink(path);
+	rmdir(dir);
+	ck_assert_int_eq(status_write("/nonexistent/dir/status", "x=y\n", err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "/nonexistent/dir/status.tmp: No such file or directory");
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("status");
+	TCase *tc = tcase_create("status");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, test_connected);
+	tcase_add_test(tc, test_backoff_has_no_server);
+	tcase_add_test(tc, test_no_error_yet);
+	tcase_add_test(tc, test_values_stay_on_one_line);
+	tcase_add_test(tc, test_parse_round_trip);
+	tcase_add_test(tc, test_parse_garbage);
+	tcase_add_test(tc, test_write_atomic);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

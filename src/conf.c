@@ -4,15 +4,21 @@
  * caller, which accepts it or says what is wrong, and the reader adds the
  * file and line.
  */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
+#include "jid.h"
 #include "util.h"
 
 struct reader {
@@ -190,4 +196,318 @@ conf_bool(const char *value, int *out)
 	else
 		return -1;
 	return 0;
+}
+
+/* xcompd's keys. */
+
+struct conf *
+conf_new(void)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+
+	c->service = xstrdup("_xmpp-component._tcp");
+	c->port = 5347;
+	c->connect_timeout = 5;
+	c->handshake_timeout = 10;
+	c->keepalive = 30;
+	c->keepalive_timeout = 10;
+	c->backoff_min = 1;
+	c->backoff_max = 60;
+	c->status_file = xstrdup("/run/xcomp/status");
+	c->log_level = LOG_LEVEL_INFO;
+	return c;
+}
+
+void
+conf_wipe_free(char *s)
+{
+	if (s == NULL)
+		return;
+	util_wipe(s, strlen(s));
+	free(s);
+}
+
+void
+conf_free(struct conf *c)
+{
+	if (c == NULL)
+		return;
+	free(c->path);
+	free(c->name);
+	free(c->domain);
+	free(c->component);
+	free(c->secret_file);
+	conf_wipe_free(c->secret);
+	free(c->service);
+	free(c->dns_server);
+	free(c->trust_anchor);
+	free(c->status_file);
+	free(c);
+}
+
+static void
+set_str(char **field, const char *value)
+{
+	free(*field);
+	*field = xstrdup(value);
+}
+
+static const char *
+set_name(struct conf *c, const char *value)
+{
+	const char *p;
+
+	if (strlen(value) > 63)
+		return "name: at most 63 characters";
+	for (p = value; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return "name: use letters, digits, '-' and '_' (e.g. cb1)";
+	set_str(&c->name, value);
+	return NULL;
+}
+
+static const char *
+set_servers(struct conf *c, const char *value, char *err, size_t errlen)
+{
+	char *copy = xstrdup(value), *w, *save = NULL;
+	const char *why = NULL;
+
+	c->nservers = 0;
+	for (w = strtok_r(copy, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+		struct conf_server *s = &c->servers[c->nservers];
+
+		if (c->nservers == CONF_MAX_SERVERS) {
+			why = "server: too many entries";
+			break;
+		}
+		s->port = -1;
+		if (util_split_hostport(w, s->host, sizeof(s->host), &s->port) == -1 ||
+		    s->port == 0 || (!jid_valid_domain(s->host) && strchr(s->host, ':') == NULL)) {
+			snprintf(err, errlen, "server: \"%s\" is not host[:port]", w);
+			why = err;
+			break;
+		}
+		if (s->port == -1)
+			s->port = 0; /* the "port" key */
+		c->nservers++;
+	}
+	free(copy);
+	return why;
+}
+
+static int
+valid_service(const char *s)
+{
+	/* Two labels, each starting with '_': _xmpp-component._tcp */
+	const char *dot = strchr(s, '.');
+
+	return s[0] == '_' && dot != NULL && dot[1] == '_' && strchr(dot + 1, '.') == NULL &&
+	    jid_valid_domain(s + 1);
+}
+
+static int
+valid_dns_server(const char *s)
+{
+	char ip[64];
+	const char *at = strchr(s, '@');
+	size_t n = at ? (size_t)(at - s) : strlen(s);
+	struct sockaddr_storage ss;
+	unsigned port;
+	int len;
+
+	if (n == 0 || n >= sizeof(ip))
+		return 0;
+	memcpy(ip, s, n);
+	ip[n] = '\0';
+	if (util_sockaddr(ip, 53, &ss, &len) == -1)
+		return 0;
+	return at == NULL || conf_uint(at + 1, 1, 65535, &port) == 0;
+}
+
+struct numkey {
+	const char *key;
+	size_t off;
+	unsigned min, max;
+};
+
+static const struct numkey numkeys[] = {
+	{ "port", offsetof(struct conf, port), 1, 65535 },
+	{ "connect-timeout", offsetof(struct conf, connect_timeout), 1, 300 },
+	{ "handshake-timeout", offsetof(struct conf, handshake_timeout), 1, 300 },
+	{ "keepalive", offsetof(struct conf, keepalive), 1, 3600 },
+	{ "keepalive-timeout", offsetof(struct conf, keepalive_timeout), 1, 300 },
+	{ "backoff-min", offsetof(struct conf, backoff_min), 1, 3600 },
+	{ "backoff-max", offsetof(struct conf, backoff_max), 1, 86400 },
+};
+
+static const char *
+set_number(struct conf *c, const struct numkey *k, const char *value, char *err, size_t errlen)
+{
+	unsigned *field = (unsigned *)((char *)c + k->off);
+
+	if (conf_uint(value, k->min, k->max, field) == -1) {
+		snprintf(err, errlen, "%s: expected a whole number from %u to %u, found \"%.40s\"",
+		    k->key, k->min, k->max, value);
+		return err;
+	}
+	return NULL;
+}
+
+const char *
+conf_set(void *arg, const char *key, const char *value, char *err, size_t errlen)
+{
+	struct conf *c = arg;
+	size_t i;
+
+	for (i = 0; i < nitems(numkeys); i++)
+		if (strcmp(key, numkeys[i].key) == 0)
+			return set_number(c, &numkeys[i], value, err, errlen);
+	if (strcmp(key, "name") == 0)
+		return set_name(c, value);
+	if (strcmp(key, "domain") == 0 || strcmp(key, "component") == 0) {
+		if (!jid_valid_domain(value)) {
+			snprintf(err, errlen, "%s: \"%.60s\" is not a domain name", key, value);
+			return err;
+		}
+		set_str(strcmp(key, "domain") == 0 ? &c->domain : &c->component, value);
+	} else if (strcmp(key, "secret-file") == 0) {
+		set_str(&c->secret_file, value);
+	} else if (strcmp(key, "secret") == 0) {
+		if (strlen(value) > CONF_SECRET_MAX)
+			return "secret: longer than 1024 characters";
+		conf_wipe_free(c->secret);
+		c->secret = xstrdup(value);
+		c->secret_inline = 1;
+	} else if (strcmp(key, "server") == 0) {
+		return set_servers(c, value, err, errlen);
+	} else if (strcmp(key, "service") == 0) {
+		if (!valid_service(value))
+			return "service: expected two labels like _xmpp-component._tcp";
+		set_str(&c->service, value);
+	} else if (strcmp(key, "dns-server") == 0) {
+		if (!valid_dns_server(value))
+			return "dns-server: expected an IP address, optionally @PORT "
+			    "(127.0.0.1@5353)";
+		set_str(&c->dns_server, value);
+	} else if (strcmp(key, "dnssec-trust-anchor") == 0) {
+		set_str(&c->trust_anchor, value);
+	} else if (strcmp(key, "status-file") == 0) {
+		set_str(&c->status_file, value);
+	} else if (strcmp(key, "log") == 0) {
+		if (strcmp(value, "stderr") && strcmp(value, "syslog"))
+			return "log: expected stderr or syslog";
+		c->log_syslog = strcmp(value, "syslog") == 0;
+	} else if (strcmp(key, "log-level") == 0) {
+		if (log_level_parse(value, &c->log_level) == -1)
+			return "log-level: expected error, warning, info or debug";
+	} else {
+		snprintf(err, errlen, "unknown key \"%.60s\" (see xcompd.conf(5))", key);
+		return err;
+	}
+	return NULL;
+}
+
+int
+conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	set_str(&c->path, path);
+	return conf_parse_file(path, conf_set, c, err, errlen);
+}
+
+int
+conf_override(struct conf *c, const char *kv, char *err, size_t errlen)
+{
+	char *line;
+	int r;
+
+	if (strchr(kv, '=') == NULL) {
+		snprintf(err, errlen, "-o %s: expected KEY=VALUE", kv);
+		return -1;
+	}
+	line = xasprintf("%s\n", kv);
+	r = conf_parse_string("-o", line, conf_set, c, err, errlen);
+	conf_wipe_free(line);
+	return r;
+}
+
+int
+conf_read_secret(const char *path, char **secret, char *err, size_t errlen)
+{
+	char line[CONF_SECRET_MAX + 2];
+	struct stat sb;
+	ssize_t n;
+	size_t len;
+	int fd;
+
+	*secret = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 || fstat(fd, &sb) == -1) {
+		snprintf(err, errlen, "secret-file %s: %s", path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	if (sb.st_mode & (S_IRGRP | S_IROTH)) {
+		snprintf(err, errlen, "secret-file %s: readable by group or others (mode %03o); "
+		    "run: chmod 600 %s", path, (unsigned)(sb.st_mode & 0777), path);
+		close(fd);
+		return -1;
+	}
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n < 0) {
+		snprintf(err, errlen, "secret-file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	line[n] = '\0';
+	len = strcspn(line, "\r\n");
+	if (len > CONF_SECRET_MAX) {
+		util_wipe(line, sizeof(line));
+		snprintf(err, errlen, "secret-file %s: the secret is longer than %d characters",
+		    path, CONF_SECRET_MAX);
+		return -1;
+	}
+	if (len == 0 || memchr(line, '\0', len) != NULL) {
+		util_wipe(line, sizeof(line));
+		snprintf(err, errlen, "secret-file %s: the first line is empty", path);
+		return -1;
+	}
+	*secret = xstrndup(line, len);
+	util_wipe(line, sizeof(line));
+	return 0;
+}
+
+int
+conf_finish(struct conf *c, char *err, size_t errlen)
+{
+	const char *file = c->path ? c->path : "configuration";
+
+	if (c->name == NULL || c->domain == NULL) {
+		snprintf(err, errlen, "%s: \"%s\" is required", file, c->name ? "domain" : "name");
+		return -1;
+	}
+	if ((c->secret_file != NULL) == c->secret_inline) {
+		snprintf(err, errlen, "%s: set exactly one of \"secret-file\" (preferred) and "
+		    "\"secret\"", file);
+		return -1;
+	}
+	if (c->backoff_min > c->backoff_max) {
+		snprintf(err, errlen, "%s: backoff-min (%u) is larger than backoff-max (%u)", file,
+		    c->backoff_min, c->backoff_max);
+		return -1;
+	}
+	if (c->component == NULL)
+		c->component = xasprintf("%s.%s", c->name, c->domain);
+	if (c->secret_file != NULL) {
+		conf_wipe_free(c->secret);
+		c->secret = NULL;
+		if (conf_read_secret(c->secret_file, &c->secret, err, errlen) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+char *
+conf_srv_name(const struct conf *c)
+{
+	return xasprintf("%s.%s", c->service, c->domain);
 }

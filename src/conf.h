@@ -29,4 +29,69 @@ int conf_parse_string(const char *name, const char *text, conf_pair_cb *, void *
 int conf_uint(const char *value, unsigned min, unsigned max, unsigned *out);
 int conf_bool(const char *value, int *out);
 
+
+
+/*
+ * xcompd's configuration (xcompd.conf(5)). Defaults are set in conf_new
+ * and nowhere else.
+ */
+#include "log.h"
+
+#define CONF_MAX_SERVERS 32
+#define CONF_SECRET_MAX 1024
+
+struct conf_server {
+	char host[256];
+	int port; /* 0: the "port" key */
+};
+
+struct conf {
+	char *path; /* the file read, for messages */
+	char *name;
+	char *domain;
+	char *component; /* conf_finish sets NAME.DOMAIN when not given */
+	char *secret_file;
+	char *secret; /* the inline secret, or the one read from secret_file */
+	int secret_inline;
+	struct conf_server servers[CONF_MAX_SERVERS];
+	size_t nservers;
+	char *service;
+	unsigned port;
+	char *dns_server;
+	char *trust_anchor;
+	unsigned connect_timeout;
+	unsigned handshake_timeout;
+	unsigned keepalive;
+	unsigned keepalive_timeout;
+	unsigned backoff_min;
+	unsigned backoff_max;
+	char *status_file;
+	int log_syslog;
+	enum log_level log_level;
+};
+
+/* A configuration with every default. Freed with conf_free. */
+struct conf *conf_new(void);
+void conf_free(struct conf *);
+/* Set one key (a conf_pair_cb: NULL when accepted, else the reason). */
+const char *conf_set(void *conf, const char *key, const char *value, char *err, size_t errlen);
+/* Read a file into conf. */
+int conf_load(struct conf *, const char *path, char *err, size_t errlen);
+/* Apply "-o KEY=VALUE". */
+int conf_override(struct conf *, const char *kv, char *err, size_t errlen);
+/*
+ * Check what no single line can (required keys, secret vs secret-file,
+ * backoff-min <= backoff-max), fill in the component default, and read the
+ * secret file. Call it once, after conf_load and the overrides.
+ */
+int conf_finish(struct conf *, char *err, size_t errlen);
+/* The SRV name: SERVICE.DOMAIN. Freed with free(). */
+char *conf_srv_name(const struct conf *);
+/*
+ * Read the first line of a secret file, refusing one that group or others
+ * can read. *secret is freed with conf_wipe_free.
+ */
+int conf_read_secret(const char *path, char **secret, char *err, size_t errlen);
+/* Wipe a string, then free it. */
+void conf_wipe_free(char *);
 #endif

@@ -1,4 +1,6 @@
 /* Unit tests for conf.c: the "key = value" reader and its error messages. */
+#include <sys/stat.h>
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +191,225 @@ START_TEST(test_bool)
 }
 END_TEST
 
+/* xcompd's keys */
+
+static char tmpdir[64];
+
+static const char *
+write_file(const char *name, const char *text, int mode)
+{
+	static char path[128];
+	FILE *fp;
+
+	if (tmpdir[0] == '\0') {
+		strcpy(tmpdir, "/tmp/check_conf.XXXXXX");
+		ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	}
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fputs(text, fp);
+	fclose(fp);
+	chmod(path, mode);
+	return path;
+}
+
+static void
+remove_tmpdir(void)
+{
+	char cmd[128];
+
+	if (tmpdir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		ck_assert_int_eq(system(cmd), 0);
+		tmpdir[0] = '\0';
+	}
+}
+
+START_TEST(test_defaults)
+{
+	struct conf *c = conf_new();
+	char err[512];
+
+	ck_assert_str_eq(c->service, "_xmpp-component._tcp");
+	ck_assert_uint_eq(c->port, 5347);
+	ck_assert_uint_eq(c->connect_timeout, 5);
+	ck_assert_uint_eq(c->handshake_timeout, 10);
+	ck_assert_uint_eq(c->keepalive, 30);
+	ck_assert_uint_eq(c->keepalive_timeout, 10);
+	ck_assert_uint_eq(c->backoff_min, 1);
+	ck_assert_uint_eq(c->backoff_max, 60);
+	ck_assert_str_eq(c->status_file, "/run/xcomp/status");
+	ck_assert_int_eq(c->log_syslog, 0);
+	ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
+	ck_assert_ptr_null(c->dns_server);
+	ck_assert_int_eq(conf_parse_string("t", "name = cb1\ndomain = tptac9.com\nsecret = x\n",
+	    conf_set, c, err, sizeof(err)), 0);
+	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
+	ck_assert_str_eq(c->component, "cb1.tptac9.com");
+	ck_assert_str_eq(c->secret, "x");
+	conf_free(c);
+}
+END_TEST
+
+START_TEST(test_all_keys)
+{
+	struct conf *c = conf_new();
+	char err[512], *srv;
+
+	ck_assert_int_eq(conf_parse_string("t",
+	    "name = cb2\ndomain = tptac9.com\ncomponent = bridge.tptac9.com\nsecret = s\n"
+	    "server = a.tptac9.com:5223 10.0.0.3 [::1]:5224\nservice = _xmpp-component._tcp\n"
+	    "port = 5275\ndns-server = 127.0.0.1@5353\ndnssec-trust-anchor = /etc/ta\n"
+	    "connect-timeout = 2\nhandshake-timeout = 3\nkeepalive = 4\nkeepalive-timeout = 5\n"
+	    "backoff-min = 6\nbackoff-max = 7\nstatus-file = /tmp/s\nlog = syslog\n"
+	    "log-level = debug\n", conf_set, c, err, sizeof(err)), 0);
+	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
+	ck_assert_str_eq(c->component, "bridge.tptac9.com");
+	ck_assert_uint_eq(c->nservers, 3);
+	ck_assert_str_eq(c->servers[0].host, "a.tptac9.com");
+	ck_assert_int_eq(c->servers[0].port, 5223);
+	ck_assert_str_eq(c->servers[1].host, "10.0.0.3");
+	ck_assert_int_eq(c->servers[1].port, 0);
+	ck_assert_str_eq(c->servers[2].host, "::1");
+	ck_assert_uint_eq(c->port, 5275);
+	ck_assert_str_eq(c->dns_server, "127.0.0.1@5353");
+	ck_assert_uint_eq(c->keepalive_timeout, 5);
+	ck_assert_uint_eq(c->backoff_max, 7);
+	ck_assert_int_eq(c->log_syslog, 1);
+	ck_assert_int_eq(c->log_level, LOG_LEVEL_DEBUG);
+	srv = conf_srv_name(c);
+	ck_assert_str_eq(srv, "_xmpp-component._tcp.tptac9.com");
+	free(srv);
+	conf_free(c);
+}
+END_TEST
+
+static void
+key_error(const char *line, const char *message)
+{
+	struct conf *c = conf_new();
+	char err[512];
+
+	ck_assert_int_eq(conf_parse_string("xcompd.conf", line, conf_set, c, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, message);
+	conf_free(c);
+}
+
+START_TEST(test_key_errors)
+{
+	key_error("colour = blue\n", "xcompd.conf:1: unknown key \"colour\" (see xcompd.conf(5))");
+	key_error("name = cb1\nkeepalive = 0\n", "xcompd.conf:2: keepalive: expected a whole "
+	    "number from 1 to 3600, found \"0\"");
+	key_error("port = 70000\n", "xcompd.conf:1: port: expected a whole number from 1 to "
+	    "65535, found \"70000\"");
+	key_error("connect-timeout = 5s\n", "xcompd.conf:1: connect-timeout: expected a whole "
+	    "number from 1 to 300, found \"5s\"");
+	key_error("name = cb 1\n", "xcompd.conf:1: name: use letters, digits, '-' and '_' (e.g. "
+	    "cb1)");
+	key_error("domain = tptac9..com/x\n", "xcompd.conf:1: domain: \"tptac9..com/x\" is not a "
+	    "domain name");
+	key_error("server = a.example:0\n", "xcompd.conf:1: server: \"a.example:0\" is not "
+	    "host[:port]");
+	key_error("server = a b:x\n", "xcompd.conf:1: server: \"b:x\" is not host[:port]");
+	key_error("service = xmpp-component.tcp\n", "xcompd.conf:1: service: expected two labels "
+	    "like _xmpp-component._tcp");
+	key_error("dns-server = dns.example\n", "xcompd.conf:1: dns-server: expected an IP "
+	    "address, optionally @PORT (127.0.0.1@5353)");
+	key_error("dns-server = 127.0.0.1@99999\n", "xcompd.conf:1: dns-server: expected an IP "
+	    "address, optionally @PORT (127.0.0.1@5353)");
+	key_error("log = file\n", "xcompd.conf:1: log: expected stderr or syslog");
+	key_error("log-level = loud\n", "xcompd.conf:1: log-level: expected error, warning, info "
+	    "or debug");
+}
+END_TEST
+
+static void
+finish_error(const char *text, const char *message)
+{
+	struct conf *c = conf_new();
+	char err[512];
+
+	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
+	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, message);
+	conf_free(c);
+}
+
+START_TEST(test_finish_errors)
+{
+	char text[256], expect[512];
+	const char *path;
+
+	finish_error("domain = tptac9.com\nsecret = x\n", "configuration: \"name\" is required");
+	finish_error("name = cb1\nsecret = x\n", "configuration: \"domain\" is required");
+	finish_error("name = cb1\ndomain = d.com\n", "configuration: set exactly one of "
+	    "\"secret-file\" (preferred) and \"secret\"");
+	finish_error("name = cb1\ndomain = d.com\nsecret = x\nsecret-file = /x\n",
+	    "configuration: set exactly one of \"secret-file\" (preferred) and \"secret\"");
+	finish_error("name = cb1\ndomain = d.com\nsecret = x\nbackoff-min = 9\nbackoff-max = 8\n",
+	    "configuration: backoff-min (9) is larger than backoff-max (8)");
+	finish_error("name = cb1\ndomain = d.com\nsecret-file = /nonexistent/secret\n",
+	    "secret-file /nonexistent/secret: No such file or directory");
+	path = write_file("open-secret", "s3cret\n", 0644);
+	snprintf(text, sizeof(text), "name = cb1\ndomain = d.com\nsecret-file = %s\n", path);
+	snprintf(expect, sizeof(expect), "secret-file %s: readable by group or others (mode 644); "
+	    "run: chmod 600 %s", path, path);
+	finish_error(text, expect);
+	path = write_file("empty-secret", "\nsecond line\n", 0600);
+	snprintf(text, sizeof(text), "name = cb1\ndomain = d.com\nsecret-file = %s\n", path);
+	snprintf(expect, sizeof(expect), "secret-file %s: the first line is empty", path);
+	finish_error(text, expect);
+	remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_secret_file)
+{
+	struct conf *c = conf_new();
+	char text[256], err[512];
+	const char *path = write_file("secret", "kvgP1SRzWVabhiPVAb1\r\nignored\n", 0600);
+
+	snprintf(text, sizeof(text), "name = cb1\ndomain = d.com\nsecret-file = %s\n", path);
+	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
+	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
+	ck_assert_str_eq(c->secret, "kvgP1SRzWVabhiPVAb1");
+	conf_free(c);
+	remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_override)
+{
+	struct conf *c = conf_new();
+	char err[512];
+
+	ck_assert_int_eq(conf_override(c, "keepalive=7", err, sizeof(err)), 0);
+	ck_assert_uint_eq(c->keepalive, 7);
+	ck_assert_int_eq(conf_override(c, "keepalive", err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "-o keepalive: expected KEY=VALUE");
+	ck_assert_int_eq(conf_override(c, "keepalive=x", err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "-o:1: keepalive: expected a whole number from 1 to 3600, found "
+	    "\"x\"");
+	conf_free(c);
+}
+END_TEST
+
+START_TEST(test_contrib_example)
+{
+	struct conf *c = conf_new();
+	char err[512], path[512];
+	const char *src = getenv("XCOMP_SRCDIR");
+
+	snprintf(path, sizeof(path), "%s/contrib/xcompd.conf", src ? src : ".");
+	ck_assert_msg(conf_load(c, path, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(c->name, "cb1");
+	ck_assert_str_eq(c->domain, "tptac9.com");
+	ck_assert_str_eq(c->secret_file, "/etc/xcomp/cb1.secret");
+	conf_free(c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -207,6 +428,13 @@ main(void)
 	tcase_add_test(tc, test_file_line_numbers);
 	tcase_add_test(tc, test_uint);
 	tcase_add_test(tc, test_bool);
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_all_keys);
+	tcase_add_test(tc, test_key_errors);
+	tcase_add_test(tc, test_finish_errors);
+	tcase_add_test(tc, test_secret_file);
+	tcase_add_test(tc, test_override);
+	tcase_add_test(tc, test_contrib_example);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -679,6 +679,44 @@ on_signal(int signo, void *arg)
 	stop_check(srv);
 }
 
+/*
+ * SIGHUP: take the call bridges and policies from the state directory again.
+ * Sessions already authenticated stay; the domain and listeners need a restart.
+ */
+static void
+on_hup(int signo, void *arg)
+{
+	struct server *srv = arg;
+	struct state fresh, *st = srv->st;
+	struct callbridge *cbs;
+	char err[1024];
+	size_t n;
+
+	(void)signo;
+	if (state_load(st->dir, &fresh, err, sizeof(err)) == -1) {
+		log_warnx("state not reloaded: %s", err);
+		state_free(&fresh);
+		return;
+	}
+	if (fresh.domain == NULL || strcmp(fresh.domain, st->domain) != 0 ||
+	    fresh.nlisten != st->nlisten ||
+	    memcmp(fresh.listen, st->listen, sizeof(st->listen[0]) * st->nlisten) != 0)
+		log_warnx("the domain and listeners change only with a restart");
+	cbs = st->cbs;
+	n = st->ncbs;
+	st->cbs = fresh.cbs;
+	st->ncbs = fresh.ncbs;
+	fresh.cbs = cbs;
+	fresh.ncbs = n;
+	st->policy = fresh.policy;
+	st->handshake_timeout = fresh.handshake_timeout;
+	st->max_stanza = fresh.max_stanza;
+	srv->limits.stanza = st->max_stanza;
+	state_free(&fresh);
+	log_info("state reloaded: %zu call bridge%s, conflict-policy %s", st->ncbs,
+	    st->ncbs == 1 ? "" : "s", state_policy_name(st->policy));
+}
+
 static int
 serve_setup(struct server *srv)
 {
@@ -721,6 +759,7 @@ serve_run(struct state *st)
 	signal(SIGPIPE, SIG_IGN);
 	loop_signal(srv.loop, SIGTERM, on_signal, &srv);
 	loop_signal(srv.loop, SIGINT, on_signal, &srv);
+	loop_signal(srv.loop, SIGHUP, on_hup, &srv);
 	if (serve_setup(&srv) == 0 && loop_run(srv.loop) == 0)
 		r = 0;
 	while (srv.conns)

@@ -1,0 +1,1051 @@
+/*
+ * agent: xcompd's state machine, one session at a time.
+ *
+ * A "round" walks the nodes in RFC 2782 order; each node is tried at most
+ * once a round, so a node that accepts and closes at once cannot make the
+ * agent spin. When a session drops, the next attempt goes at once to the
+ * first node of the order that is not the one that dropped and has not
+ * failed this round. Only when every node has failed does the agent back
+ * off (exponential, with jitter), then re-resolve and start a new round. A
+ * session that stays up for STABLE_MS ends the round: the other nodes are
+ * eligible again and the backoff starts from its minimum.
+ */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "backoff.h"
+#include "digest.h"
+#include "dns.h"
+#include "io.h"
+#include "log.h"
+#include "srv.h"
+#include "status.h"
+#include "util.h"
+#include "xs.h"
+
+#define STABLE_MS 3000
+#define STOP_WAIT_MS 1000
+#define OUT_MAX (1u << 20)
+#define NONE ((size_t)-1)
+
+struct node {
+	char target[SRV_TARGET_MAX];
+	int port;
+	unsigned priority, weight;
+	struct dns_addr *addrs;
+	size_t naddrs;
+	int resolved; /* address lookup finished */
+	struct dns_query *q;
+	struct agent *agent;
+	const char *result; /* "untried", "ok" or an error code */
+	int tried; /* failed (or in use) this round */
+	int redirect; /* added by see-other-host, until the next resolve */
+	uint64_t hold_until; /* after a conflict: not before this */
+	struct backoff hold;
+};
+
+struct agent {
+	struct loop *loop;
+	struct conf *conf;
+	struct dns *dns;
+	enum agent_state state;
+	time_t since;
+
+	struct node *nodes;
+	size_t nnodes;
+	size_t cur; /* node being tried or in use, or NONE */
+	size_t addr; /* address index within it */
+	size_t prefer; /* see-other-host: try this node next, or NONE */
+	struct dns_query *srvq;
+	int refreshing; /* re-resolving while connected */
+
+	struct io *io;
+	struct xs *xs;
+	int in_feed;
+	int dead; /* the session ended inside xs_feed; clean up after */
+	int waiting_ping;
+	unsigned ping_seq;
+	uint64_t connected_ms;
+	time_t connected_since;
+
+	struct timer t_step; /* connect, handshake or stop deadline */
+	struct timer t_keepalive;
+	struct timer t_backoff;
+	struct timer t_stable;
+	struct timer t_ttl;
+	struct timer t_status;
+	struct backoff backoff;
+
+	unsigned failovers;
+	char last_error[16];
+	char last_error_text[600];
+	time_t last_error_at;
+	char server[SRV_TARGET_MAX + 8];
+	char address[DNS_IP_MAX];
+	int stopping;
+};
+
+static void next_attempt(struct agent *);
+static void start_resolve(struct agent *);
+static void connect_addr(struct agent *);
+static void finish_stop(struct agent *);
+static const struct io_handler session_io;
+static const struct xs_handler session_xs;
+
+static uint32_t
+rnd(void *arg, uint32_t bound)
+{
+	(void)arg;
+	return util_random_below(bound);
+}
+
+/* Status file */
+
+static void
+write_status(struct agent *a)
+{
+	struct status_node *sn = xcalloc(a->nnodes, sizeof(*sn));
+	struct status s;
+	char err[512], *text;
+	size_t i;
+
+	for (i = 0; i < a->nnodes; i++) {
+		snprintf(sn[i].target, sizeof(sn[i].target), "%s", a->nodes[i].target);
+		sn[i].port = a->nodes[i].port;
+		sn[i].priority = a->nodes[i].priority;
+		sn[i].weight = a->nodes[i].weight;
+		sn[i].result = a->nodes[i].result;
+	}
+	memset(&s, 0, sizeof(s));
+	s.state = a->state;
+	s.since = a->since;
+	s.pid = getpid();
+	s.component = a->conf->component;
+	s.domain = a->conf->domain;
+	s.server = a->server[0] ? a->server : NULL;
+	s.address = a->address[0] ? a->address : NULL;
+	s.connected_since = a->connected_since;
+	s.failovers = a->failovers;
+	s.last_error = a->last_error[0] ? a->last_error : NULL;
+	s.last_error_text = a->last_error_text;
+	s.last_error_at = a->last_error_at;
+	s.nodes = sn;
+	s.nnodes = a->nnodes;
+	text = status_format(&s, time(NULL));
+	if (status_write(a->conf->status_file, text, err, sizeof(err)) == -1)
+		log_warnx("status file: %s", err);
+	free(text);
+	free(sn);
+	/* A heartbeat, so that a reader can tell a dead agent from a quiet one. */
+	timer_add(loop_timers(a->loop), &a->t_status, a->conf->keepalive * 1000ull);
+}
+
+static void
+status_tick(void *arg)
+{
+	write_status(arg);
+}
+
+static void
+set_state(struct agent *a, enum agent_state s)
+{
+	if (a->state != s) {
+		a->state = s;
+		a->since = time(NULL);
+		log_debug("state %s", status_state_name(s));
+	}
+	write_status(a);
+}
+
+static void
+set_error(struct agent *a, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+set_error(struct agent *a, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(a->last_error, sizeof(a->last_error), "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(a->last_error_text, sizeof(a->last_error_text), fmt, ap);
+	va_end(ap);
+	a->last_error_at = time(NULL);
+	log_warnx("%s", a->last_error_text);
+}
+
+/* Nodes */
+
+static void
+node_clear(struct agent *a, struct node *n)
+{
+	if (n->q)
+		dns_cancel(a->dns, n->q);
+	n->q = NULL;
+	free(n->addrs);
+	n->addrs = NULL;
+	n->naddrs = 0;
+}
+
+static void
+nodes_free(struct agent *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nnodes; i++)
+		node_clear(a, &a->nodes[i]);
+	free(a->nodes);
+	a->nodes = NULL;
+	a->nnodes = 0;
+}
+
+static struct node *
+node_find(struct node *nodes, size_t n, const char *target, int port)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (nodes[i].port == port && strcasecmp(nodes[i].target, target) == 0)
+			return &nodes[i];
+	return NULL;
+}
+
+static void
+node_init(struct agent *a, struct node *n, const char *target, int port, unsigned prio,
+    unsigned weight, const struct node *old)
+{
+	memset(n, 0, sizeof(*n));
+	snprintf(n->target, sizeof(n->target), "%s", target);
+	n->port = port;
+	n->priority = prio;
+	n->weight = weight;
+	n->agent = a;
+	n->result = old ? old->result : "untried";
+	n->hold_until = old ? old->hold_until : 0;
+	if (old)
+		n->hold = old->hold;
+	else
+		backoff_init(&n->hold, a->conf->backoff_min, a->conf->backoff_max);
+}
+
+/* Replace the node list, keeping what is known of nodes that stay. */
+static void
+nodes_replace(struct agent *a, struct node *fresh, size_t n)
+{
+	char cur_target[SRV_TARGET_MAX] = "";
+	int cur_port = 0;
+	size_t i;
+
+	if (a->cur != NONE) {
+		snprintf(cur_target, sizeof(cur_target), "%s", a->nodes[a->cur].target);
+		cur_port = a->nodes[a->cur].port;
+	}
+	nodes_free(a);
+	a->nodes = fresh;
+	a->nnodes = n;
+	a->prefer = NONE;
+	a->cur = NONE;
+	for (i = 0; i < n; i++)
+		if (cur_target[0] && fresh[i].port == cur_port &&
+		    strcasecmp(fresh[i].target, cur_target) == 0)
+			a->cur = i;
+}
+
+/* Addresses */
+
+static int
+is_ip(const char *host)
+{
+	struct sockaddr_storage ss;
+	int len;
+
+	return util_sockaddr(host, 1, &ss, &len) == 0;
+}
+
+static void
+on_addrs(void *arg, const struct dns_addr_result *r)
+{
+	struct node *n = arg;
+	struct agent *a = n->agent;
+
+	n->q = NULL;
+	n->resolved = 1;
+	if (r->status == DNS_OK) {
+		n->addrs = xcalloc(r->n, sizeof(*n->addrs));
+		memcpy(n->addrs, r->addrs, r->n * sizeof(*n->addrs));
+		n->naddrs = r->n;
+	} else
+		log_debug("%s", r->why);
+	/* The attempt was waiting for exactly this node. */
+	if (a->cur == (size_t)(n - a->nodes) && a->state == STATE_RESOLVING && a->io == NULL)
+		connect_addr(a);
+}
+
+static void
+resolve_addrs(struct agent *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nnodes; i++) {
+		struct node *n = &a->nodes[i];
+
+		if (n->resolved || n->q)
+			continue;
+		if (is_ip(n->target)) {
+			n->addrs = xcalloc(1, sizeof(*n->addrs));
+			snprintf(n->addrs[0].ip, sizeof(n->addrs[0].ip), "%.45s", n->target);
+			n->addrs[0].family = strchr(n->target, ':') ? AF_INET6 : AF_INET;
+			n->naddrs = 1;
+			n->resolved = 1;
+		} else if (dns_addrs(a->dns, n->target, on_addrs, n, &n->q) == -1) {
+			n->resolved = 1;
+		}
+	}
+}
+
+/* Sessions */
+
+static void
+session_end(struct agent *a)
+{
+	struct timerq *tq = loop_timers(a->loop);
+
+	timer_cancel(tq, &a->t_step);
+	timer_cancel(tq, &a->t_keepalive);
+	timer_cancel(tq, &a->t_stable);
+	a->waiting_ping = 0;
+	if (a->in_feed) {
+		/* xs_feed is on the stack: free the parser once it returns. */
+		a->dead = 1;
+	} else {
+		xs_free(a->xs);
+		a->xs = NULL;
+	}
+	if (a->io) {
+		io_free(a->io);
+		a->io = NULL;
+	}
+}
+
+static int
+was_connected(const struct agent *a)
+{
+	return a->state == STATE_CONNECTED;
+}
+
+/* The current attempt or session failed with code; move on. */
+static void
+session_failed(struct agent *a, const char *code)
+{
+	struct node *n = &a->nodes[a->cur];
+
+	if (a->stopping) {
+		finish_stop(a);
+		return;
+	}
+	n->result = code;
+	n->tried = 1;
+	if (was_connected(a))
+		a->failovers++;
+	session_end(a);
+	a->server[0] = a->address[0] = '\0';
+	a->connected_since = 0;
+	next_attempt(a);
+}
+
+/* Try the node's next address, or give up on the node. */
+static void
+address_failed(struct agent *a, const char *code)
+{
+	struct node *n = &a->nodes[a->cur];
+
+	session_end(a);
+	if (a->addr + 1 < n->naddrs) {
+		a->addr++;
+		connect_addr(a);
+		return;
+	}
+	session_failed(a, code);
+}
+
+static void
+step_expired(void *arg)
+{
+	struct agent *a = arg;
+	struct node *n = &a->nodes[a->cur];
+
+	if (a->state == STATE_CONNECTING) {
+		set_error(a, "timeout", "no answer from %s:%d (%s) within %u s (connect-timeout)",
+		    n->target, n->port, a->address, a->conf->connect_timeout);
+		address_failed(a, "timeout");
+	} else {
+		set_error(a, "timeout", "no handshake from %s:%d within %u s "
+		    "(handshake-timeout)", n->target, n->port, a->conf->handshake_timeout);
+		session_failed(a, "timeout");
+	}
+}
+
+static void
+tune_socket(struct agent *a)
+{
+	int fd = io_fd(a->io), one = 1;
+	int idle = a->conf->keepalive, intvl = a->conf->keepalive_timeout, cnt = 2;
+	unsigned user = (a->conf->keepalive + a->conf->keepalive_timeout) * 1000;
+
+	/*
+	 * Let the kernel help: TCP keepalive probes, and TCP_USER_TIMEOUT so
+	 * that data unacknowledged for longer than the agent's own bound breaks
+	 * the connection.
+	 */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
+}
+
+static void
+connect_addr(struct agent *a)
+{
+	struct node *n = &a->nodes[a->cur];
+	const char *ip;
+
+	if (!n->resolved) {
+		set_state(a, STATE_RESOLVING);
+		return; /* on_addrs comes back here */
+	}
+	if (n->naddrs == 0) {
+		set_error(a, "dns", "no DNS A or AAAA records for %s", n->target);
+		session_failed(a, "dns");
+		return;
+	}
+	ip = n->addrs[a->addr].ip;
+	snprintf(a->server, sizeof(a->server), "%s:%d", n->target, n->port);
+	snprintf(a->address, sizeof(a->address), "%s", ip);
+	log_info("connecting to %s (%s)", a->server, ip);
+	a->io = io_connect(a->loop, ip, n->port, OUT_MAX, &session_io, a);
+	if (a->io == NULL) {
+		set_error(a, "connect", "cannot connect to %s (%s): %s", a->server, ip,
+		    strerror(errno));
+		address_failed(a, "connect");
+		return;
+	}
+	timer_add(loop_timers(a->loop), &a->t_step, a->conf->connect_timeout * 1000ull);
+	set_state(a, STATE_CONNECTING);
+}
+
+static int
+node_ready(const struct agent *a, size_t i, uint64_t now)
+{
+	const struct node *n = &a->nodes[i];
+
+	return i != a->cur && !n->tried && n->hold_until <= now;
+}
+
+static size_t
+pick_node(struct agent *a)
+{
+	uint64_t now = util_now_ms();
+	size_t i, p = a->prefer;
+
+	a->prefer = NONE;
+	if (p != NONE && p < a->nnodes && node_ready(a, p, now))
+		return p;
+	for (i = 0; i < a->nnodes; i++)
+		if (node_ready(a, i, now))
+			return i;
+	return NONE;
+}
+
+static void
+backoff_expired(void *arg)
+{
+	start_resolve(arg);
+}
+
+static void
+enter_backoff(struct agent *a)
+{
+	unsigned ms = backoff_next(&a->backoff, rnd, NULL);
+
+	a->cur = NONE;
+	log_info("every node failed; next try in %u.%03u s", ms / 1000, ms % 1000);
+	timer_add(loop_timers(a->loop), &a->t_backoff, ms);
+	set_state(a, STATE_BACKOFF);
+}
+
+static void
+next_attempt(struct agent *a)
+{
+	size_t next;
+
+	if (a->stopping)
+		return;
+	next = pick_node(a);
+	if (next == NONE) {
+		enter_backoff(a);
+		return;
+	}
+	a->cur = next;
+	a->addr = 0;
+	connect_addr(a);
+}
+
+static void
+stable(void *arg)
+{
+	struct agent *a = arg;
+	size_t i;
+
+	/* The session held: a new round, from the minimum backoff. */
+	for (i = 0; i < a->nnodes; i++)
+		a->nodes[i].tried = i == a->cur;
+	backoff_reset(&a->backoff);
+}
+
+static void
+send_str(struct agent *a, const char *s)
+{
+	if (a->io && io_write(a->io, s, strlen(s)) == -1)
+		log_warnx("%s: write queue full", a->server);
+}
+
+/* Keepalive: inbound silence, then a ping, then a deadline. */
+static void
+keepalive_expired(void *arg)
+{
+	struct agent *a = arg;
+	char *s;
+
+	if (a->waiting_ping) {
+		set_error(a, "timeout", "no reply from %s (%s) within %u s of a keepalive ping",
+		    a->server, a->address, a->conf->keepalive_timeout);
+		session_failed(a, "timeout");
+		return;
+	}
+	s = xasprintf("<iq type='get' id='xcomp-ping-%u' from='%s' to='%s'>"
+	    "<ping xmlns='" XS_NS_PING "'/></iq>", ++a->ping_seq, a->conf->component,
+	    a->conf->domain);
+	send_str(a, s);
+	free(s);
+	a->waiting_ping = 1;
+	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive_timeout * 1000ull);
+}
+
+static void
+heard_from_server(struct agent *a)
+{
+	if (a->state != STATE_CONNECTED)
+		return;
+	a->waiting_ping = 0;
+	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive * 1000ull);
+}
+
+static void
+on_connected(void *arg, int err)
+{
+	struct agent *a = arg;
+	struct xs_limits lim;
+	char *h;
+
+	if (err) {
+		set_error(a, "connect", "cannot connect to %s (%s): %s", a->server, a->address,
+		    strerror(err));
+		address_failed(a, "connect");
+		return;
+	}
+	tune_socket(a);
+	xs_limits_default(&lim);
+	a->xs = xs_new(XS_NS_COMPONENT, &lim, &session_xs, a);
+	h = xs_header(a->conf->component, NULL, NULL);
+	send_str(a, h);
+	free(h);
+	timer_add(loop_timers(a->loop), &a->t_step, a->conf->handshake_timeout * 1000ull);
+	set_state(a, STATE_AUTHENTICATING);
+}
+
+static void
+finish_stop(struct agent *a)
+{
+	session_end(a);
+	a->server[0] = a->address[0] = '\0';
+	set_state(a, STATE_STOPPED);
+	timer_cancel(loop_timers(a->loop), &a->t_status);
+	loop_break(a->loop);
+}
+
+static void
+on_data(void *arg, const char *p, size_t len)
+{
+	struct agent *a = arg;
+
+	heard_from_server(a);
+	a->in_feed = 1;
+	xs_feed(a->xs, p, len);
+	a->in_feed = 0;
+	if (a->dead) {
+		a->dead = 0;
+		xs_free(a->xs);
+		a->xs = NULL;
+	}
+}
+
+static void
+on_closed(void *arg, int err)
+{
+	struct agent *a = arg;
+
+	if (a->stopping) {
+		finish_stop(a);
+		return;
+	}
+	if (err)
+		set_error(a, "closed", "connection to %s (%s) lost: %s", a->server, a->address,
+		    strerror(err));
+	else
+		set_error(a, "closed", "connection closed by %s (%s)%s", a->server, a->address,
+		    a->state == STATE_CONNECTED ? "" : " before the handshake completed");
+	session_failed(a, "closed");
+}
+
+static void
+on_io_connected(void *arg, int err)
+{
+	on_connected(arg, err);
+}
+
+static const struct io_handler session_io = { on_io_connected, on_data, on_closed };
+
+/* Stream */
+
+static int
+x_open(void *arg, const struct xs_elem *hdr)
+{
+	struct agent *a = arg;
+	const char *id = xs_attr(hdr, "id");
+	char digest[DIGEST_HEXLEN + 1];
+	char *s;
+
+	if (id == NULL || *id == '\0') {
+		set_error(a, "stream", "%s sent a stream header without an id", a->server);
+		session_failed(a, "stream");
+		return -1;
+	}
+	if (digest_handshake(id, a->conf->secret, digest) == -1) {
+		set_error(a, "stream", "cannot compute the handshake digest");
+		session_failed(a, "stream");
+		return -1;
+	}
+	s = xasprintf("<handshake>%s</handshake>", digest);
+	send_str(a, s);
+	util_wipe(s, strlen(s));
+	free(s);
+	util_wipe(digest, sizeof(digest));
+	return 0;
+}
+
+static void
+authenticated(struct agent *a)
+{
+	struct node *n = &a->nodes[a->cur];
+
+	timer_cancel(loop_timers(a->loop), &a->t_step);
+	n->result = "ok";
+	n->tried = 1;
+	backoff_reset(&n->hold);
+	n->hold_until = 0;
+	a->connected_ms = util_now_ms();
+	a->connected_since = time(NULL);
+	log_info("connected to %s (%s) as %s", a->server, a->address, a->conf->component);
+	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive * 1000ull);
+	timer_add(loop_timers(a->loop), &a->t_stable, STABLE_MS);
+	set_state(a, STATE_CONNECTED);
+}
+
+/* see-other-host: the node named in the error is tried next. */
+static void
+redirect(struct agent *a, const char *where)
+{
+	char host[SRV_TARGET_MAX];
+	struct node *n;
+	int port = a->conf->port;
+
+	if (where == NULL || util_split_hostport(where, host, sizeof(host), &port) == -1)
+		return;
+	if ((n = node_find(a->nodes, a->nnodes, host, port)) == NULL) {
+		a->nodes = xrealloc(a->nodes, (a->nnodes + 1) * sizeof(*a->nodes));
+		n = &a->nodes[a->nnodes++];
+		node_init(a, n, host, port, a->nodes[a->cur].priority, 0, NULL);
+		n->redirect = 1;
+		resolve_addrs(a);
+	}
+	a->prefer = n - a->nodes;
+}
+
+static void
+stream_error(struct agent *a, const struct xs_elem *e)
+{
+	const char *cond = NULL, *text = NULL;
+	struct node *n = &a->nodes[a->cur];
+	const struct xs_elem *c;
+	unsigned ms;
+
+	xs_stream_error_parse(e, &cond, &text);
+	cond = cond ? cond : "undefined-condition";
+	if (strcmp(cond, "not-authorized") == 0) {
+		set_error(a, "auth", "authentication failure at %s (not-authorized%s%s)",
+		    a->server, text ? ": " : "", text ? text : "");
+		session_failed(a, "auth");
+	} else if (strcmp(cond, "conflict") == 0) {
+		ms = backoff_next(&n->hold, rnd, NULL);
+		n->hold_until = util_now_ms() + ms;
+		set_error(a, "conflict", "conflict at %s: %s is already connected there%s%s%s; "
+		    "retrying that node in %u s or later", a->server, a->conf->component,
+		    text ? " (" : "", text ? text : "", text ? ")" : "", (ms + 999) / 1000);
+		session_failed(a, "conflict");
+	} else {
+		if (strcmp(cond, "see-other-host") == 0) {
+			c = xs_child(e, "see-other-host", XS_NS_STREAM_ERRORS);
+			redirect(a, c ? c->text : NULL);
+		}
+		set_error(a, "stream", "stream error from %s: %s%s%s", a->server, cond,
+		    text ? ": " : "", text ? text : "");
+		session_failed(a, "stream");
+	}
+}
+
+static void
+answer_iq(struct agent *a, const struct xs_elem *e)
+{
+	const char *type = xs_attr(e, "type"), *id = xs_attr(e, "id");
+	const char *from = xs_attr(e, "from");
+	char *eid, *efrom, *s;
+
+	if (type == NULL || (strcmp(type, "get") && strcmp(type, "set")) || from == NULL)
+		return;
+	eid = xs_escape(id ? id : "");
+	efrom = xs_escape(from);
+	if (xs_child(e, "ping", XS_NS_PING) != NULL)
+		s = xasprintf("<iq type='result' id='%s' from='%s' to='%s'/>", eid,
+		    a->conf->component, efrom);
+	else
+		s = xasprintf("<iq type='error' id='%s' from='%s' to='%s'><error type='cancel'>"
+		    "<service-unavailable xmlns='" XS_NS_STANZA_ERRORS "'/></error></iq>", eid,
+		    a->conf->component, efrom);
+	send_str(a, s);
+	free(s);
+	free(eid);
+	free(efrom);
+}
+
+static int
+x_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
+{
+	struct agent *a = arg;
+
+	(void)raw;
+	(void)rawlen;
+	if (strcmp(e->ns, XS_NS_STREAMS) == 0 && strcmp(e->name, "error") == 0) {
+		stream_error(a, e);
+		return -1;
+	}
+	if (a->state == STATE_AUTHENTICATING) {
+		if (strcmp(e->name, "handshake") == 0)
+			authenticated(a);
+		else
+			log_debug("%s: <%s/> before the handshake, ignored", a->server, e->name);
+		return 0;
+	}
+	if (strcmp(e->name, "iq") == 0)
+		answer_iq(a, e);
+	return 0;
+}
+
+static int
+x_close(void *arg)
+{
+	struct agent *a = arg;
+
+	if (a->stopping) {
+		finish_stop(a);
+		return -1;
+	}
+	set_error(a, "closed", "%s (%s) closed the stream", a->server, a->address);
+	session_failed(a, "closed");
+	return -1;
+}
+
+static void
+x_error(void *arg, const char *cond, const char *text)
+{
+	struct agent *a = arg;
+	char *s = xs_stream_error(cond, NULL);
+
+	send_str(a, s);
+	free(s);
+	if (a->stopping) {
+		finish_stop(a);
+		return;
+	}
+	set_error(a, "stream", "%s sent bad XML: %s (%s)", a->server, text, cond);
+	session_failed(a, "stream");
+}
+
+static const struct xs_handler session_xs = { x_open, x_stanza, x_close, x_error };
+
+/* Resolution */
+
+static void
+ttl_expired(void *arg)
+{
+	struct agent *a = arg;
+
+	/* Only a live session needs fresh records now; a new round resolves anyway. */
+	if (a->state == STATE_CONNECTED && a->srvq == NULL && a->conf->nservers == 0) {
+		a->refreshing = 1;
+		start_resolve(a);
+	}
+}
+
+static void
+nodes_from_config(struct agent *a)
+{
+	struct node *fresh = xcalloc(a->conf->nservers, sizeof(*fresh));
+	size_t i;
+
+	for (i = 0; i < a->conf->nservers; i++) {
+		const struct conf_server *s = &a->conf->servers[i];
+		int port = s->port ? s->port : (int)a->conf->port;
+
+		node_init(a, &fresh[i], s->host, port, i, 0,
+		    node_find(a->nodes, a->nnodes, s->host, port));
+	}
+	nodes_replace(a, fresh, a->conf->nservers);
+}
+
+static void
+on_srv(void *arg, const struct dns_srv_result *r)
+{
+	struct agent *a = arg;
+	struct node *fresh;
+	size_t *order, n, i;
+	int refreshing = a->refreshing;
+
+	a->srvq = NULL;
+	a->refreshing = 0;
+	if (r->status != DNS_OK) {
+		set_error(a, r->status == DNS_BOGUS ? "dnssec" : "dns", "%s", r->why);
+		if (refreshing) /* keep the session and the records we have */
+			return;
+		enter_backoff(a);
+		return;
+	}
+	order = xcalloc(r->n, sizeof(*order));
+	n = srv_order(r->rrs, r->n, rnd, NULL, order);
+	fresh = xcalloc(n ? n : 1, sizeof(*fresh));
+	for (i = 0; i < n; i++) {
+		const struct srv_rr *rr = &r->rrs[order[i]];
+
+		node_init(a, &fresh[i], rr->target, rr->port, rr->priority, rr->weight,
+		    node_find(a->nodes, a->nnodes, rr->target, rr->port));
+	}
+	free(order);
+	nodes_replace(a, fresh, n);
+	timer_add(loop_timers(a->loop), &a->t_ttl, (r->ttl ? r->ttl : 1) * 1000ull);
+	resolve_addrs(a);
+	if (refreshing) {
+		if (a->cur == NONE) {
+			/* The node in use left the records: move to one that is listed. */
+			log_info("%s is no longer in the SRV records; moving", a->server);
+			session_end(a);
+			a->server[0] = a->address[0] = '\0';
+			next_attempt(a);
+		} else {
+			a->nodes[a->cur].tried = 1;
+			write_status(a);
+		}
+		return;
+	}
+	next_attempt(a);
+}
+
+static void
+start_resolve(struct agent *a)
+{
+	char *name;
+	size_t i;
+
+	if (!a->refreshing) {
+		a->cur = NONE;
+		for (i = 0; i < a->nnodes; i++)
+			a->nodes[i].tried = 0;
+	}
+	if (a->conf->nservers > 0) {
+		nodes_from_config(a);
+		for (i = 0; i < a->nnodes; i++)
+			a->nodes[i].resolved = 0;
+		resolve_addrs(a);
+		next_attempt(a);
+		return;
+	}
+	if (!a->refreshing)
+		set_state(a, STATE_RESOLVING);
+	name = conf_srv_name(a->conf);
+	if (dns_srv(a->dns, name, on_srv, a, &a->srvq) == -1) {
+		set_error(a, "dns", "cannot ask for the SRV records of %s", name);
+		if (!a->refreshing)
+			enter_backoff(a);
+		a->refreshing = 0;
+	}
+	free(name);
+}
+
+/* Life cycle */
+
+struct agent *
+agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
+{
+	struct agent *a = xcalloc(1, sizeof(*a));
+
+	a->loop = loop;
+	a->conf = conf;
+	a->cur = a->prefer = NONE;
+	a->since = time(NULL);
+	a->dns = dns_new(loop, conf->dns_server, conf->trust_anchor, err, errlen);
+	if (a->dns == NULL) {
+		free(a);
+		return NULL;
+	}
+	timer_init(&a->t_step, step_expired, a);
+	timer_init(&a->t_keepalive, keepalive_expired, a);
+	timer_init(&a->t_backoff, backoff_expired, a);
+	timer_init(&a->t_stable, stable, a);
+	timer_init(&a->t_ttl, ttl_expired, a);
+	timer_init(&a->t_status, status_tick, a);
+	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);
+	return a;
+}
+
+void
+agent_start(struct agent *a)
+{
+	start_resolve(a);
+}
+
+static void
+cancel_all(struct agent *a)
+{
+	struct timerq *tq = loop_timers(a->loop);
+
+	session_end(a);
+	timer_cancel(tq, &a->t_backoff);
+	timer_cancel(tq, &a->t_ttl);
+	timer_cancel(tq, &a->t_status);
+	if (a->srvq)
+		dns_cancel(a->dns, a->srvq);
+	a->srvq = NULL;
+	a->refreshing = 0;
+}
+
+static void
+stop_expired(void *arg)
+{
+	finish_stop(arg);
+}
+
+void
+agent_stop(struct agent *a)
+{
+	struct timerq *tq = loop_timers(a->loop);
+
+	if (a->stopping)
+		return;
+	a->stopping = 1;
+	timer_cancel(tq, &a->t_backoff);
+	timer_cancel(tq, &a->t_ttl);
+	timer_cancel(tq, &a->t_keepalive);
+	timer_cancel(tq, &a->t_stable);
+	if (a->srvq)
+		dns_cancel(a->dns, a->srvq);
+	a->srvq = NULL;
+	if (a->io != NULL && (a->state == STATE_CONNECTED || a->state == STATE_AUTHENTICATING)) {
+		/* Close politely and give the server a moment to close its side. */
+		send_str(a, "</stream:stream>");
+		timer_init(&a->t_step, stop_expired, a);
+		timer_add(tq, &a->t_step, STOP_WAIT_MS);
+		return;
+	}
+	finish_stop(a);
+}
+
+/* Whether a new configuration changes the session itself. */
+static int
+session_changed(const struct conf *o, const struct conf *n)
+{
+#define DIFF(f) ((o->f == NULL) != (n->f == NULL) || (o->f && strcmp(o->f, n->f) != 0))
+	if (DIFF(name) || DIFF(domain) || DIFF(component) || DIFF(secret) || DIFF(service) ||
+	    DIFF(dns_server) || DIFF(trust_anchor))
+		return 1;
+#undef DIFF
+	return o->port != n->port || o->nservers != n->nservers ||
+	    memcmp(o->servers, n->servers, sizeof(o->servers[0]) * n->nservers) != 0;
+}
+
+void
+agent_reload(struct agent *a, struct conf *conf)
+{
+	struct conf *old = a->conf;
+	char err[512];
+	struct dns *dns;
+	int restart = session_changed(old, conf);
+
+	log_setlevel(conf->log_level);
+	a->conf = conf;
+	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);
+	if (!restart) {
+		log_info("configuration reloaded; the session is unchanged");
+		conf_free(old);
+		write_status(a);
+		return;
+	}
+	log_info("configuration reloaded; reconnecting");
+	if (a->io && a->state == STATE_CONNECTED)
+		send_str(a, "</stream:stream>");
+	cancel_all(a);
+	nodes_free(a);
+	a->cur = a->prefer = NONE;
+	a->server[0] = a->address[0] = '\0';
+	dns = dns_new(a->loop, conf->dns_server, conf->trust_anchor, err, sizeof(err));
+	if (dns == NULL)
+		log_warnx("resolver: %s; keeping the previous one", err);
+	else {
+		dns_free(a->dns);
+		a->dns = dns;
+	}
+	conf_free(old);
+	start_resolve(a);
+}
+
+void
+agent_free(struct agent *a)
+{
+	if (a == NULL)
+		return;
+	cancel_all(a);
+	nodes_free(a);
+	dns_free(a->dns);
+	conf_free(a->conf);
+	free(a);
+}

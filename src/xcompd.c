@@ -1,0 +1,189 @@
+/*
+ * xcompd: the agent beside a call bridge. Options, configuration, signals
+ * and wiring; the work is in agent.c.
+ */
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "conf.h"
+#include "log.h"
+#include "loop.h"
+#include "util.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+struct opts {
+	const char *path;
+	char **overrides;
+	int noverrides;
+};
+
+static void __attribute__((noreturn))
+usage(int status)
+{
+	fprintf(status ? stderr : stdout,
+	    "usage: xcompd [-htV] [-f CONFIG] [-o KEY=VALUE]...\n"
+	    "  -f CONFIG     configuration file (default %s/xcompd.conf)\n"
+	    "  -o KEY=VALUE  override one configuration key (repeatable)\n"
+	    "  -t            check the configuration and exit\n"
+	    "  -V            print the version and exit\n"
+	    "  -h            this help\n"
+	    "See xcompd(8) and xcompd.conf(5).\n", SYSCONFDIR);
+	exit(status);
+}
+
+/* The configuration from the file and the overrides; NULL with err set. */
+static struct conf *
+read_conf(const struct opts *o, char *err, size_t errlen)
+{
+	struct conf *c = conf_new();
+	int i;
+
+	if (conf_load(c, o->path, err, errlen) == -1)
+		goto fail;
+	for (i = 0; i < o->noverrides; i++)
+		if (conf_override(c, o->overrides[i], err, errlen) == -1)
+			goto fail;
+	if (conf_finish(c, err, errlen) == -1)
+		goto fail;
+	return c;
+fail:
+	conf_free(c);
+	return NULL;
+}
+
+/* The status file's directory must exist (created if missing, like /run/xcomp). */
+static int
+check_status_dir(const char *path, char *err, size_t errlen)
+{
+	char *copy = xstrdup(path), *dir = dirname(copy);
+	struct stat sb;
+	int r = 0;
+
+	if (stat(dir, &sb) == -1 && (errno != ENOENT || mkdir(dir, 0755) == -1)) {
+		snprintf(err, errlen, "status-file %s: directory %s: %s", path, dir,
+		    strerror(errno));
+		r = -1;
+	} else if (access(dir, W_OK) == -1) {
+		snprintf(err, errlen, "status-file %s: cannot write in %s: %s", path, dir,
+		    strerror(errno));
+		r = -1;
+	}
+	free(copy);
+	return r;
+}
+
+struct ctx {
+	struct opts *opts;
+	struct agent *agent;
+};
+
+static void
+on_stop(int signo, void *arg)
+{
+	struct ctx *x = arg;
+
+	log_info("%s: stopping", strsignal(signo));
+	agent_stop(x->agent);
+}
+
+static void
+on_hup(int signo, void *arg)
+{
+	struct ctx *x = arg;
+	struct conf *c;
+	char err[1024];
+
+	(void)signo;
+	if ((c = read_conf(x->opts, err, sizeof(err))) == NULL) {
+		log_warnx("configuration not reloaded: %s", err);
+		return;
+	}
+	agent_reload(x->agent, c);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct opts o = { SYSCONFDIR "/xcompd.conf", NULL, 0 };
+	struct ctx x = { &o, NULL };
+	struct loop *loop;
+	struct conf *c;
+	char err[1024];
+	int ch, check = 0;
+
+	o.overrides = xcalloc(argc, sizeof(char *));
+	while ((ch = getopt(argc, argv, "f:ho:tV")) != -1) {
+		switch (ch) {
+		case 'f':
+			o.path = optarg;
+			break;
+		case 'h':
+			usage(0);
+		case 'o':
+			o.overrides[o.noverrides++] = optarg;
+			break;
+		case 't':
+			check = 1;
+			break;
+		case 'V':
+			printf("xcompd %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(1);
+		}
+	}
+	if (optind != argc)
+		usage(1);
+	if ((c = read_conf(&o, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "xcompd: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("xcompd: configuration %s OK (component %s, %s)\n", o.path, c->component,
+		    c->nservers ? "fixed servers" : "SRV records");
+		conf_free(c);
+		free(o.overrides);
+		return 0;
+	}
+	if (check_status_dir(c->status_file, err, sizeof(err)) == -1) {
+		fprintf(stderr, "xcompd: %s\n", err);
+		conf_free(c);
+		return 1;
+	}
+	/* The secret is in memory: keep it out of core dumps. */
+	prctl(PR_SET_DUMPABLE, 0);
+	log_init("xcompd", c->log_syslog, c->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	loop = loop_new();
+	if ((x.agent = agent_new(loop, c, err, sizeof(err))) == NULL) {
+		log_error("resolver: %s", err);
+		conf_free(c);
+		loop_free(loop);
+		return 2;
+	}
+	loop_signal(loop, SIGTERM, on_stop, &x);
+	loop_signal(loop, SIGINT, on_stop, &x);
+	loop_signal(loop, SIGHUP, on_hup, &x);
+	agent_start(x.agent);
+	if (loop_run(loop) == -1) {
+		agent_free(x.agent);
+		loop_free(loop);
+		return 2;
+	}
+	agent_free(x.agent);
+	loop_free(loop);
+	free(o.overrides);
+	return 0;
+}

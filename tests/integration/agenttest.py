@@ -1,0 +1,325 @@
+"""agenttest: real unbound and real xcompd for the agent's integration tests.
+
+Builds on xcomptest (processes stopped by pid, bounded waits, xcomp-server):
+  Unbound  a DNS server from Debian's package on a free 127.0.0.1 port,
+           serving a test zone; records change live through unbound-control.
+  Agent    an xcompd with its own configuration, secret file and status file.
+  Cluster  three xcomp-server nodes on 127.0.0.1-3 sharing cb1's secret,
+           published as _xmpp-component._tcp SRV records.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import xcomptest as xt
+
+DOMAIN = "tptac9.test"
+SRV_NAME = "_xmpp-component._tcp." + DOMAIN
+
+
+def free_port(host="127.0.0.1", kind=socket.SOCK_DGRAM):
+    """A port that was free a moment ago, for UDP and TCP both."""
+    for _ in range(50):
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+        s.close()
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+    raise RuntimeError("no free port")
+
+
+def unbound_binary():
+    for path in (os.environ.get("UNBOUND_SERVER"), "/usr/sbin/unbound", shutil.which("unbound")):
+        if path and path != "no" and os.access(path, os.X_OK):
+            return path
+    raise RuntimeError("unbound not found: apt-get install unbound")
+
+
+def dns_query(port, name, qtype=6, seconds=0.5):
+    """One UDP query to 127.0.0.1:port; the answer's rcode, or None."""
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.strip(".").split(".")) + b"\0"
+    msg = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", qtype, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(seconds)
+    try:
+        s.sendto(msg, ("127.0.0.1", port))
+        data, _ = s.recvfrom(4096)
+        return data[3] & 0x0F
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+class Unbound:
+    """unbound -d on a free loopback port serving DOMAIN's records."""
+
+    def __init__(self, workdir, records, name="unbound"):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.conf = os.path.join(self.dir, "unbound.conf")
+        lines = [
+            "server:",
+            "    interface: 127.0.0.1@%d" % self.port,
+            "    port: %d" % self.port,
+            "    do-ip6: no",
+            "    do-daemonize: no",
+            '    chroot: ""',
+            '    username: ""',
+            '    directory: "%s"' % self.dir,
+            '    pidfile: "%s/unbound.pid"' % self.dir,
+            '    logfile: "%s/unbound.log"' % self.dir,
+            "    use-syslog: no",
+            "    access-control: 127.0.0.0/8 allow",
+            "    do-not-query-localhost: no",
+            '    module-config: "iterator"',
+            '    local-zone: "." static',
+            '    local-zone: "%s." static' % DOMAIN,
+            '    local-data: "%s. 3600 IN SOA ns.%s. admin.%s. 1 3600 900 604800 60"' % (
+                DOMAIN, DOMAIN, DOMAIN),
+        ]
+        lines += ['    local-data: "%s"' % r for r in records]
+        lines += [
+            "remote-control:",
+            "    control-enable: yes",
+            '    control-interface: "%s/control.sock"' % self.dir,
+            "    control-use-cert: no",
+        ]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.process = xt.Process([unbound_binary(), "-d", "-c", self.conf], workdir, name)
+
+    @property
+    def address(self):
+        return "127.0.0.1@%d" % self.port
+
+    def start(self):
+        self.process.start()
+        xt.wait_until(lambda: dns_query(self.port, DOMAIN) == 0 or self.process.poll() is not None,
+                      10, "unbound answering on port %d" % self.port)
+        if self.process.poll() is not None:
+            raise AssertionError("unbound exited: %s" % self.process.log_text())
+        return self
+
+    def control(self, *args):
+        ctl = os.path.join(os.path.dirname(unbound_binary()), "unbound-control")
+        r = subprocess.run([ctl, "-c", self.conf] + list(args), capture_output=True, text=True,
+                           timeout=10)
+        if r.returncode != 0 or "error" in r.stdout:
+            raise AssertionError("unbound-control %s: %s %s" % (args, r.stdout, r.stderr))
+        return r.stdout
+
+    def set_records(self, name, records):
+        """Replace every record of name; libunbound caches until the TTL runs out."""
+        self.control("local_data_remove", name)
+        for r in records:
+            self.control("local_data", r)
+
+    def stop(self):
+        return self.process.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def srv_record(priority, weight, port, target, ttl=60):
+    return "%s. %d IN SRV %d %d %d %s." % (SRV_NAME, ttl, priority, weight, port, target)
+
+
+def a_record(host, ip, ttl=60):
+    return "%s. %d IN A %s" % (host, ttl, ip)
+
+
+def parse_status(text):
+    """A status file as a dict; node= lines as a list of dicts, in order."""
+    st, nodes = {}, []
+    for line in text.splitlines():
+        if "=" not in line:
+            raise AssertionError("status line without '=': %r" % line)
+        k, v = line.split("=", 1)
+        if k == "node":
+            m = re.match(r"(\S+):(\d+) priority=(\d+) weight=(\d+) result=(\S+)$", v)
+            if m is None:
+                raise AssertionError("bad node line %r" % v)
+            nodes.append({"target": m.group(1), "port": int(m.group(2)),
+                          "priority": int(m.group(3)), "weight": int(m.group(4)),
+                          "result": m.group(5)})
+        else:
+            st[k] = v
+    st["nodes"] = nodes
+    return st
+
+
+class Agent:
+    """xcompd with a configuration of its own."""
+
+    def __init__(self, workdir, name="xcompd", secret="s3cret", **keys):
+        self.workdir = workdir
+        self.name = name
+        self.secret_path = os.path.join(workdir, name + ".secret")
+        self.conf_path = os.path.join(workdir, name + ".conf")
+        self.status_path = os.path.join(workdir, name + ".status")
+        self.write_secret(secret)
+        conf = {"name": "cb1", "domain": DOMAIN, "secret-file": self.secret_path,
+                "status-file": self.status_path, "log-level": "debug",
+                "connect-timeout": 2, "handshake-timeout": 3}
+        conf.update({k.replace("_", "-"): v for k, v in keys.items()})
+        self.write_conf(conf)
+        self.process = None
+
+    def write_secret(self, secret, mode=0o600):
+        fd = os.open(self.secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.write(fd, (secret + "\n").encode())
+        os.close(fd)
+        os.chmod(self.secret_path, mode)
+
+    def write_conf(self, conf):
+        self.conf = conf
+        with open(self.conf_path, "w") as f:
+            f.write("# written by agenttest\n")
+            for k, v in conf.items():
+                if v is not None:
+                    f.write("%s = %s\n" % (k, v))
+
+    def start(self, *extra):
+        argv = [xt.program("xcompd"), "-f", self.conf_path] + list(extra)
+        self.process = xt.Process(argv, self.workdir, self.name).start()
+        return self
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def status(self):
+        try:
+            with open(self.status_path) as f:
+                return parse_status(f.read())
+        except FileNotFoundError:
+            return None
+
+    def wait_status(self, predicate, seconds=5.0, what="status"):
+        last = [None]
+
+        def check():
+            if self.process.poll() is not None:
+                raise AssertionError("xcompd exited with %s; log:\n%s" % (
+                    self.process.returncode, self.process.log_text()[-3000:]))
+            last[0] = self.status()
+            return last[0] is not None and predicate(last[0])
+        try:
+            xt.wait_until(check, seconds, what)
+        except AssertionError as e:
+            raise AssertionError("%s\nlast status: %s\nlog tail:\n%s" % (
+                e, last[0], self.process.log_text()[-2500:])) from None
+        return last[0]
+
+    def wait_connected(self, seconds=5.0, server=None):
+        def ok(st):
+            return st.get("state") == "connected" and (server is None or st.get("server") == server)
+        return self.wait_status(ok, seconds, "connected%s" % (" to " + server if server else ""))
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def log_text(self):
+        return self.process.log_text() if self.process else ""
+
+    def stop(self):
+        return self.process.stop() if self.process else None
+
+    def __enter__(self):
+        if self.process is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class Cluster:
+    """Three xcomp-server nodes a, b, c on 127.0.0.1-3 that share cb1's secret."""
+
+    def __init__(self, workdir, secret="s3cret", policies=None, nodes=3):
+        self.workdir = workdir
+        self.secret = secret
+        self.nodes = []
+        policies = policies or {}
+        for i in range(nodes):
+            name = "abc"[i]
+            settings = [("conflict-policy", policies.get(name, "kick-new"))]
+            srv = xt.Server(workdir, name=name, domain=DOMAIN,
+                            listen=("127.0.0.%d:0" % (i + 1),), bridges=(), settings=settings)
+            srv.must("callbridge", "add-secret", "cb1", input=secret + "\n")
+            srv.secrets["cb1"] = secret
+            srv.host = "%s.%s" % (name, DOMAIN)
+            self.nodes.append(srv)
+
+    def start(self):
+        for n in self.nodes:
+            n.start()
+        return self
+
+    def node(self, name):
+        return self.nodes["abc".index(name)]
+
+    def by_server(self, server):
+        """The node whose target:port the status file names."""
+        for n in self.nodes:
+            if "%s:%d" % (n.host, n.address[1]) == server:
+                return n
+        raise AssertionError("no node is %s" % server)
+
+    def target(self, n):
+        return "%s:%d" % (n.host, n.address[1])
+
+    def records(self, prio=(10, 20, 20), weight=(60, 60, 60), ttl=60):
+        rr = []
+        for i, n in enumerate(self.nodes):
+            rr.append(srv_record(prio[i], weight[i], n.address[1], n.host, ttl))
+            rr.append(a_record(n.host, n.address[0]))
+        return rr
+
+    def restart(self, n):
+        """Start a stopped node again on the same address and port."""
+        host, port = n.address
+        n.must("listen", "none")
+        n.must("listen", "%s:%d" % (host, port))
+        n.addresses = []
+        n.clients = []
+        n.start()
+
+    def stop(self):
+        for n in self.nodes:
+            if n.process and n.process.proc.poll() is None:
+                # A stopped (SIGSTOP) node must be continued before SIGTERM works.
+                n.process.signal(signal.SIGCONT)
+            n.stop()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False

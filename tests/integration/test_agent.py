@@ -1,0 +1,386 @@
+#!/usr/bin/env python3
+"""Integration tests of xcompd and xcomp: a real unbound on a free port, three
+real xcomp-server nodes on 127.0.0.1-3, the real agent, asserted through the
+status file, the servers' logs and exit codes.
+
+    python3 tests/integration/test_agent.py [NAME-SUBSTRING...]
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import xcomptest as xt  # noqa: E402
+from agenttest import (DOMAIN, SRV_NAME, Agent, Cluster, Unbound, a_record,  # noqa: E402
+                       srv_record)
+
+CB1 = "cb1." + DOMAIN
+
+
+class AgentTest(unittest.TestCase):
+    maxDiff = None
+
+    def setUp(self):
+        self.wd = xt.Workdir(self._testMethodName.replace("test_", "")).__enter__()
+        self.cleanups = []
+
+    def tearDown(self):
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except Exception as e:  # keep stopping the rest
+                sys.stderr.write("  cleanup: %s\n" % e)
+        ok = not any(err for _, err in (self._outcome.errors if hasattr(self._outcome, "errors")
+                                         else []) if err)
+        self.wd.__exit__(None if ok else AssertionError, None, None)
+
+    def cluster(self, **kw):
+        c = Cluster(self.wd.path, **kw).start()
+        self.cleanups.append(c.stop)
+        return c
+
+    def dns(self, records):
+        u = Unbound(self.wd.path, records).start()
+        self.cleanups.append(u.stop)
+        return u
+
+    def agent(self, dns=None, start=True, **keys):
+        if dns is not None:
+            keys.setdefault("dns_server", dns.address)
+        a = Agent(self.wd.path, **keys)
+        if start:
+            a.start()
+            self.cleanups.append(a.stop)
+        return a
+
+    def xcomp(self, *args):
+        return subprocess.run([xt.program("xcomp")] + list(args), capture_output=True, text=True,
+                              timeout=xt.timeout(10))
+
+    # ---------------------------------------------------------- ordering
+
+    def test_connects_to_lowest_priority_value(self):
+        c = self.cluster()
+        # b has the lowest priority value: it must win whatever the weights.
+        u = self.dns(c.records(prio=(20, 5, 30), weight=(100, 1, 100)))
+        a = self.agent(u)
+        st = a.wait_connected()
+        self.assertEqual(st["server"], c.target(c.node("b")))
+        self.assertEqual(st["address"], "127.0.0.2")
+        self.assertEqual(st["component"], CB1)
+        self.assertEqual(st["domain"], DOMAIN)
+        self.assertEqual(int(st["pid"]), a.pid)
+        self.assertEqual([n["target"] for n in st["nodes"]],
+                         ["b.tptac9.test", "a.tptac9.test", "c.tptac9.test"])
+        self.assertEqual([n["result"] for n in st["nodes"]], ["ok", "untried", "untried"])
+        self.assertEqual(st["failovers"], "0")
+        self.assertNotIn("last-error", st)
+        self.assertRegex(st["connected-since"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertIn("cb1.tptac9.test authenticated", c.node("b").log_text())
+
+    def test_weights_over_repeated_starts(self):
+        c = self.cluster(nodes=2)
+        u = self.dns(c.records(prio=(10, 10), weight=(70, 30)))
+        firsts = {"a": 0, "b": 0}
+        runs = 30
+        for i in range(runs):
+            a = self.agent(u, start=False, name="x%d" % i)
+            a.start()
+            try:
+                st = a.wait_connected()
+                firsts["ab"[[n.host for n in c.nodes].index(st["server"].split(":")[0])]] += 1
+            finally:
+                a.stop()
+        # 70/30 over 30 starts: mean 21 for a; these bounds fail about once in 700 runs.
+        self.assertTrue(13 <= firsts["a"] <= 29, firsts)
+        self.assertGreaterEqual(firsts["b"], 1, firsts)
+
+    # ---------------------------------------------------------- failover
+
+    def test_sigkill_of_active_node(self):
+        c = self.cluster()
+        u = self.dns(c.records())
+        a = self.agent(u)
+        st = a.wait_connected(server=c.target(c.node("a")))
+        t0 = time.monotonic()
+        c.node("a").process.signal(signal.SIGKILL)
+        st = a.wait_status(lambda s: s["state"] == "connected" and
+                           s["server"] != c.target(c.node("a")), 3, "failover")
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 1.0)
+        self.assertEqual(st["failovers"], "1")
+        self.assertEqual(st["last-error"], "closed")
+        self.assertIn("a.tptac9.test", st["last-error-text"])
+        self.assertEqual(st["nodes"][0]["result"], "closed")
+
+    def test_sigstop_of_active_node(self):
+        c = self.cluster()
+        u = self.dns(c.records())
+        a = self.agent(u, keepalive=1, keepalive_timeout=1)
+        a.wait_connected(server=c.target(c.node("a")))
+        t0 = time.monotonic()
+        c.node("a").process.signal(signal.SIGSTOP)
+        try:
+            st = a.wait_status(lambda s: s["state"] == "connected" and
+                               s["server"] != c.target(c.node("a")), 5, "failover")
+            elapsed = time.monotonic() - t0
+        finally:
+            c.node("a").process.signal(signal.SIGCONT)
+        # keepalive + keepalive-timeout + 1 s
+        self.assertLess(elapsed, 3.0)
+        self.assertEqual(st["last-error"], "timeout")
+        self.assertIn("keepalive", st["last-error-text"])
+
+    def test_wrong_secret_on_one_node(self):
+        c = self.cluster()
+        c.node("a").must("callbridge", "add-secret", "cb1", input="not-the-secret\n")
+        c.node("a").process.signal(signal.SIGHUP)
+        xt.wait_until(lambda: "state reloaded" in c.node("a").log_text(), 3, "reload")
+        u = self.dns(c.records())
+        a = self.agent(u)
+        st = a.wait_connected()
+        self.assertNotEqual(st["server"], c.target(c.node("a")))
+        self.assertEqual(st["nodes"][0]["target"], "a.tptac9.test")
+        self.assertEqual(st["nodes"][0]["result"], "auth")
+        self.assertEqual(st["last-error"], "auth")
+        self.assertEqual(st["last-error-text"],
+                         "authentication failure at %s (not-authorized: Given token does not "
+                         "match calculated token)" % c.target(c.node("a")))
+        r = self.xcomp("status", "-s", a.status_path)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("See xcomp-troubleshooting(7), section AUTH.", r.stdout)
+
+    def test_missing_srv_records(self):
+        u = self.dns([a_record("a." + DOMAIN, "127.0.0.1")])
+        a = self.agent(u)
+        st = a.wait_status(lambda s: s["state"] == "backoff", 5, "backoff")
+        self.assertEqual(st["last-error"], "dns")
+        self.assertIn(SRV_NAME, st["last-error-text"])
+        self.assertNotIn("server", st)
+        r = self.xcomp("status", "-s", a.status_path)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("DNS error", r.stdout)
+        self.assertIn("section DNS.", r.stdout)
+
+    def test_all_nodes_down_then_one_returns(self):
+        c = self.cluster()
+        u = self.dns(c.records())
+        a = self.agent(u, backoff_min=1, backoff_max=4)
+        a.wait_connected()
+        for n in c.nodes:
+            n.process.signal(signal.SIGKILL)
+            n.process.wait()
+        a.wait_status(lambda s: s["state"] == "backoff", 5, "backoff")
+        cpu0, t0 = a.cpu_seconds(), time.monotonic()
+        xt.wait_until(lambda: len(re.findall(r"next try in", a.log_text())) >= 3, 12,
+                      "three backoffs")
+        cpu = a.cpu_seconds() - cpu0
+        wall = time.monotonic() - t0
+        delays = [float(d) for d in re.findall(r"next try in ([\d.]+) s", a.log_text())]
+        # Equal jitter: each step lies in [step/2, step] with step 1, 2, 4, 4 ...
+        self.assertTrue(0.5 <= delays[0] <= 1.0, delays)
+        self.assertTrue(1.0 <= delays[1] <= 2.0, delays)
+        self.assertTrue(2.0 <= delays[2] <= 4.0, delays)
+        self.assertLess(cpu / wall, 0.01, "cpu %.3f s over %.1f s" % (cpu, wall))
+        c.restart(c.node("b"))
+        st = a.wait_connected(seconds=8, server=c.target(c.node("b")))
+        self.assertEqual(st["state"], "connected")
+
+    def test_records_change_after_ttl(self):
+        c = self.cluster()
+        u = self.dns(c.records(prio=(10, 20, 20), ttl=2))
+        a = self.agent(u)
+        a.wait_connected(server=c.target(c.node("a")))
+        u.set_records(SRV_NAME, [srv_record(10, 1, c.node("c").address[1], "c." + DOMAIN, 2)])
+        st = a.wait_connected(seconds=6, server=c.target(c.node("c")))
+        self.assertEqual([n["target"] for n in st["nodes"]], ["c.tptac9.test"])
+
+    def test_conflict_on_kick_new_node(self):
+        c = self.cluster()
+        stale = c.node("a").component("cb1")  # a stale session of ours, as after a crash
+        u = self.dns(c.records())
+        a = self.agent(u)
+        st = a.wait_connected()
+        self.assertNotEqual(st["server"], c.target(c.node("a")))
+        self.assertEqual(st["nodes"][0]["result"], "conflict")
+        self.assertEqual(st["last-error"], "conflict")
+        self.assertIn("already connected", st["last-error-text"])
+        stale.close()
+
+    def test_conflict_alone_does_not_spin(self):
+        c = self.cluster(nodes=1)
+        c.node("a").component("cb1")
+        u = self.dns(c.records())
+        a = self.agent(u, backoff_min=1, backoff_max=2)
+        a.wait_status(lambda s: s["state"] == "backoff" and s.get("last-error") == "conflict", 5)
+        cpu0 = a.cpu_seconds()
+        time.sleep(3)
+        attempts = c.node("a").log_text().count("Component already connected")
+        self.assertLessEqual(attempts, 5, c.node("a").log_text())
+        self.assertLess(a.cpu_seconds() - cpu0, 0.05)
+
+    # ---------------------------------------------------------- signals
+
+    def test_sigterm_closes_the_stream(self):
+        c = self.cluster()
+        u = self.dns(c.records())
+        a = self.agent(u)
+        st = a.wait_connected()
+        node = c.by_server(st["server"])
+        a.process.signal(signal.SIGTERM)
+        self.assertEqual(a.process.wait(5), 0)
+        st = a.status()
+        self.assertEqual(st["state"], "stopped")
+        xt.wait_until(lambda: "cb1.tptac9.test" in node.log_text() and
+                      "closed its stream" in node.log_text(), 3, "server saw the close")
+        r = self.xcomp("status", "-s", a.status_path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("stopped", r.stdout)
+
+    def test_sighup_with_new_secret(self):
+        c = self.cluster()
+        u = self.dns(c.records())
+        a = self.agent(u)
+        st = a.wait_connected()
+        since = st["connected-since"]
+        # Nothing that matters changed: the session stays.
+        a.process.signal(signal.SIGHUP)
+        xt.wait_until(lambda: "session is unchanged" in a.log_text(), 3, "reload")
+        self.assertEqual(a.status()["connected-since"], since)
+        for n in c.nodes:
+            n.must("callbridge", "add-secret", "cb1", input="n3w-s3cret\n")
+            n.process.signal(signal.SIGHUP)
+        a.write_secret("n3w-s3cret")
+        a.process.signal(signal.SIGHUP)
+        xt.wait_until(lambda: "reconnecting" in a.log_text(), 3, "reconnect")
+        xt.wait_until(lambda: "".join(n.log_text() for n in c.nodes).count(
+            "cb1.tptac9.test authenticated") == 2, 5, "a second authentication")
+        a.wait_connected()
+        self.assertNotIn("n3w-s3cret", a.log_text())
+        self.assertNotIn("n3w-s3cret", open(a.status_path).read())
+
+    # ---------------------------------------------------------- configuration
+
+    def test_world_readable_secret_refused(self):
+        a = self.agent(start=False)
+        a.write_secret("s3cret", mode=0o644)
+        r = subprocess.run([xt.program("xcompd"), "-f", a.conf_path], capture_output=True,
+                           text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("readable by group or others (mode 644); run: chmod 600 %s" %
+                      a.secret_path, r.stderr)
+
+    def test_config_error_names_file_and_line(self):
+        a = self.agent(start=False)
+        with open(a.conf_path, "a") as f:
+            f.write("keepalive = soon\n")
+        lines = open(a.conf_path).read().count("\n")
+        for argv in (["-f", a.conf_path], ["-t", "-f", a.conf_path]):
+            r = subprocess.run([xt.program("xcompd")] + argv, capture_output=True, text=True,
+                               timeout=10)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("%s:%d: keepalive: expected a whole number" % (a.conf_path, lines),
+                          r.stderr)
+        a.write_conf(a.conf)  # the file is good again: overrides apply on top of it
+        r = subprocess.run([xt.program("xcompd"), "-t", "-f", a.conf_path, "-o", "keepalive=5"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration %s OK" % a.conf_path, r.stdout)
+        r = subprocess.run([xt.program("xcompd"), "-t", "-f", a.conf_path, "-o", "keepalive=0"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("-o:1: keepalive: expected a whole number", r.stderr)
+        r = subprocess.run([xt.program("xcompd"), "-f", a.conf_path, "-o", "colour=blue"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unknown key \"colour\"", r.stderr)
+
+    def test_fixed_servers_skip_dns(self):
+        c = self.cluster(nodes=2)
+        a = self.agent(server="%s:%d %s:%d" % (c.nodes[0].address + c.nodes[1].address),
+                       dns_server="127.0.0.1@9")
+        st = a.wait_connected()
+        self.assertEqual(st["server"], "127.0.0.1:%d" % c.nodes[0].address[1])
+
+    # ---------------------------------------------------------- xcomp
+
+    def test_xcomp_status_exit_codes(self):
+        c = self.cluster(nodes=1)
+        u = self.dns(c.records())
+        a = self.agent(u)
+        a.wait_connected()
+        r = self.xcomp("status", "-s", a.status_path)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"^XMPP connection: connected to a\.tptac9\.test:\d+ "
+                         r"\(127\.0\.0\.1\) for ")
+        r = self.xcomp("status", "-s", a.status_path, "--json")
+        self.assertEqual(r.returncode, 0)
+        import json
+        j = json.loads(r.stdout)
+        self.assertEqual(j["state"], "connected")
+        self.assertEqual(j["nodes"][0]["target"], "a.tptac9.test")
+        a.process.signal(signal.SIGKILL)
+        a.process.wait()
+        r = self.xcomp("status", "-s", a.status_path)
+        self.assertEqual(r.returncode, 3, r.stdout)
+        self.assertIn("not running", r.stdout)
+        r = self.xcomp("status", "-s", self.wd.join("nothing-here"))
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("cannot read the status file", r.stderr)
+
+    def test_xcomp_resolve(self):
+        c = self.cluster()
+        u = self.dns(c.records(prio=(10, 20, 20), weight=(5, 75, 25)))
+        r = self.xcomp("resolve", "--dns-server", u.address, "--samples", "4000", DOMAIN)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("%s: 3 SRV records" % SRV_NAME, r.stdout)
+        self.assertRegex(r.stdout, r"10\s+5\s+%d\s+a\.tptac9\.test\s+60\s+127\.0\.0\.1" %
+                         c.node("a").address[1])
+        self.assertRegex(r.stdout, r"1\. a\.tptac9\.test:%d" % c.node("a").address[1])
+        # Priority 10 always comes first.
+        self.assertRegex(r.stdout, r"a\.tptac9\.test\s+4000\s+100\.0 %")
+        r = self.xcomp("resolve", "--dns-server", u.address, "nonexistent.test")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("_xmpp-component._tcp.nonexistent.test", r.stdout)
+
+
+class LineResult(unittest.TestResult):
+    def _line(self, word, test):
+        print("%-5s %s" % (word, test._testMethodName), flush=True)
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._line("ok", test)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._line("FAIL", test)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._line("ERR", test)
+
+
+def main(argv):
+    suite = unittest.TestLoader().loadTestsFromTestCase(AgentTest)
+    if argv:
+        suite = unittest.TestSuite(t for t in suite if any(a in t._testMethodName for a in argv))
+    t0 = time.monotonic()
+    result = LineResult()
+    suite.run(result)
+    for test, err in result.failures + result.errors:
+        print("\n=== %s\n%s" % (test._testMethodName, err), end="")
+    failed = len(result.failures) + len(result.errors)
+    passed = result.testsRun - failed
+    print("%.1f s" % (time.monotonic() - t0))
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -74,6 +74,7 @@ struct server {
 	uint64_t stop_deadline;
 	char *control_path;
 	char *listening_path;
+	int own_files; /* control.sock and listening are ours to remove */
 };
 
 static const struct io_handler conn_handler;
@@ -717,27 +718,49 @@ on_hup(int signo, void *arg)
 	    st->ncbs == 1 ? "" : "s", state_policy_name(st->policy));
 }
 
+/* Is a server already answering on DIR/control.sock? */
+static int
+already_running(const char *path)
+{
+	struct sockaddr_un sun;
+	int fd, r;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	r = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	close(fd);
+	return r;
+}
+
 static int
 serve_setup(struct server *srv)
 {
 	size_t i;
 
+	if (already_running(srv->control_path)) {
+		log_warnx("xcomp-server is already running for %s", srv->st->dir);
+		return 1;
+	}
 	if (srv->st->domain == NULL) {
 		log_warnx("no domain set: run xcomp-server -d %s domain DOMAIN", srv->st->dir);
-		return -1;
+		return 1;
 	}
 	if (srv->st->nlisten == 0) {
 		log_warnx("no listener: run xcomp-server -d %s listen ADDRESS:PORT", srv->st->dir);
-		return -1;
+		return 1;
 	}
+	srv->own_files = 1;
 	if (srv->st->ncbs == 0)
 		log_warnx("no call bridge configured: every component will be refused "
 		    "(xcomp-server -d %s callbridge add NAME)", srv->st->dir);
 	for (i = 0; i < srv->st->nlisten; i++)
 		if (listen_tcp(srv, &srv->st->listen[i]) == -1)
-			return -1;
+			return 2;
 	if (listen_control(srv) == -1 || write_listening(srv) == -1)
-		return -1;
+		return 2;
 	return 0;
 }
 
@@ -745,7 +768,7 @@ int
 serve_run(struct state *st)
 {
 	struct server srv;
-	int r = -1;
+	int r;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.st = st;
@@ -760,14 +783,16 @@ serve_run(struct state *st)
 	loop_signal(srv.loop, SIGTERM, on_signal, &srv);
 	loop_signal(srv.loop, SIGINT, on_signal, &srv);
 	loop_signal(srv.loop, SIGHUP, on_hup, &srv);
-	if (serve_setup(&srv) == 0 && loop_run(srv.loop) == 0)
-		r = 0;
+	if ((r = serve_setup(&srv)) == 0 && loop_run(srv.loop) == -1)
+		r = 2;
 	while (srv.conns)
 		conn_free(srv.conns, 0);
 	for (size_t i = 0; i < srv.nls; i++)
 		close(srv.ls[i].fd);
-	unlink(srv.control_path);
-	unlink(srv.listening_path);
+	if (srv.own_files) {
+		unlink(srv.control_path);
+		unlink(srv.listening_path);
+	}
 	free(srv.control_path);
 	free(srv.listening_path);
 	loop_free(srv.loop);
@@ -787,8 +812,8 @@ serve_status(const char *dir, FILE *out, char *err, size_t errlen)
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", dir, CONTROL_SOCK);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
 	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		snprintf(err, errlen, "xcomp-server is not running for %s (%s: %s)", dir,
-		    sun.sun_path, strerror(errno));
+		snprintf(err, errlen, "not running for %s (%s: %s)", dir, sun.sun_path,
+		    strerror(errno));
 		if (fd != -1)
 			close(fd);
 		return -1;

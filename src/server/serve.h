@@ -11,7 +11,11 @@
 
 #include "state.h"
 
-/* Serve until SIGTERM or SIGINT. -1 (with a message logged) if it cannot start. */
+/*
+ * Serve until SIGTERM or SIGINT. 0 after a clean stop, 1 when the state
+ * is incomplete or a server already runs for it, 2 when it cannot listen or
+ * the loop fails; the reason is logged.
+ */
 int serve_run(struct state *);
 
 /* Print the running server's connected components; -1 if it does not run. */

@@ -505,9 +505,13 @@ cmd_callbridge(struct state *st, int argc, char **argv, FILE *in, FILE *out, cha
 		state_new_secret(secret);
 	} else if (read_secret(in, secret, sizeof(secret), err, errlen) == -1)
 		return -1;
-	if (cb != NULL)
-		remove_cb(st, cb);
-	add_cb(st, argv[2], secret);
+	if (cb != NULL) {
+		/* A new secret for a known call bridge keeps its place in the list. */
+		util_wipe(cb->secret, strlen(cb->secret));
+		free(cb->secret);
+		cb->secret = xstrdup(secret);
+	} else
+		add_cb(st, argv[2], secret);
 	r = state_save(st, err, errlen);
 	if (r == 0 && strcmp(argv[1], "add") == 0)
 		fprintf(out, "Callbridge : %s\nDomain     : %s\nSecret     : %s\n", argv[2],

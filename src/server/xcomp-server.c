@@ -50,7 +50,7 @@ run(const char *dir, int verbose)
 	}
 	r = serve_run(&st);
 	state_free(&st);
-	return r == 0 ? 0 : 2;
+	return r;
 }
 
 int

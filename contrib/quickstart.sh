@@ -75,7 +75,7 @@ case "${1:-}" in
 demo)
 	install_packages
 	build
-	exec sh contrib/demo.sh
+	exec python3 contrib/demo.py
 	;;
 test)
 	install_packages

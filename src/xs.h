@@ -34,6 +34,8 @@ struct xs_elem {
 	 */
 	char **attrs;
 	char *text; /* character data directly inside, concatenated; NULL if none */
+	size_t headlen; /* bytes of text that come before the first child */
+	char *tail; /* character data after this element, inside its parent; or NULL */
 	struct xs_elem *child; /* first child */
 	struct xs_elem *next; /* next sibling */
 };

@@ -9,8 +9,10 @@ status file, the servers' logs and exit codes.
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -20,6 +22,44 @@ from agenttest import (DOMAIN, SRV_NAME, Agent, Cluster, Unbound, a_record,  # n
                        srv_record)
 
 CB1 = "cb1." + DOMAIN
+
+
+class ScriptedPeer:
+    """A TCP listener on 127.0.0.x that answers every connection with reply
+    (after reading the client's stream header), then closes; counts them."""
+
+    def __init__(self, host, reply=b""):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.address = self.sock.getsockname()
+        self.reply = reply
+        self.accepted = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        self.sock.settimeout(0.2)
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            if self.reply:
+                conn.settimeout(2)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(self.reply)
+                except OSError:
+                    pass
+            conn.close()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(2)
+        self.sock.close()
 
 
 class AgentTest(unittest.TestCase):
@@ -223,6 +263,34 @@ class AgentTest(unittest.TestCase):
         attempts = c.node("a").log_text().count("Component already connected")
         self.assertLessEqual(attempts, 5, c.node("a").log_text())
         self.assertLess(a.cpu_seconds() - cpu0, 0.05)
+
+    def test_accept_and_close_does_not_spin(self):
+        peer = ScriptedPeer("127.0.0.4")
+        self.cleanups.append(peer.stop)
+        a = self.agent(server="127.0.0.4:%d" % peer.address[1], backoff_min=1, backoff_max=2)
+        a.wait_status(lambda s: s["state"] == "backoff" and s.get("last-error") == "closed", 5)
+        cpu0, n0 = a.cpu_seconds(), peer.accepted
+        time.sleep(3)
+        # backoff 1 then 2 s (with jitter): a handful of attempts, not thousands
+        self.assertLessEqual(peer.accepted - n0, 5)
+        self.assertLess(a.cpu_seconds() - cpu0, 0.05)
+        self.assertIn("before the handshake completed", a.status()["last-error-text"])
+
+    def test_see_other_host(self):
+        c = self.cluster(nodes=1)
+        target = "%s:%d" % c.nodes[0].address
+        peer = ScriptedPeer("127.0.0.4", (
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+            "xmlns:stream='http://etherx.jabber.org/streams' id='x1' from='cb1.tptac9.test'>"
+            "<stream:error><see-other-host xmlns='urn:ietf:params:xml:ns:xmpp-streams'>%s"
+            "</see-other-host></stream:error></stream:stream>" % target).encode())
+        self.cleanups.append(peer.stop)
+        a = self.agent(server="127.0.0.4:%d" % peer.address[1])
+        st = a.wait_connected()
+        self.assertEqual(st["server"], target)
+        self.assertEqual(st["nodes"][0]["result"], "stream")
+        self.assertIn("see-other-host", st["last-error-text"])
+        self.assertEqual(peer.accepted, 1)
 
     # ---------------------------------------------------------- signals
 

@@ -50,6 +50,8 @@ struct node {
 	struct dns_query *q;
 	struct agent *agent;
 	const char *result; /* "untried", "ok" or an error code */
+	int bogus; /* the address lookup failed DNSSEC validation */
+	char why[DNS_WHY_MAX]; /* why the address lookup found nothing */
 	int tried; /* failed (or in use) this round */
 	int redirect; /* added by see-other-host, until the next resolve */
 	uint64_t hold_until; /* after a conflict: not before this */
@@ -286,8 +288,11 @@ on_addrs(void *arg, const struct dns_addr_result *r)
 		n->addrs = xcalloc(r->n, sizeof(*n->addrs));
 		memcpy(n->addrs, r->addrs, r->n * sizeof(*n->addrs));
 		n->naddrs = r->n;
-	} else
+	} else {
+		n->bogus = r->status == DNS_BOGUS;
+		snprintf(n->why, sizeof(n->why), "%s", r->why);
 		log_debug("%s", r->why);
+	}
 	/* The attempt was waiting for exactly this node. */
 	if (a->cur == (size_t)(n - a->nodes) && a->state == STATE_RESOLVING && a->io == NULL)
 		connect_addr(a);
@@ -427,8 +432,10 @@ connect_addr(struct agent *a)
 		return; /* on_addrs comes back here */
 	}
 	if (n->naddrs == 0) {
-		set_error(a, "dns", "no DNS A or AAAA records for %s", n->target);
-		session_failed(a, "dns");
+		/* The seed's wording: "No DNS A or AAAA records for ..." */
+		set_error(a, n->bogus ? "dnssec" : "dns", "no DNS A or AAAA records for %s%s%s%s",
+		    n->target, n->why[0] ? " (" : "", n->why, n->why[0] ? ")" : "");
+		session_failed(a, n->bogus ? "dnssec" : "dns");
 		return;
 	}
 	ip = n->addrs[a->addr].ip;
@@ -480,8 +487,9 @@ enter_backoff(struct agent *a)
 {
 	unsigned ms = backoff_next(&a->backoff, rnd, NULL);
 
+	log_info("%s; next try in %u.%03u s", a->cur == NONE && a->nnodes == 0 ?
+	    "no node to try" : "every node failed", ms / 1000, ms % 1000);
 	a->cur = NONE;
-	log_info("every node failed; next try in %u.%03u s", ms / 1000, ms % 1000);
 	timer_add(loop_timers(a->loop), &a->t_backoff, ms);
 	set_state(a, STATE_BACKOFF);
 }
@@ -716,12 +724,14 @@ stream_error(struct agent *a, const struct xs_elem *e)
 		    text ? " (" : "", text ? text : "", text ? ")" : "", (ms + 999) / 1000);
 		session_failed(a, "conflict");
 	} else {
-		if (strcmp(cond, "see-other-host") == 0) {
-			c = xs_child(e, "see-other-host", XS_NS_STREAM_ERRORS);
-			redirect(a, c ? c->text : NULL);
-		}
-		set_error(a, "stream", "stream error from %s: %s%s%s", a->server, cond,
-		    text ? ": " : "", text ? text : "");
+		c = xs_child(e, "see-other-host", XS_NS_STREAM_ERRORS);
+		if (c != NULL) {
+			redirect(a, c->text);
+			set_error(a, "stream", "stream error from %s: see-other-host %s; trying "
+			    "it next", a->server, c->text ? c->text : "(no host)");
+		} else
+			set_error(a, "stream", "stream error from %s: %s%s%s", a->server, cond,
+			    text ? ": " : "", text ? text : "");
 		session_failed(a, "stream");
 	}
 }
@@ -990,6 +1000,13 @@ agent_stop(struct agent *a)
 	finish_stop(a);
 }
 
+void
+agent_config_error(struct agent *a, const char *why)
+{
+	set_error(a, "config", "configuration not reloaded: %s", why);
+	write_status(a);
+}
+
 /* Whether a new configuration changes the session itself. */
 static int
 session_changed(const struct conf *o, const struct conf *n)
@@ -1011,6 +1028,8 @@ agent_reload(struct agent *a, struct conf *conf)
 	struct dns *dns;
 	int restart = session_changed(old, conf);
 
+	if (conf->log_syslog != old->log_syslog)
+		log_init("xcompd", conf->log_syslog, conf->log_level);
 	log_setlevel(conf->log_level);
 	a->conf = conf;
 	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);

@@ -22,6 +22,11 @@ void agent_start(struct agent *);
  * matters for the session changed. The agent takes conf.
  */
 void agent_reload(struct agent *, struct conf *);
+/*
+ * A new configuration could not be read (SIGHUP): say so in the log and the
+ * status file (last-error=config) and keep running with the old one.
+ */
+void agent_config_error(struct agent *, const char *why);
 /* Close the stream politely, write state=stopped, then loop_break. */
 void agent_stop(struct agent *);
 void agent_free(struct agent *);

@@ -495,6 +495,11 @@ conf_finish(struct conf *c, char *err, size_t errlen)
 		    c->backoff_min, c->backoff_max);
 		return -1;
 	}
+	if (c->trust_anchor != NULL && access(c->trust_anchor, R_OK) == -1) {
+		snprintf(err, errlen, "%s: dnssec-trust-anchor %s: %s", file, c->trust_anchor,
+		    strerror(errno));
+		return -1;
+	}
 	if (c->component == NULL)
 		c->component = xasprintf("%s.%s", c->name, c->domain);
 	if (c->secret_file != NULL) {

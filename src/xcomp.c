@@ -184,6 +184,36 @@ print_json(const struct status_file *f, const char *verdict)
 	printf("%s]\n}\n", nodes ? "\n  " : "");
 }
 
+/*
+ * The node the last error names: the first node= target that the error
+ * text mentions, as the Meeting Server says "failed to connect to cb2...".
+ */
+static const char *
+failed_node(const struct status_file *f)
+{
+	static char target[300];
+	const char *text = status_get(f, "last-error-text");
+	size_t i, n;
+
+	for (i = 0; text && i < f->n; i++) {
+		if (strcmp(f->kv[i].key, "node") != 0)
+			continue;
+		n = strcspn(f->kv[i].value, " ");
+		if (n >= sizeof(target))
+			continue;
+		memcpy(target, f->kv[i].value, n);
+		target[n] = '\0';
+		if (strstr(text, target) != NULL)
+			return target;
+		/* Without the port: "no DNS A or AAAA records for cb2.tptac9.com" */
+		if (strrchr(target, ':'))
+			*strrchr(target, ':') = '\0';
+		if (strstr(text, target) != NULL)
+			return target;
+	}
+	return NULL;
+}
+
 /* "connected", "not connected", "stale" (agent dead or silent). */
 static const char *
 verdict(const struct status_file *f, unsigned keepalive, time_t now)
@@ -213,8 +243,8 @@ print_human(const struct status_file *f, const char *v, time_t now)
 	const char *err = status_get(f, "last-error"), *text = status_get(f, "last-error-text");
 	const char *at = status_get(f, "last-error-at"), *since = status_get(f, "since");
 	char when[64] = "", up[64] = "";
+	size_t i, nodes = 0;
 	time_t t;
-	size_t i;
 
 	if (at && status_parse_time(at, &t) == 0)
 		ago(now - t, when, sizeof(when));
@@ -230,10 +260,11 @@ print_human(const struct status_file *f, const char *v, time_t now)
 	else if (state && strcmp(state, "stopped") == 0)
 		printf("XMPP connection: stopped (%s ago)\n", up);
 	else if (err)
-		printf("XMPP connection: %s; failed to connect due to %s (%s ago)\n", state,
+		printf("XMPP connection: %s; failed to connect%s%s due to %s (%s ago)\n", state,
+		    failed_node(f) ? " to " : "", failed_node(f) ? failed_node(f) : "",
 		    error_words(err), when);
 	else
-		printf("XMPP connection: %s (%s)\n", state ? state : "?", up);
+		printf("XMPP connection: %s (for %s)\n", state ? state : "?", up);
 	printf("Component:       %s (domain %s)\n",
 	    status_get(f, "component") ? status_get(f, "component") : "?",
 	    status_get(f, "domain") ? status_get(f, "domain") : "?");
@@ -244,10 +275,9 @@ print_human(const struct status_file *f, const char *v, time_t now)
 		printf("Last error:      %s (%s ago)\n", text ? text : err, when);
 		printf("                 See xcomp-troubleshooting(7), section %s.\n", upper(err));
 	}
-	printf("Nodes, in the order tried:\n");
 	for (i = 0; i < f->n; i++)
 		if (strcmp(f->kv[i].key, "node") == 0)
-			printf("  %s\n", f->kv[i].value);
+			printf("%s  %s\n", nodes++ ? "" : "Nodes, in the order tried:\n", f->kv[i].value);
 }
 
 static int
@@ -510,16 +540,23 @@ cmd_resolve(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	char name[64];
+
 	log_init("xcomp", 0, LOG_LEVEL_WARNING);
+	if (argc >= 2) {
+		/* getopt names argv[0] in its messages: "xcomp status: invalid option" */
+		snprintf(name, sizeof(name), "xcomp %s", argv[1]);
+		argv[1] = name;
+	}
 	if (argc < 2)
 		usage(2);
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0)
+	if (strcmp(name, "xcomp -h") == 0 || strcmp(name, "xcomp --help") == 0 ||
+	    strcmp(name, "xcomp help") == 0)
 		usage(0);
-	if (strcmp(argv[1], "status") == 0)
+	if (strcmp(name, "xcomp status") == 0)
 		return cmd_status(argc - 1, argv + 1);
-	if (strcmp(argv[1], "resolve") == 0)
+	if (strcmp(name, "xcomp resolve") == 0)
 		return cmd_resolve(argc - 1, argv + 1);
-	fprintf(stderr, "xcomp: unknown command \"%s\"\n", argv[1]);
+	fprintf(stderr, "xcomp: unknown command \"%s\"\n", name + 6);
 	usage(2);
 }

@@ -2,6 +2,8 @@
  * xcompd: the agent beside a call bridge. Options, configuration, signals
  * and wiring; the work is in agent.c.
  */
+#include "config.h"
+
 #include <sys/prctl.h>
 #include <sys/stat.h>
 
@@ -18,10 +20,6 @@
 #include "log.h"
 #include "loop.h"
 #include "util.h"
-
-#ifndef PACKAGE_VERSION
-#define PACKAGE_VERSION "unknown"
-#endif
 
 struct opts {
 	const char *path;
@@ -63,14 +61,30 @@ fail:
 	return NULL;
 }
 
-/* The status file's directory must exist (created if missing, like /run/xcomp). */
+/*
+ * The status file's directory must exist or be creatable (like /run/xcomp);
+ * create it unless only checking.
+ */
 static int
-check_status_dir(const char *path, char *err, size_t errlen)
+check_status_dir(const char *path, int create, char *err, size_t errlen)
 {
-	char *copy = xstrdup(path), *dir = dirname(copy);
+	char *copy = xstrdup(path), *dir = dirname(copy), *pcopy, *parent;
 	struct stat sb;
 	int r = 0;
 
+	if (stat(dir, &sb) == -1 && errno == ENOENT && !create) {
+		/* Only checking: the parent must let us create it. */
+		pcopy = xstrdup(dir);
+		parent = dirname(pcopy);
+		if (access(parent, W_OK) == -1) {
+			snprintf(err, errlen, "status-file %s: cannot create %s: %s", path, dir,
+			    strerror(errno));
+			r = -1;
+		}
+		free(pcopy);
+		free(copy);
+		return r;
+	}
 	if (stat(dir, &sb) == -1 && (errno != ENOENT || mkdir(dir, 0755) == -1)) {
 		snprintf(err, errlen, "status-file %s: directory %s: %s", path, dir,
 		    strerror(errno));
@@ -107,7 +121,7 @@ on_hup(int signo, void *arg)
 
 	(void)signo;
 	if ((c = read_conf(x->opts, err, sizeof(err))) == NULL) {
-		log_warnx("configuration not reloaded: %s", err);
+		agent_config_error(x->agent, err);
 		return;
 	}
 	agent_reload(x->agent, c);
@@ -150,6 +164,11 @@ main(int argc, char **argv)
 		fprintf(stderr, "xcompd: %s\n", err);
 		return 1;
 	}
+	if (check && check_status_dir(c->status_file, 0, err, sizeof(err)) == -1) {
+		fprintf(stderr, "xcompd: %s\n", err);
+		conf_free(c);
+		return 1;
+	}
 	if (check) {
 		printf("xcompd: configuration %s OK (component %s, %s)\n", o.path, c->component,
 		    c->nservers ? "fixed servers" : "SRV records");
@@ -157,7 +176,7 @@ main(int argc, char **argv)
 		free(o.overrides);
 		return 0;
 	}
-	if (check_status_dir(c->status_file, err, sizeof(err)) == -1) {
+	if (check_status_dir(c->status_file, 1, err, sizeof(err)) == -1) {
 		fprintf(stderr, "xcompd: %s\n", err);
 		conf_free(c);
 		return 1;

@@ -255,15 +255,17 @@ END_TEST
 START_TEST(test_all_keys)
 {
 	struct conf *c = conf_new();
-	char err[512], *srv;
+	char err[512], *srv, text[1024];
+	const char *ta = write_file("ta", ". IN DS 20326 8 2 E06D44B80B8F1D39\n", 0644);
 
-	ck_assert_int_eq(conf_parse_string("t",
+	snprintf(text, sizeof(text),
 	    "name = cb2\ndomain = tptac9.com\ncomponent = bridge.tptac9.com\nsecret = s\n"
 	    "server = a.tptac9.com:5223 10.0.0.3 [::1]:5224\nservice = _xmpp-component._tcp\n"
-	    "port = 5275\ndns-server = 127.0.0.1@5353\ndnssec-trust-anchor = /etc/ta\n"
+	    "port = 5275\ndns-server = 127.0.0.1@5353\ndnssec-trust-anchor = %s\n"
 	    "connect-timeout = 2\nhandshake-timeout = 3\nkeepalive = 4\nkeepalive-timeout = 5\n"
 	    "backoff-min = 6\nbackoff-max = 7\nstatus-file = /tmp/s\nlog = syslog\n"
-	    "log-level = debug\n", conf_set, c, err, sizeof(err)), 0);
+	    "log-level = debug\n", ta);
+	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
 	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
 	ck_assert_str_eq(c->component, "bridge.tptac9.com");
 	ck_assert_uint_eq(c->nservers, 3);
@@ -282,6 +284,7 @@ START_TEST(test_all_keys)
 	ck_assert_str_eq(srv, "_xmpp-component._tcp.tptac9.com");
 	free(srv);
 	conf_free(c);
+	remove_tmpdir();
 }
 END_TEST
 
@@ -351,6 +354,8 @@ START_TEST(test_finish_errors)
 	    "configuration: backoff-min (9) is larger than backoff-max (8)");
 	finish_error("name = cb1\ndomain = d.com\nsecret-file = /nonexistent/secret\n",
 	    "secret-file /nonexistent/secret: No such file or directory");
+	finish_error("name = cb1\ndomain = d.com\nsecret = x\ndnssec-trust-anchor = /nonexistent/ta\n",
+	    "configuration: dnssec-trust-anchor /nonexistent/ta: No such file or directory");
 	path = write_file("open-secret", "s3cret\n", 0644);
 	snprintf(text, sizeof(text), "name = cb1\ndomain = d.com\nsecret-file = %s\n", path);
 	snprintf(expect, sizeof(expect), "secret-file %s: readable by group or others (mode 644); "

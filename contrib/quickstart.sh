@@ -43,25 +43,23 @@ build() {
 	make -s -j"$(nproc)"
 }
 
-# One plain closing line, "N passed, N failed", from automake's logs.
+# One plain closing line, "N passed, N failed", over every single test: the
+# Check suites' "Checks: N, Failures: F, Errors: E" and the integration
+# scripts' own "N passed, M failed" lines, from the logs automake keeps.
 summary() {
-	pass=0 fail=0
-	for log in "$@"; do
-		[ -f "$log" ] || continue
-		p=$(sed -n 's/^# PASS: *//p' "$log" | head -n 1)
-		f=$(sed -n 's/^# FAIL: *//p;s/^# ERROR: *//p;s/^# XPASS: *//p' "$log" |
-			awk '{s += $1} END {print s + 0}')
-		pass=$((pass + ${p:-0}))
-		fail=$((fail + ${f:-0}))
-	done
-	echo "tests: $pass passed, $fail failed"
+	find tests -name '*.log' | xargs cat 2>/dev/null | awk '
+		/^[0-9]+%: Checks: / {
+			gsub(",", ""); n += $3; f += $5 + $7; next
+		}
+		/^[0-9]+ passed, [0-9]+ failed$/ { n += $1 + $3; f += $3; next }
+		END { printf "tests: %d passed, %d failed\n", n - f, f }'
 }
 
 run_tests() {
 	status=0
 	say "make check"
 	make -s -j"$(nproc)" check || status=1
-	summary test-suite.log
+	summary
 	[ $status -eq 0 ] || { cat test-suite.log; return 1; }
 	say "make distcheck (a clean out-of-tree build and test of the tarball)"
 	make -s distcheck >distcheck.log 2>&1 || {

@@ -3,12 +3,9 @@
  * read. The agent formats it from its state and replaces it atomically so a
  * reader never sees half a file.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "buf.h"
 #include "status.h"
@@ -101,23 +98,8 @@ status_format(const struct status *s, time_t now)
 int
 status_write(const char *path, const char *text, char *err, size_t errlen)
 {
-	char *tmp = xasprintf("%s.tmp", path);
-	size_t len = strlen(text);
-	int fd, r = -1;
-
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1)
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-	else if (write(fd, text, len) != (ssize_t)len) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
-		close(fd);
-		unlink(tmp);
-	} else if (close(fd) == -1 || rename(tmp, path) == -1) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-	} else
-		r = 0;
-	free(tmp);
-	return r;
+	/* Rewritten every few seconds: no fsync, a reader only needs it whole. */
+	return util_write_file(path, text, strlen(text), 0644, 0, err, errlen);
 }
 
 int

@@ -3,6 +3,7 @@
  * string and address helpers shared by every program.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -141,6 +143,29 @@ util_nonblock(int fd)
 	if ((fl = fcntl(fd, F_GETFD)) == -1 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)
 		return -1;
 	return 0;
+}
+
+int
+util_write_file(const char *path, const char *text, size_t len, unsigned mode, int sync,
+    char *err, size_t errlen)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	int fd, r = -1;
+
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) == -1)
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+	else if (fchmod(fd, mode) == -1 || write(fd, text, len) != (ssize_t)len ||
+	    (sync && fsync(fd) == -1)) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
+		close(fd);
+		unlink(tmp);
+	} else if (close(fd) == -1 || rename(tmp, path) == -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+	} else
+		r = 0;
+	free(tmp);
+	return r;
 }
 
 void

@@ -35,6 +35,14 @@ uint32_t util_random_below(uint32_t n);
 /* O_NONBLOCK and FD_CLOEXEC on fd. */
 int util_nonblock(int fd);
 
+/*
+ * Replace path with text atomically: write path.tmp in the same directory
+ * (created with mode), fsync it when sync is set, then rename. -1 with a
+ * message naming the file in err.
+ */
+int util_write_file(const char *path, const char *text, size_t len, unsigned mode, int sync,
+    char *err, size_t errlen);
+
 /* Zero memory the compiler may not elide (secrets). */
 void util_wipe(void *, size_t);
 

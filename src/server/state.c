@@ -266,30 +266,15 @@ state_free(struct state *st)
 	memset(st, 0, sizeof(*st));
 }
 
-/* Write text to DIR/name through a temporary file and rename. */
+/* Write text to DIR/name through a temporary file, synced, then rename. */
 static int
 write_atomic(const char *dir, const char *name, const char *text, mode_t mode,
     char *err, size_t errlen)
 {
-	char *tmp, *path;
-	size_t len = strlen(text);
-	int fd, r = -1;
+	char *path = xasprintf("%s/%s", dir, name);
+	int r;
 
-	tmp = xasprintf("%s/.%s.tmp", dir, name);
-	path = xasprintf("%s/%s", dir, name);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) == -1)
-		say(err, errlen, "%s: %s", tmp, strerror(errno));
-	else if (fchmod(fd, mode) == -1 || write(fd, text, len) != (ssize_t)len ||
-	    fsync(fd) == -1) {
-		say(err, errlen, "%s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-	} else if (close(fd) == -1 || rename(tmp, path) == -1) {
-		say(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-	} else
-		r = 0;
-	free(tmp);
+	r = util_write_file(path, text, strlen(text), mode, 1, err, errlen);
 	free(path);
 	return r;
 }

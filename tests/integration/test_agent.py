@@ -417,38 +417,5 @@ class AgentTest(unittest.TestCase):
         self.assertIn("_xmpp-component._tcp.nonexistent.test", r.stdout)
 
 
-class LineResult(unittest.TestResult):
-    def _line(self, word, test):
-        print("%-5s %s" % (word, test._testMethodName), flush=True)
-
-    def addSuccess(self, test):
-        super().addSuccess(test)
-        self._line("ok", test)
-
-    def addFailure(self, test, err):
-        super().addFailure(test, err)
-        self._line("FAIL", test)
-
-    def addError(self, test, err):
-        super().addError(test, err)
-        self._line("ERR", test)
-
-
-def main(argv):
-    suite = unittest.TestLoader().loadTestsFromTestCase(AgentTest)
-    if argv:
-        suite = unittest.TestSuite(t for t in suite if any(a in t._testMethodName for a in argv))
-    t0 = time.monotonic()
-    result = LineResult()
-    suite.run(result)
-    for test, err in result.failures + result.errors:
-        print("\n=== %s\n%s" % (test._testMethodName, err), end="")
-    failed = len(result.failures) + len(result.errors)
-    passed = result.testsRun - failed
-    print("%.1f s" % (time.monotonic() - t0))
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 and passed > 0 else 1
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(xt.main(AgentTest, sys.argv[1:], ("xcompd", "xcomp", "xcomp-server")))

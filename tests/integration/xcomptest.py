@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -623,3 +624,64 @@ def server(test_name, **kw):
         srv = Server(wd.path, **kw)
         with srv:
             yield srv
+
+
+# ---------------------------------------------------------------- test driver
+
+class LineResult(unittest.TestResult):
+    """One line per test, then the failures, then "N passed, M failed"."""
+
+    def startTest(self, test):
+        super().startTest(test)
+        self._t0 = time.monotonic()
+
+    def _line(self, word, test):
+        print("%-4s %s (%.2fs)" % (word, test._testMethodName, time.monotonic() - self._t0),
+              flush=True)
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._line("ok", test)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._line("FAIL", test)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._line("ERR", test)
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._line("skip", test)
+
+
+def main(test_class, argv, programs=()):
+    """Run test_class's tests (those whose names contain an argument, if any):
+    one line each, the failures, valgrind's findings, "N passed, M failed".
+    Exit status 0 when all passed, 77 (skip) when a program is not built."""
+    loader = unittest.TestLoader()
+    suite = loader.loadTestsFromTestCase(test_class)
+    if argv:
+        suite = unittest.TestSuite(t for t in suite
+                                   if any(a in t._testMethodName for a in argv))
+    try:
+        for name in programs:
+            program(name)
+    except RuntimeError as e:
+        print("SKIP: %s" % e)
+        return 77
+    t0 = time.monotonic()
+    result = LineResult()
+    suite.run(result)
+    for test, err in result.failures + result.errors:
+        print("\n=== %s\n%s" % (test._testMethodName, err), end="")
+    if valgrind_findings:
+        print("\n=== valgrind")
+        for f in valgrind_findings:
+            print(f)
+    failed = len(result.failures) + len(result.errors)
+    passed = result.testsRun - failed - len(result.skipped)
+    print("%.1f s" % (time.monotonic() - t0))
+    print("%d passed, %d failed" % (passed, failed))
+    return 0 if failed == 0 and passed > 0 and not valgrind_findings else 1

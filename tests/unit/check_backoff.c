@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "backoff.h"
+#include "unit.h"
 
 /* The lowest and the highest value a generator may return. */
 static uint32_t
@@ -142,17 +143,11 @@ main(void)
 {
 	Suite *s = suite_create("backoff");
 	TCase *tc = tcase_create("backoff");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_growth_and_cap);
 	tcase_add_test(tc, test_jitter_bounds);
 	tcase_add_test(tc, test_reset);
 	tcase_add_test(tc, test_odd_settings);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "unit.h"
 
 START_TEST(test_cap)
 {
@@ -61,16 +62,10 @@ main(void)
 {
 	Suite *s = suite_create("buf");
 	TCase *tc = tcase_create("buf");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_cap);
 	tcase_add_test(tc, test_huge_request);
 	tcase_add_test(tc, test_grow_and_shrink);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

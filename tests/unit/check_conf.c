@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "unit.h"
 
 struct seen {
 	char text[1024];
@@ -420,8 +421,6 @@ main(void)
 {
 	Suite *s = suite_create("conf");
 	TCase *tc = tcase_create("conf");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_pairs);
 	tcase_add_test(tc, test_value_with_spaces_and_equals);
@@ -441,9 +440,5 @@ main(void)
 	tcase_add_test(tc, test_override);
 	tcase_add_test(tc, test_contrib_example);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "digest.h"
+#include "unit.h"
 
 START_TEST(test_prosody_vector)
 {
@@ -54,17 +55,11 @@ main(void)
 {
 	Suite *s = suite_create("digest");
 	TCase *tc = tcase_create("digest");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_prosody_vector);
 	tcase_add_test(tc, test_empty);
 	tcase_add_test(tc, test_order_matters);
 	tcase_add_test(tc, test_equal);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

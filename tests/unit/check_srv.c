@@ -16,6 +16,7 @@
 
 #include "dns.h"
 #include "srv.h"
+#include "unit.h"
 
 /* Each literal's terminating NUL is the root label that ends the target. */
 /* 10 60 5347 a.tptac9.test. */
@@ -817,11 +818,5 @@ srv_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(srv_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(srv_suite());
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "server/state.h"
+#include "unit.h"
 
 static char dir[64];
 static char out[8192], err[1024];
@@ -243,8 +244,6 @@ main(void)
 {
 	Suite *s = suite_create("state");
 	TCase *tc = tcase_create("state");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_domain);
@@ -259,9 +258,5 @@ main(void)
 	tcase_add_test(tc, test_find_jid);
 	tcase_add_test(tc, test_new_secret);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "status.h"
+#include "unit.h"
 
 static const struct status_node sample_nodes[] = {
 	{ "cb1.tptac9.com", 5223, 0, 0, "auth" },
@@ -174,8 +175,6 @@ main(void)
 {
 	Suite *s = suite_create("status");
 	TCase *tc = tcase_create("status");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_connected);
 	tcase_add_test(tc, test_backoff_has_no_server);
@@ -185,9 +184,5 @@ main(void)
 	tcase_add_test(tc, test_parse_garbage);
 	tcase_add_test(tc, test_write_atomic);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -4,6 +4,7 @@
 
 #include "timer.h"
 #include "util.h"
+#include "unit.h"
 
 static int fired[16], nfired;
 
@@ -108,17 +109,11 @@ main(void)
 {
 	Suite *s = suite_create("timer");
 	TCase *tc = tcase_create("timer");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_order);
 	tcase_add_test(tc, test_cancel);
 	tcase_add_test(tc, test_rearm_moves);
 	tcase_add_test(tc, test_zero_rearm_does_not_spin);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

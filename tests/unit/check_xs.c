@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "util.h"
 #include "xs.h"
+#include "unit.h"
 
 #define NS_DECLS "xmlns:stream='" XS_NS_STREAMS "' xmlns='" XS_NS_COMPONENT "'"
 #define HDR "<stream:stream " NS_DECLS " to='cb1.example.com' id='3BF96D32'>"
@@ -1449,12 +1450,5 @@ xs_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	sr = srunner_create(xs_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return unit_run(xs_suite());
 }

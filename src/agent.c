@@ -49,12 +49,12 @@ struct node {
 	int resolved; /* address lookup finished */
 	struct dns_query *q;
 	struct agent *agent;
-	const char *result; /* "untried", "ok" or an error code */
-	int bogus; /* the address lookup failed DNSSEC validation */
+	const char *result;    /* "untried", "ok" or an error code */
+	int bogus;             /* the address lookup failed DNSSEC validation */
 	char why[DNS_WHY_MAX]; /* why the address lookup found nothing */
-	int tried; /* failed (or in use) this round */
-	int redirect; /* added by see-other-host, until the next resolve */
-	uint64_t hold_until; /* after a conflict: not before this */
+	int tried;             /* failed (or in use) this round */
+	int redirect;          /* added by see-other-host, until the next resolve */
+	uint64_t hold_until;   /* after a conflict: not before this */
 	struct backoff hold;
 };
 
@@ -67,8 +67,8 @@ struct agent {
 
 	struct node *nodes;
 	size_t nnodes;
-	size_t cur; /* node being tried or in use, or NONE */
-	size_t addr; /* address index within it */
+	size_t cur;    /* node being tried or in use, or NONE */
+	size_t addr;   /* address index within it */
 	size_t prefer; /* see-other-host: try this node next, or NONE */
 	struct dns_query *srvq;
 	int refreshing; /* re-resolving while connected */
@@ -171,8 +171,7 @@ set_state(struct agent *a, enum agent_state s)
 	write_status(a);
 }
 
-static void
-set_error(struct agent *a, const char *code, const char *fmt, ...)
+static void set_error(struct agent *a, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -396,8 +395,10 @@ step_expired(void *arg)
 		    n->target, n->port, a->address, a->conf->connect_timeout);
 		address_failed(a, "timeout");
 	} else {
-		set_error(a, "timeout", "no handshake from %s:%d within %u s "
-		    "(handshake-timeout)", n->target, n->port, a->conf->handshake_timeout);
+		set_error(a, "timeout",
+		    "no handshake from %s:%d within %u s "
+		    "(handshake-timeout)",
+		    n->target, n->port, a->conf->handshake_timeout);
 		session_failed(a, "timeout");
 	}
 }
@@ -444,8 +445,8 @@ connect_addr(struct agent *a)
 	log_info("connecting to %s (%s)", a->server, ip);
 	a->io = io_connect(a->loop, ip, n->port, OUT_MAX, &session_io, a);
 	if (a->io == NULL) {
-		set_error(a, "connect", "cannot connect to %s (%s): %s", a->server, ip,
-		    strerror(errno));
+		set_error(
+		    a, "connect", "cannot connect to %s (%s): %s", a->server, ip, strerror(errno));
 		address_failed(a, "connect");
 		return;
 	}
@@ -487,8 +488,9 @@ enter_backoff(struct agent *a)
 {
 	unsigned ms = backoff_next(&a->backoff, rnd, NULL);
 
-	log_info("%s; next try in %u.%03u s", a->cur == NONE && a->nnodes == 0 ?
-	    "no node to try" : "every node failed", ms / 1000, ms % 1000);
+	log_info("%s; next try in %u.%03u s",
+	    a->cur == NONE && a->nnodes == 0 ? "no node to try" : "every node failed", ms / 1000,
+	    ms % 1000);
 	a->cur = NONE;
 	timer_add(loop_timers(a->loop), &a->t_backoff, ms);
 	set_state(a, STATE_BACKOFF);
@@ -544,8 +546,8 @@ keepalive_expired(void *arg)
 		return;
 	}
 	s = xasprintf("<iq type='get' id='xcomp-ping-%u' from='%s' to='%s'>"
-	    "<ping xmlns='" XS_NS_PING "'/></iq>", ++a->ping_seq, a->conf->component,
-	    a->conf->domain);
+	              "<ping xmlns='" XS_NS_PING "'/></iq>",
+	    ++a->ping_seq, a->conf->component, a->conf->domain);
 	send_str(a, s);
 	free(s);
 	a->waiting_ping = 1;
@@ -634,7 +636,7 @@ on_io_connected(void *arg, int err)
 	on_connected(arg, err);
 }
 
-static const struct io_handler session_io = { on_io_connected, on_data, on_closed };
+static const struct io_handler session_io = {on_io_connected, on_data, on_closed};
 
 /* Stream */
 
@@ -713,22 +715,26 @@ stream_error(struct agent *a, const struct xs_elem *e)
 	xs_stream_error_parse(e, &cond, &text);
 	cond = cond ? cond : "undefined-condition";
 	if (strcmp(cond, "not-authorized") == 0) {
-		set_error(a, "auth", "authentication failure at %s (not-authorized%s%s)",
-		    a->server, text ? ": " : "", text ? text : "");
+		set_error(a, "auth", "authentication failure at %s (not-authorized%s%s)", a->server,
+		    text ? ": " : "", text ? text : "");
 		session_failed(a, "auth");
 	} else if (strcmp(cond, "conflict") == 0) {
 		ms = backoff_next(&n->hold, rnd, NULL);
 		n->hold_until = util_now_ms() + ms;
-		set_error(a, "conflict", "conflict at %s: %s is already connected there%s%s%s; "
-		    "retrying that node in %u s or later", a->server, a->conf->component,
-		    text ? " (" : "", text ? text : "", text ? ")" : "", (ms + 999) / 1000);
+		set_error(a, "conflict",
+		    "conflict at %s: %s is already connected there%s%s%s; "
+		    "retrying that node in %u s or later",
+		    a->server, a->conf->component, text ? " (" : "", text ? text : "",
+		    text ? ")" : "", (ms + 999) / 1000);
 		session_failed(a, "conflict");
 	} else {
 		c = xs_child(e, "see-other-host", XS_NS_STREAM_ERRORS);
 		if (c != NULL) {
 			redirect(a, c->text);
-			set_error(a, "stream", "stream error from %s: see-other-host %s; trying "
-			    "it next", a->server, c->text ? c->text : "(no host)");
+			set_error(a, "stream",
+			    "stream error from %s: see-other-host %s; trying "
+			    "it next",
+			    a->server, c->text ? c->text : "(no host)");
 		} else
 			set_error(a, "stream", "stream error from %s: %s%s%s", a->server, cond,
 			    text ? ": " : "", text ? text : "");
@@ -752,8 +758,8 @@ answer_iq(struct agent *a, const struct xs_elem *e)
 		    a->conf->component, efrom);
 	else
 		s = xasprintf("<iq type='error' id='%s' from='%s' to='%s'><error type='cancel'>"
-		    "<service-unavailable xmlns='" XS_NS_STANZA_ERRORS "'/></error></iq>", eid,
-		    a->conf->component, efrom);
+		              "<service-unavailable xmlns='" XS_NS_STANZA_ERRORS "'/></error></iq>",
+		    eid, a->conf->component, efrom);
 	send_str(a, s);
 	free(s);
 	free(eid);
@@ -813,7 +819,7 @@ x_error(void *arg, const char *cond, const char *text)
 	session_failed(a, "stream");
 }
 
-static const struct xs_handler session_xs = { x_open, x_stanza, x_close, x_error };
+static const struct xs_handler session_xs = {x_open, x_stanza, x_close, x_error};
 
 /* Resolution */
 
@@ -1017,7 +1023,7 @@ session_changed(const struct conf *o, const struct conf *n)
 		return 1;
 #undef DIFF
 	return o->port != n->port || o->nservers != n->nservers ||
-	    memcmp(o->servers, n->servers, sizeof(o->servers[0]) * n->nservers) != 0;
+	       memcmp(o->servers, n->servers, sizeof(o->servers[0]) * n->nservers) != 0;
 }
 
 void

@@ -10,10 +10,10 @@
 
 struct buf {
 	char *data;
-	size_t off; /* consumed bytes at the front */
-	size_t len; /* bytes after off */
+	size_t off;  /* consumed bytes at the front */
+	size_t len;  /* bytes after off */
 	size_t size; /* allocated */
-	size_t max; /* cap on len */
+	size_t max;  /* cap on len */
 };
 
 void buf_init(struct buf *, size_t max);
@@ -23,7 +23,11 @@ int buf_addstr(struct buf *, const char *);
 /* Drop n bytes from the front. */
 void buf_consume(struct buf *, size_t n);
 /* Pointer to the first unconsumed byte. */
-static inline char *buf_head(const struct buf *b) { return b->data + b->off; }
+static inline char *
+buf_head(const struct buf *b)
+{
+	return b->data + b->off;
+}
 /* Free the storage (the buf may be reused after buf_init). */
 void buf_free(struct buf *);
 /* Release storage when empty, so idle connections hold no buffer. */

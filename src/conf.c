@@ -30,8 +30,7 @@ struct reader {
 	size_t errlen;
 };
 
-static int
-fail(struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int
 fail(struct reader *r, const char *fmt, ...)
@@ -143,7 +142,7 @@ parse_stream(struct reader *r, FILE *fp)
 int
 conf_parse_file(const char *path, conf_pair_cb *cb, void *arg, char *err, size_t errlen)
 {
-	struct reader r = { path, 0, cb, arg, err, errlen };
+	struct reader r = {path, 0, cb, arg, err, errlen};
 	FILE *fp;
 	int rv;
 
@@ -155,10 +154,10 @@ conf_parse_file(const char *path, conf_pair_cb *cb, void *arg, char *err, size_t
 }
 
 int
-conf_parse_string(const char *name, const char *text, conf_pair_cb *cb, void *arg,
-    char *err, size_t errlen)
+conf_parse_string(
+    const char *name, const char *text, conf_pair_cb *cb, void *arg, char *err, size_t errlen)
 {
-	struct reader r = { name, 0, cb, arg, err, errlen };
+	struct reader r = {name, 0, cb, arg, err, errlen};
 	FILE *fp;
 	int rv;
 
@@ -191,7 +190,7 @@ conf_bool(const char *value, int *out)
 	if (strcmp(value, "on") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
 		*out = 1;
 	else if (strcmp(value, "off") == 0 || strcmp(value, "no") == 0 ||
-	    strcmp(value, "false") == 0)
+	         strcmp(value, "false") == 0)
 		*out = 0;
 	else
 		return -1;
@@ -302,7 +301,7 @@ valid_service(const char *s)
 	const char *dot = strchr(s, '.');
 
 	return s[0] == '_' && dot != NULL && dot[1] == '_' && strchr(dot + 1, '.') == NULL &&
-	    jid_valid_domain(s + 1);
+	       jid_valid_domain(s + 1);
 }
 
 static int
@@ -331,13 +330,13 @@ struct numkey {
 };
 
 static const struct numkey numkeys[] = {
-	{ "port", offsetof(struct conf, port), 1, 65535 },
-	{ "connect-timeout", offsetof(struct conf, connect_timeout), 1, 300 },
-	{ "handshake-timeout", offsetof(struct conf, handshake_timeout), 1, 300 },
-	{ "keepalive", offsetof(struct conf, keepalive), 1, 3600 },
-	{ "keepalive-timeout", offsetof(struct conf, keepalive_timeout), 1, 300 },
-	{ "backoff-min", offsetof(struct conf, backoff_min), 1, 3600 },
-	{ "backoff-max", offsetof(struct conf, backoff_max), 1, 86400 },
+    {"port", offsetof(struct conf, port), 1, 65535},
+    {"connect-timeout", offsetof(struct conf, connect_timeout), 1, 300},
+    {"handshake-timeout", offsetof(struct conf, handshake_timeout), 1, 300},
+    {"keepalive", offsetof(struct conf, keepalive), 1, 3600},
+    {"keepalive-timeout", offsetof(struct conf, keepalive_timeout), 1, 300},
+    {"backoff-min", offsetof(struct conf, backoff_min), 1, 3600},
+    {"backoff-max", offsetof(struct conf, backoff_max), 1, 86400},
 };
 
 static const char *
@@ -387,7 +386,7 @@ conf_set(void *arg, const char *key, const char *value, char *err, size_t errlen
 	} else if (strcmp(key, "dns-server") == 0) {
 		if (!valid_dns_server(value))
 			return "dns-server: expected an IP address, optionally @PORT "
-			    "(127.0.0.1@5353)";
+			       "(127.0.0.1@5353)";
 		set_str(&c->dns_server, value);
 	} else if (strcmp(key, "dnssec-trust-anchor") == 0) {
 		set_str(&c->trust_anchor, value);
@@ -447,8 +446,10 @@ conf_read_secret(const char *path, char **secret, char *err, size_t errlen)
 		return -1;
 	}
 	if (sb.st_mode & (S_IRGRP | S_IROTH)) {
-		snprintf(err, errlen, "secret-file %s: readable by group or others (mode %03o); "
-		    "run: chmod 600 %s", path, (unsigned)(sb.st_mode & 0777), path);
+		snprintf(err, errlen,
+		    "secret-file %s: readable by group or others (mode %03o); "
+		    "run: chmod 600 %s",
+		    path, (unsigned)(sb.st_mode & 0777), path);
 		close(fd);
 		return -1;
 	}
@@ -486,8 +487,10 @@ conf_finish(struct conf *c, char *err, size_t errlen)
 		return -1;
 	}
 	if ((c->secret_file != NULL) == c->secret_inline) {
-		snprintf(err, errlen, "%s: set exactly one of \"secret-file\" (preferred) and "
-		    "\"secret\"", file);
+		snprintf(err, errlen,
+		    "%s: set exactly one of \"secret-file\" (preferred) and "
+		    "\"secret\"",
+		    file);
 		return -1;
 	}
 	if (c->backoff_min > c->backoff_max) {

@@ -16,20 +16,18 @@
  * Called for each pair. Return NULL to accept it, or a message (static, or
  * written into err of errlen bytes) that the reader prefixes with file:line.
  */
-typedef const char *conf_pair_cb(void *arg, const char *key, const char *value,
-    char *err, size_t errlen);
+typedef const char *conf_pair_cb(
+    void *arg, const char *key, const char *value, char *err, size_t errlen);
 
 /* Parse the open file path; on error fill err with "path:line: message". */
 int conf_parse_file(const char *path, conf_pair_cb *, void *arg, char *err, size_t errlen);
 /* Parse a string (for -o KEY=VALUE and tests); name stands in for the file name. */
-int conf_parse_string(const char *name, const char *text, conf_pair_cb *, void *arg,
-    char *err, size_t errlen);
+int conf_parse_string(
+    const char *name, const char *text, conf_pair_cb *, void *arg, char *err, size_t errlen);
 
 /* Value helpers: 0 and *out set, or -1. */
 int conf_uint(const char *value, unsigned min, unsigned max, unsigned *out);
 int conf_bool(const char *value, int *out);
-
-
 
 /*
  * xcompd's configuration (xcompd.conf(5)). Defaults are set in conf_new

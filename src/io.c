@@ -34,10 +34,10 @@ struct io {
 	int connecting;
 	int paused;
 	int closing; /* writing what is left, then shutting down */
-	int busy; /* inside an owner callback */
-	int freed; /* io_free during a callback */
-	int err; /* write error seen outside the loop, reported next pass */
-	int done; /* closed was reported: no more events */
+	int busy;    /* inside an owner callback */
+	int freed;   /* io_free during a callback */
+	int err;     /* write error seen outside the loop, reported next pass */
+	int done;    /* closed was reported: no more events */
 	struct buf out;
 	const struct io_handler *h;
 	void *arg;
@@ -61,7 +61,7 @@ plain_write(struct io *io, const void *p, size_t n)
 	return send(io->fd, p, n, MSG_NOSIGNAL);
 }
 
-static const struct io_ops plain_ops = { plain_read, plain_write, NULL, NULL };
+static const struct io_ops plain_ops = {plain_read, plain_write, NULL, NULL};
 
 static void io_event(int, int, void *);
 
@@ -82,7 +82,7 @@ update_events(struct io *io)
 	}
 	loop_set_events(io->lfd, ev);
 	loop_set_pending(io->lfd, !io->done && !io->paused && !io->connecting && io->ops->pending &&
-	    io->ops->pending(io) > 0);
+	                              io->ops->pending(io) > 0);
 }
 
 static void
@@ -107,8 +107,8 @@ linger_expired(void *arg)
 }
 
 struct io *
-io_new(struct loop *loop, int fd, int connecting, size_t outmax,
-    const struct io_handler *h, void *arg)
+io_new(
+    struct loop *loop, int fd, int connecting, size_t outmax, const struct io_handler *h, void *arg)
 {
 	struct io *io = xcalloc(1, sizeof(*io));
 	struct sockaddr_storage ss;
@@ -134,8 +134,8 @@ io_new(struct loop *loop, int fd, int connecting, size_t outmax,
 }
 
 struct io *
-io_connect(struct loop *loop, const char *ip, int port, size_t outmax,
-    const struct io_handler *h, void *arg)
+io_connect(struct loop *loop, const char *ip, int port, size_t outmax, const struct io_handler *h,
+    void *arg)
 {
 	struct sockaddr_storage ss;
 	struct io *io;
@@ -159,15 +159,15 @@ io_connect(struct loop *loop, const char *ip, int port, size_t outmax,
 }
 
 /* Call into the owner; returns -1 if the owner freed the io meanwhile. */
-#define CALLBACK(io, call)                    \
-	do {                                  \
-		(io)->busy++;                 \
-		call;                         \
-		(io)->busy--;                 \
-		if ((io)->freed && !(io)->busy) { \
-			destroy(io);          \
-			return;               \
-		}                             \
+#define CALLBACK(io, call)                                                                         \
+	do {                                                                                       \
+		(io)->busy++;                                                                      \
+		call;                                                                              \
+		(io)->busy--;                                                                      \
+		if ((io)->freed && !(io)->busy) {                                                  \
+			destroy(io);                                                               \
+			return;                                                                    \
+		}                                                                                  \
 	} while (0)
 
 static int

@@ -44,15 +44,15 @@ struct io_ops {
  * Take ownership of a connected (or connecting, with connecting = 1) socket.
  * outmax caps the write queue. Freed with io_free.
  */
-struct io *io_new(struct loop *, int fd, int connecting, size_t outmax,
-    const struct io_handler *, void *arg);
+struct io *io_new(
+    struct loop *, int fd, int connecting, size_t outmax, const struct io_handler *, void *arg);
 
 /*
  * Start a non-blocking TCP connect to ip:port; handler->connected reports the
  * result. -1 with errno if the socket cannot even be created. Freed with io_free.
  */
-struct io *io_connect(struct loop *, const char *ip, int port, size_t outmax,
-    const struct io_handler *, void *arg);
+struct io *io_connect(
+    struct loop *, const char *ip, int port, size_t outmax, const struct io_handler *, void *arg);
 
 /* Queue bytes; -1 (nothing queued) if the write queue would pass its cap. */
 int io_write(struct io *, const void *, size_t);

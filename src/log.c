@@ -16,7 +16,7 @@ static const char *log_ident = "xcomp";
 static int log_syslog;
 static enum log_level log_lvl = LOG_LEVEL_INFO;
 
-static const char *const level_names[] = { "error", "warning", "info", "debug" };
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
 void
 log_init(const char *ident, int to_syslog, enum log_level lvl)
@@ -50,7 +50,7 @@ log_level_parse(const char *s, enum log_level *lvl)
 static void
 vlog(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 {
-	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 	char msg[2048];
 	int saved = errno;
 
@@ -66,7 +66,8 @@ vlog(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 			syslog(prio[lvl], "%s", msg);
 	} else {
 		if (suffix)
-			fprintf(stderr, "%s: %s: %s: %s\n", log_ident, level_names[lvl], msg, suffix);
+			fprintf(
+			    stderr, "%s: %s: %s: %s\n", log_ident, level_names[lvl], msg, suffix);
 		else
 			fprintf(stderr, "%s: %s: %s\n", log_ident, level_names[lvl], msg);
 		fflush(stderr);
@@ -74,15 +75,15 @@ vlog(enum log_level lvl, const char *fmt, va_list ap, const char *suffix)
 	errno = saved;
 }
 
-#define LOGFN(fn, lvl, withErrno)                                          \
-	void fn(const char *fmt, ...)                                      \
-	{                                                                  \
-		va_list ap;                                                \
-		int e = errno;                                             \
-		va_start(ap, fmt);                                         \
-		vlog(lvl, fmt, ap, withErrno ? strerror(e) : NULL);        \
-		va_end(ap);                                                \
-		errno = e;                                                 \
+#define LOGFN(fn, lvl, withErrno)                                                                  \
+	void fn(const char *fmt, ...)                                                              \
+	{                                                                                          \
+		va_list ap;                                                                        \
+		int e = errno;                                                                     \
+		va_start(ap, fmt);                                                                 \
+		vlog(lvl, fmt, ap, withErrno ? strerror(e) : NULL);                                \
+		va_end(ap);                                                                        \
+		errno = e;                                                                         \
 	}
 
 LOGFN(log_warn, LOG_LEVEL_WARNING, 1)

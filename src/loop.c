@@ -147,7 +147,7 @@ loop_signal(struct loop *l, int signo, loop_sig_cb *cb, void *arg)
 
 	if (l->nsigs == nitems(l->sigs) || signo <= 0 || signo >= 65)
 		fatalx("loop_signal: cannot watch signal %d", signo);
-	l->sigs[l->nsigs++] = (struct sigwatch){ signo, cb, arg };
+	l->sigs[l->nsigs++] = (struct sigwatch){signo, cb, arg};
 	sigemptyset(&block);
 	sigaddset(&block, signo);
 	sigprocmask(SIG_BLOCK, &block, NULL);

@@ -13,8 +13,8 @@
 
 #define STATUS_MAX (1u << 20)
 
-static const char *const state_names[] = { "resolving", "connecting", "authenticating",
-	"connected", "backoff", "stopped" };
+static const char *const state_names[] = {
+    "resolving", "connecting", "authenticating", "connected", "backoff", "stopped"};
 
 const char *
 status_state_name(enum agent_state s)

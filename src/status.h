@@ -32,7 +32,7 @@ struct status {
 	time_t since;
 	pid_t pid;
 	const char *component, *domain;
-	const char *server; /* target:port in use, or NULL */
+	const char *server;  /* target:port in use, or NULL */
 	const char *address; /* IP in use, or NULL */
 	time_t connected_since;
 	unsigned failovers;

@@ -13,7 +13,7 @@ typedef void timer_cb(void *arg);
 
 struct timer {
 	uint64_t when; /* util_now_ms() deadline */
-	size_t slot; /* index in the heap + 1; 0 when not armed */
+	size_t slot;   /* index in the heap + 1; 0 when not armed */
 	timer_cb *cb;
 	void *arg;
 };

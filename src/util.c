@@ -146,8 +146,8 @@ util_nonblock(int fd)
 }
 
 int
-util_write_file(const char *path, const char *text, size_t len, unsigned mode, int sync,
-    char *err, size_t errlen)
+util_write_file(const char *path, const char *text, size_t len, unsigned mode, int sync, char *err,
+    size_t errlen)
 {
 	char *tmp = xasprintf("%s.tmp", path);
 	int fd, r = -1;
@@ -155,7 +155,7 @@ util_write_file(const char *path, const char *text, size_t len, unsigned mode, i
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) == -1)
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
 	else if (fchmod(fd, mode) == -1 || write(fd, text, len) != (ssize_t)len ||
-	    (sync && fsync(fd) == -1)) {
+	         (sync && fsync(fd) == -1)) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
 		close(fd);
 		unlink(tmp);

@@ -26,8 +26,7 @@
 #define EXIT_NO_STATUS 3
 #define STATUS_READ_MAX (1u << 20)
 
-static void __attribute__((noreturn))
-usage(int status)
+static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: xcomp status [-f CONFIG] [-s FILE] [--json]\n"
@@ -41,8 +40,10 @@ usage(int status)
 static void
 ago(time_t secs, char *buf, size_t len)
 {
-	static const struct { const char *unit; time_t s; } units[] = {
-		{ "day", 86400 }, { "hour", 3600 }, { "minute", 60 }, { "second", 1 } };
+	static const struct {
+		const char *unit;
+		time_t s;
+	} units[] = {{"day", 86400}, {"hour", 3600}, {"minute", 60}, {"second", 1}};
 	size_t i, used = 0;
 	int parts = 0;
 
@@ -66,13 +67,13 @@ ago(time_t secs, char *buf, size_t len)
 static const char *
 error_words(const char *code)
 {
-	static const struct { const char *code, *words; } w[] = {
-		{ "dns", "DNS error" }, { "dnssec", "DNSSEC validation failure" },
-		{ "connect", "connection failure" }, { "timeout", "timeout" },
-		{ "tls", "TLS failure" }, { "auth", "authentication failure" },
-		{ "conflict", "conflict (component already connected)" },
-		{ "stream", "stream error" }, { "closed", "connection closed" },
-		{ "config", "configuration error" } };
+	static const struct {
+		const char *code, *words;
+	} w[] = {{"dns", "DNS error"}, {"dnssec", "DNSSEC validation failure"},
+	    {"connect", "connection failure"}, {"timeout", "timeout"}, {"tls", "TLS failure"},
+	    {"auth", "authentication failure"},
+	    {"conflict", "conflict (component already connected)"}, {"stream", "stream error"},
+	    {"closed", "connection closed"}, {"config", "configuration error"}};
 	size_t i;
 
 	for (i = 0; i < nitems(w); i++)
@@ -139,8 +140,9 @@ json_node(const char *v)
 	const char *colon;
 
 	/* target:port priority=P weight=W result=R */
-	if (sscanf(v, "%299s priority=%u weight=%u result=%31s", target, &prio, &weight,
-	    result) != 4 || (colon = strrchr(target, ':')) == NULL) {
+	if (sscanf(v, "%299s priority=%u weight=%u result=%31s", target, &prio, &weight, result) !=
+	        4 ||
+	    (colon = strrchr(target, ':')) == NULL) {
 		json_str(v);
 		return;
 	}
@@ -148,8 +150,8 @@ json_node(const char *v)
 	target[colon - target] = '\0';
 	printf("{\"target\": ");
 	json_str(target);
-	printf(", \"port\": %d, \"priority\": %u, \"weight\": %u, \"result\": ", port, prio,
-	    weight);
+	printf(
+	    ", \"port\": %d, \"priority\": %u, \"weight\": %u, \"result\": ", port, prio, weight);
 	json_str(result);
 	printf("}");
 }
@@ -252,8 +254,9 @@ print_human(const struct status_file *f, const char *v, time_t now)
 		ago(now - t, up, sizeof(up));
 	if (strcmp(v, "stale") == 0)
 		printf("XMPP connection: unknown: the agent (pid %s) is not running or has not "
-		    "written its status since %s\n", status_get(f, "pid") ? status_get(f, "pid") :
-		    "?", status_get(f, "updated") ? status_get(f, "updated") : "?");
+		       "written its status since %s\n",
+		    status_get(f, "pid") ? status_get(f, "pid") : "?",
+		    status_get(f, "updated") ? status_get(f, "updated") : "?");
 	else if (strcmp(v, "connected") == 0)
 		printf("XMPP connection: connected to %s (%s) for %s\n", server ? server : "?",
 		    status_get(f, "address") ? status_get(f, "address") : "?", up);
@@ -269,22 +272,23 @@ print_human(const struct status_file *f, const char *v, time_t now)
 	    status_get(f, "component") ? status_get(f, "component") : "?",
 	    status_get(f, "domain") ? status_get(f, "domain") : "?");
 	printf("State:           %s since %s\n", state ? state : "?", since ? since : "?");
-	printf("Failovers:       %s\n", status_get(f, "failovers") ? status_get(f, "failovers") :
-	    "0");
+	printf(
+	    "Failovers:       %s\n", status_get(f, "failovers") ? status_get(f, "failovers") : "0");
 	if (err) {
 		printf("Last error:      %s (%s ago)\n", text ? text : err, when);
 		printf("                 See xcomp-troubleshooting(7), section %s.\n", upper(err));
 	}
 	for (i = 0; i < f->n; i++)
 		if (strcmp(f->kv[i].key, "node") == 0)
-			printf("%s  %s\n", nodes++ ? "" : "Nodes, in the order tried:\n", f->kv[i].value);
+			printf("%s  %s\n", nodes++ ? "" : "Nodes, in the order tried:\n",
+			    f->kv[i].value);
 }
 
 static int
 cmd_status(int argc, char **argv)
 {
-	static const struct option longopts[] = { { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *path = NULL, *cpath = NULL, *v;
 	struct status_file f;
 	struct conf *c = conf_new();
@@ -322,9 +326,10 @@ cmd_status(int argc, char **argv)
 	if (path == NULL)
 		path = c->status_file;
 	if ((text = read_text(path, &len)) == NULL) {
-		fprintf(stderr, "xcomp: cannot read the status file %s: %s\n"
-		    "Is xcompd running? (see xcompd(8); -s names another status file)\n", path,
-		    strerror(errno));
+		fprintf(stderr,
+		    "xcomp: cannot read the status file %s: %s\n"
+		    "Is xcompd running? (see xcompd(8); -s names another status file)\n",
+		    path, strerror(errno));
 		conf_free(c);
 		return EXIT_NO_STATUS;
 	}
@@ -384,7 +389,7 @@ print_resolve(struct resolve *r, unsigned samples)
 		    r->rrs[i].port, r->rrs[i].target, r->addr_ttl[i], r->addrs[i]);
 	m = srv_order(r->rrs, r->n, rnd, NULL, order);
 	printf("Order the agent would try now (priority ascending, weighted random within one "
-	    "priority):\n");
+	       "priority):\n");
 	for (k = 0; k < m; k++)
 		printf("  %zu. %s:%u\n", k + 1, r->rrs[order[k]].target, r->rrs[order[k]].port);
 	if (samples > 0 && m > 0) {
@@ -464,11 +469,9 @@ on_srv(void *arg, const struct dns_srv_result *res)
 static int
 cmd_resolve(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "dns-server", required_argument, NULL, 'd' },
-		{ "service", required_argument, NULL, 'S' },
-		{ "samples", required_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+	static const struct option longopts[] = {{"dns-server", required_argument, NULL, 'd'},
+	    {"service", required_argument, NULL, 'S'}, {"samples", required_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct conf *c = conf_new();
 	struct resolve r;
 	char err[512], *name;

@@ -27,8 +27,7 @@ struct opts {
 	int noverrides;
 };
 
-static void __attribute__((noreturn))
-usage(int status)
+static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: xcompd [-htV] [-f CONFIG] [-o KEY=VALUE]...\n"
@@ -37,7 +36,8 @@ usage(int status)
 	    "  -t            check the configuration and exit\n"
 	    "  -V            print the version and exit\n"
 	    "  -h            this help\n"
-	    "See xcompd(8) and xcompd.conf(5).\n", SYSCONFDIR);
+	    "See xcompd(8) and xcompd.conf(5).\n",
+	    SYSCONFDIR);
 	exit(status);
 }
 
@@ -86,8 +86,8 @@ check_status_dir(const char *path, int create, char *err, size_t errlen)
 		return r;
 	}
 	if (stat(dir, &sb) == -1 && (errno != ENOENT || mkdir(dir, 0755) == -1)) {
-		snprintf(err, errlen, "status-file %s: directory %s: %s", path, dir,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "status-file %s: directory %s: %s", path, dir, strerror(errno));
 		r = -1;
 	} else if (access(dir, W_OK) == -1) {
 		snprintf(err, errlen, "status-file %s: cannot write in %s: %s", path, dir,
@@ -130,8 +130,8 @@ on_hup(int signo, void *arg)
 int
 main(int argc, char **argv)
 {
-	struct opts o = { SYSCONFDIR "/xcompd.conf", NULL, 0 };
-	struct ctx x = { &o, NULL };
+	struct opts o = {SYSCONFDIR "/xcompd.conf", NULL, 0};
+	struct ctx x = {&o, NULL};
 	struct loop *loop;
 	struct conf *c;
 	char err[1024];

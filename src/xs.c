@@ -911,8 +911,8 @@ ser_elem(const struct xs_elem *e, const char *parent_ns, struct buf *b)
 	if (buf_addstr(b, ">") == -1)
 		return -1;
 	/* Text before the first child, then each child followed by its tail. */
-	if (e->text != NULL && ser_escape(b, e->text, e->child ? e->headlen : strlen(e->text),
-	    XS_ESC_TEXT) == -1)
+	if (e->text != NULL &&
+	    ser_escape(b, e->text, e->child ? e->headlen : strlen(e->text), XS_ESC_TEXT) == -1)
 		return -1;
 	for (c = e->child; c != NULL; c = c->next)
 		if (ser_elem(c, ns, b) == -1 ||

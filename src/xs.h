@@ -27,22 +27,23 @@ struct xs;
 /* One element of a parsed stanza. Owned by the parser; valid during the callback. */
 struct xs_elem {
 	char *name; /* local name */
-	char *ns; /* namespace URI, "" when none */
+	char *ns;   /* namespace URI, "" when none */
 	/*
 	 * NULL-terminated name/value pairs. Unqualified attributes by their
-	 * local name ("to"); qualified ones as "URI local" ("http://www.w3.org/XML/1998/namespace lang").
+	 * local name ("to"); qualified ones as "URI local" ("http://www.w3.org/XML/1998/namespace
+	 * lang").
 	 */
 	char **attrs;
-	char *text; /* character data directly inside, concatenated; NULL if none */
-	size_t headlen; /* bytes of text that come before the first child */
-	char *tail; /* character data after this element, inside its parent; or NULL */
+	char *text;            /* character data directly inside, concatenated; NULL if none */
+	size_t headlen;        /* bytes of text that come before the first child */
+	char *tail;            /* character data after this element, inside its parent; or NULL */
 	struct xs_elem *child; /* first child */
-	struct xs_elem *next; /* next sibling */
+	struct xs_elem *next;  /* next sibling */
 };
 
 struct xs_limits {
-	size_t stanza; /* raw bytes of one depth-1 element */
-	size_t header; /* raw bytes of the stream header */
+	size_t stanza;  /* raw bytes of one depth-1 element */
+	size_t header;  /* raw bytes of the stream header */
 	unsigned depth; /* element nesting below the stream */
 	unsigned attrs; /* attributes on one element */
 };
@@ -73,8 +74,8 @@ struct xs_handler {
  * A parser for one incoming stream whose content namespace must be
  * content_ns (XS_NS_COMPONENT). Freed with xs_free.
  */
-struct xs *xs_new(const char *content_ns, const struct xs_limits *,
-    const struct xs_handler *, void *arg);
+struct xs *xs_new(
+    const char *content_ns, const struct xs_limits *, const struct xs_handler *, void *arg);
 /* Parse more bytes. -1 after an error (reported once) or a stop; the stream is then dead. */
 int xs_feed(struct xs *, const char *, size_t);
 void xs_free(struct xs *);

@@ -48,8 +48,8 @@ struct conn {
 	int header_sent;
 	int in_feed; /* inside xs_feed: freeing waits until it returns */
 	char id[37];
-	char *jid; /* component JID from the stream header */
-	time_t since; /* when authenticated */
+	char *jid;          /* component JID from the stream header */
+	time_t since;       /* when authenticated */
 	struct timer timer; /* handshake timeout */
 	struct conn *prev, *next;
 };
@@ -88,9 +88,11 @@ new_stream_id(char id[37])
 	util_random(r, sizeof(r));
 	r[6] = (r[6] & 0x0f) | 0x40; /* UUID version 4 */
 	r[8] = (r[8] & 0x3f) | 0x80;
-	snprintf(id, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-	    r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]);
+	snprintf(id, 37,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x",
+	    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+	    r[14], r[15]);
 }
 
 static const char *
@@ -141,8 +143,8 @@ static void
 send_str(struct conn *c, const char *s)
 {
 	if (io_write(c->io, s, strlen(s)) == -1)
-		log_warnx("%s (%s): write queue full, output dropped", conn_name(c),
-		    io_peer(c->io));
+		log_warnx(
+		    "%s (%s): write queue full, output dropped", conn_name(c), io_peer(c->io));
 }
 
 static void
@@ -170,8 +172,8 @@ conn_error(struct conn *c, const char *condition, const char *text)
 	e = xs_stream_error(condition, text);
 	send_str(c, e);
 	free(e);
-	log_info("%s (%s): stream error <%s/>%s%s", conn_name(c), io_peer(c->io),
-	    condition, text ? ": " : "", text ? text : "");
+	log_info("%s (%s): stream error <%s/>%s%s", conn_name(c), io_peer(c->io), condition,
+	    text ? ": " : "", text ? text : "");
 	conn_end(c);
 }
 
@@ -310,8 +312,9 @@ do_handshake(struct conn *c, const struct xs_elem *e)
 static int
 is_stanza(const struct xs_elem *e)
 {
-	return strcmp(e->ns, XS_NS_COMPONENT) == 0 && (strcmp(e->name, "message") == 0 ||
-	    strcmp(e->name, "presence") == 0 || strcmp(e->name, "iq") == 0);
+	return strcmp(e->ns, XS_NS_COMPONENT) == 0 &&
+	       (strcmp(e->name, "message") == 0 || strcmp(e->name, "presence") == 0 ||
+	           strcmp(e->name, "iq") == 0);
 }
 
 /* A stanza error in reply to e, from its 'to' back to its 'from'. */
@@ -323,8 +326,9 @@ bounce(struct conn *c, const struct xs_elem *e, const char *condition)
 	char *eid = id ? xs_escape(id) : NULL, *s;
 
 	s = xasprintf("<%s from='%s' to='%s' type='error'%s%s%s><error type='cancel'>"
-	    "<%s xmlns='" XS_NS_STANZA_ERRORS "'/></error></%s>", e->name, from, to,
-	    eid ? " id='" : "", eid ? eid : "", eid ? "'" : "", condition, e->name);
+	              "<%s xmlns='" XS_NS_STANZA_ERRORS "'/></error></%s>",
+	    e->name, from, to, eid ? " id='" : "", eid ? eid : "", eid ? "'" : "", condition,
+	    e->name);
 	send_str(c, s);
 	free(s);
 	free(to);
@@ -378,8 +382,8 @@ forward(struct conn *c, struct conn *dst, const struct xs_elem *e)
 		return;
 	}
 	if (io_write(dst->io, buf_head(&b), b.len) == -1) {
-		log_warnx("%s (%s): write queue full, stanza bounced", conn_name(dst),
-		    io_peer(dst->io));
+		log_warnx(
+		    "%s (%s): write queue full, stanza bounced", conn_name(dst), io_peer(dst->io));
 		if (!is_error(e))
 			bounce(c, e, "resource-constraint");
 	}
@@ -458,7 +462,7 @@ x_error(void *arg, const char *condition, const char *text)
 	conn_error(arg, condition, text);
 }
 
-static const struct xs_handler conn_xs_handler = { x_open, x_stanza, x_close, x_error };
+static const struct xs_handler conn_xs_handler = {x_open, x_stanza, x_close, x_error};
 
 static void
 io_data(void *arg, const char *p, size_t n)
@@ -478,8 +482,8 @@ io_closed(void *arg, int err)
 	struct conn *c = arg;
 
 	if (c->state == C_ONLINE)
-		log_info("%s (%s) disconnected%s%s", c->jid, io_peer(c->io),
-		    err ? ": " : "", err ? strerror(err) : "");
+		log_info("%s (%s) disconnected%s%s", c->jid, io_peer(c->io), err ? ": " : "",
+		    err ? strerror(err) : "");
 	conn_free(c, 0);
 }
 
@@ -490,7 +494,7 @@ io_connected(void *arg, int err)
 	(void)err;
 }
 
-static const struct io_handler conn_handler = { io_connected, io_data, io_closed };
+static const struct io_handler conn_handler = {io_connected, io_data, io_closed};
 
 static void
 accept_event(int fd, int revents, void *arg)
@@ -520,7 +524,7 @@ accept_event(int fd, int revents, void *arg)
 static void
 control_event(int fd, int revents, void *arg)
 {
-	static const struct io_handler none = { io_connected, NULL, NULL };
+	static const struct io_handler none = {io_connected, NULL, NULL};
 	struct server *srv = arg;
 	char when[32], line[1400];
 	struct conn *c;
@@ -755,7 +759,8 @@ serve_setup(struct server *srv)
 	srv->own_files = 1;
 	if (srv->st->ncbs == 0)
 		log_warnx("no call bridge configured: every component will be refused "
-		    "(xcomp-server -d %s callbridge add NAME)", srv->st->dir);
+		          "(xcomp-server -d %s callbridge add NAME)",
+		    srv->st->dir);
 	for (i = 0; i < srv->st->nlisten; i++)
 		if (listen_tcp(srv, &srv->st->listen[i]) == -1)
 			return 2;
@@ -812,8 +817,8 @@ serve_status(const char *dir, FILE *out, char *err, size_t errlen)
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", dir, CONTROL_SOCK);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
 	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		snprintf(err, errlen, "not running for %s (%s: %s)", dir, sun.sun_path,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "not running for %s (%s: %s)", dir, sun.sun_path, strerror(errno));
 		if (fd != -1)
 			close(fd);
 		return -1;

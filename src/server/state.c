@@ -25,8 +25,8 @@
 #define CONF_FILE "xcomp-server.conf"
 #define SECRETS_FILE "callbridges"
 
-static int
-say(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int say(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 say(char *err, size_t errlen, const char *fmt, ...)
@@ -39,7 +39,7 @@ say(char *err, size_t errlen, const char *fmt, ...)
 	return -1;
 }
 
-static const char *const policy_names[] = { "kick-new", "kick-old", "allow" };
+static const char *const policy_names[] = {"kick-new", "kick-old", "allow"};
 
 const char *
 state_policy_name(enum conflict_policy p)
@@ -66,12 +66,14 @@ state_valid_name(const char *name, char *err, size_t errlen)
 	const char *p;
 
 	if (*name == '\0' || strlen(name) > STATE_NAME_MAX)
-		return say(err, errlen, "call bridge name must be 1 to %d characters",
-		    STATE_NAME_MAX);
+		return say(
+		    err, errlen, "call bridge name must be 1 to %d characters", STATE_NAME_MAX);
 	for (p = name; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
-			return say(err, errlen, "call bridge name \"%s\": use letters, digits, "
-			    "'-' and '_' only (it becomes the first label of NAME.DOMAIN)", name);
+			return say(err, errlen,
+			    "call bridge name \"%s\": use letters, digits, "
+			    "'-' and '_' only (it becomes the first label of NAME.DOMAIN)",
+			    name);
 	return 0;
 }
 
@@ -88,7 +90,8 @@ state_valid_secret(const char *s, char *err, size_t errlen)
 		return say(err, errlen, "a secret must not start with '#'");
 	for (p = s; *p; p++)
 		if (!isgraph((unsigned char)*p))
-			return say(err, errlen, "a secret may hold printable ASCII characters "
+			return say(err, errlen,
+			    "a secret may hold printable ASCII characters "
 			    "only, no spaces or control characters");
 	return 0;
 }
@@ -150,11 +153,13 @@ parse_listen(const char *value, struct listen_addr *la, char *err, size_t errlen
 	int sslen, port = -1;
 
 	if (util_split_hostport(value, la->host, sizeof(la->host), &port) == -1 || port < 0)
-		return say(err, errlen, "listen \"%s\": expected ADDRESS:PORT, e.g. "
-		    "127.0.0.1:5223", value);
+		return say(err, errlen,
+		    "listen \"%s\": expected ADDRESS:PORT, e.g. "
+		    "127.0.0.1:5223",
+		    value);
 	if (util_sockaddr(la->host, port, &ss, &sslen) == -1)
-		return say(err, errlen, "listen \"%s\": \"%s\" is not an IP address", value,
-		    la->host);
+		return say(
+		    err, errlen, "listen \"%s\": \"%s\" is not an IP address", value, la->host);
 	la->port = port;
 	return 0;
 }
@@ -216,8 +221,10 @@ check_secrecy(const char *path, char *err, size_t errlen)
 	if (stat(path, &sb) == -1)
 		return errno == ENOENT ? 1 : say(err, errlen, "%s: %s", path, strerror(errno));
 	if (sb.st_mode & (S_IRWXG | S_IRWXO))
-		return say(err, errlen, "%s: readable by group or others (mode %03o); "
-		    "run: chmod 600 %s", path, (unsigned)(sb.st_mode & 0777), path);
+		return say(err, errlen,
+		    "%s: readable by group or others (mode %03o); "
+		    "run: chmod 600 %s",
+		    path, (unsigned)(sb.st_mode & 0777), path);
 	return 0;
 }
 
@@ -268,8 +275,8 @@ state_free(struct state *st)
 
 /* Write text to DIR/name through a temporary file, synced, then rename. */
 static int
-write_atomic(const char *dir, const char *name, const char *text, mode_t mode,
-    char *err, size_t errlen)
+write_atomic(
+    const char *dir, const char *name, const char *text, mode_t mode, char *err, size_t errlen)
 {
 	char *path = xasprintf("%s/%s", dir, name);
 	int r;
@@ -293,14 +300,15 @@ conf_text(const struct state *st)
 		buf_addstr(&b, line);
 	}
 	for (i = 0; i < st->nlisten; i++) {
-		snprintf(line, sizeof(line), strchr(st->listen[i].host, ':') ?
-		    "listen = [%s]:%d\n" : "listen = %s:%d\n", st->listen[i].host,
-		    st->listen[i].port);
+		snprintf(line, sizeof(line),
+		    strchr(st->listen[i].host, ':') ? "listen = [%s]:%d\n" : "listen = %s:%d\n",
+		    st->listen[i].host, st->listen[i].port);
 		buf_addstr(&b, line);
 	}
-	snprintf(line, sizeof(line), "conflict-policy = %s\nhandshake-timeout = %u\n"
-	    "max-stanza = %u\n", state_policy_name(st->policy), st->handshake_timeout,
-	    st->max_stanza);
+	snprintf(line, sizeof(line),
+	    "conflict-policy = %s\nhandshake-timeout = %u\n"
+	    "max-stanza = %u\n",
+	    state_policy_name(st->policy), st->handshake_timeout, st->max_stanza);
 	buf_addstr(&b, line);
 	buf_add(&b, "", 1);
 	return b.data;
@@ -459,8 +467,8 @@ remove_cb(struct state *st, struct callbridge *cb)
 }
 
 static int
-cmd_callbridge(struct state *st, int argc, char **argv, FILE *in, FILE *out, char *err,
-    size_t errlen)
+cmd_callbridge(
+    struct state *st, int argc, char **argv, FILE *in, FILE *out, char *err, size_t errlen)
 {
 	char secret[STATE_SECRET_MAX + 2];
 	struct callbridge *cb;
@@ -470,9 +478,10 @@ cmd_callbridge(struct state *st, int argc, char **argv, FILE *in, FILE *out, cha
 		list_callbridges(st, out);
 		return 0;
 	}
-	if (argc != 3 || (strcmp(argv[1], "add") && strcmp(argv[1], "add-secret") &&
-	    strcmp(argv[1], "remove")))
-		return say(err, errlen, "usage: callbridge add NAME | add-secret NAME | "
+	if (argc != 3 ||
+	    (strcmp(argv[1], "add") && strcmp(argv[1], "add-secret") && strcmp(argv[1], "remove")))
+		return say(err, errlen,
+		    "usage: callbridge add NAME | add-secret NAME | "
 		    "list | remove NAME");
 	if (state_valid_name(argv[2], err, errlen) == -1)
 		return -1;
@@ -485,8 +494,10 @@ cmd_callbridge(struct state *st, int argc, char **argv, FILE *in, FILE *out, cha
 	}
 	if (strcmp(argv[1], "add") == 0) {
 		if (cb != NULL)
-			return say(err, errlen, "call bridge \"%s\" exists already; use "
-			    "add-secret to change its secret", argv[2]);
+			return say(err, errlen,
+			    "call bridge \"%s\" exists already; use "
+			    "add-secret to change its secret",
+			    argv[2]);
 		state_new_secret(secret);
 	} else if (read_secret(in, secret, sizeof(secret), err, errlen) == -1)
 		return -1;
@@ -506,8 +517,7 @@ cmd_callbridge(struct state *st, int argc, char **argv, FILE *in, FILE *out, cha
 }
 
 int
-state_command(const char *dir, int argc, char **argv, FILE *in, FILE *out, char *err,
-    size_t errlen)
+state_command(const char *dir, int argc, char **argv, FILE *in, FILE *out, char *err, size_t errlen)
 {
 	struct state st;
 	int r;

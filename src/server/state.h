@@ -38,7 +38,7 @@ struct state {
 	size_t ncbs;
 	enum conflict_policy policy;
 	unsigned handshake_timeout; /* seconds */
-	unsigned max_stanza; /* bytes */
+	unsigned max_stanza;        /* bytes */
 };
 
 /* Load DIR (a missing directory or file is an empty state). Freed with state_free. */
@@ -66,7 +66,7 @@ const char *state_policy_name(enum conflict_policy);
  * "callbridge", "conflict-policy", ...), printing to out and reading secrets
  * from in. Exit status for the program: 0, or 1 with the reason in err.
  */
-int state_command(const char *dir, int argc, char **argv, FILE *in, FILE *out,
-    char *err, size_t errlen);
+int state_command(
+    const char *dir, int argc, char **argv, FILE *in, FILE *out, char *err, size_t errlen);
 
 #endif

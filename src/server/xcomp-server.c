@@ -12,8 +12,7 @@
 #include "serve.h"
 #include "state.h"
 
-static void __attribute__((noreturn))
-usage(int status)
+static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: xcomp-server [-v] -d DIR COMMAND [ARGUMENTS]\n"

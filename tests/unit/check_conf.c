@@ -26,8 +26,8 @@ collect(void *arg, const char *key, const char *value, char *err, size_t errlen)
 	}
 	if (strcmp(key, "static") == 0)
 		return "static message";
-	snprintf(s->text + strlen(s->text), sizeof(s->text) - strlen(s->text), "[%s=%s]", key,
-	    value);
+	snprintf(
+	    s->text + strlen(s->text), sizeof(s->text) - strlen(s->text), "[%s=%s]", key, value);
 	s->n++;
 	return NULL;
 }
@@ -46,7 +46,9 @@ START_TEST(test_pairs)
 	char err[512];
 
 	ck_assert_int_eq(parse("# comment\n\n  name = cb1  \nkeepalive=30\r\n"
-	    "domain = tptac9.com # trailing comment\nsecret = a#b\n", &s, err), 0);
+	                       "domain = tptac9.com # trailing comment\nsecret = a#b\n",
+	                     &s, err),
+	    0);
 	ck_assert_str_eq(s.text, "[name=cb1][keepalive=30][domain=tptac9.com][secret=a#b]");
 	ck_assert_int_eq(s.n, 4);
 }
@@ -85,7 +87,7 @@ expect_error(const char *text, const char *message)
 START_TEST(test_errors)
 {
 	expect_error("a = 1\njust words\n", "test.conf:2: expected \"key = value\", found "
-	    "\"just words\"");
+	                                    "\"just words\"");
 	expect_error("= 1\n", "test.conf:1: bad key \"\"");
 	expect_error("my key = 1\n", "test.conf:1: bad key \"my key\"");
 	expect_error("\n\nname =   \n", "test.conf:3: name: missing value");
@@ -135,8 +137,8 @@ START_TEST(test_missing_file)
 	struct seen s;
 	char err[512];
 
-	ck_assert_int_eq(conf_parse_file("/nonexistent/xcompd.conf", collect, &s, err,
-	    sizeof(err)), -1);
+	ck_assert_int_eq(
+	    conf_parse_file("/nonexistent/xcompd.conf", collect, &s, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "/nonexistent/xcompd.conf: cannot open: No such file or directory");
 }
 END_TEST
@@ -245,7 +247,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
 	ck_assert_ptr_null(c->dns_server);
 	ck_assert_int_eq(conf_parse_string("t", "name = cb1\ndomain = tptac9.com\nsecret = x\n",
-	    conf_set, c, err, sizeof(err)), 0);
+	                     conf_set, c, err, sizeof(err)),
+	    0);
 	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
 	ck_assert_str_eq(c->component, "cb1.tptac9.com");
 	ck_assert_str_eq(c->secret, "x");
@@ -265,7 +268,8 @@ START_TEST(test_all_keys)
 	    "port = 5275\ndns-server = 127.0.0.1@5353\ndnssec-trust-anchor = %s\n"
 	    "connect-timeout = 2\nhandshake-timeout = 3\nkeepalive = 4\nkeepalive-timeout = 5\n"
 	    "backoff-min = 6\nbackoff-max = 7\nstatus-file = /tmp/s\nlog = syslog\n"
-	    "log-level = debug\n", ta);
+	    "log-level = debug\n",
+	    ta);
 	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
 	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
 	ck_assert_str_eq(c->component, "bridge.tptac9.com");
@@ -304,27 +308,27 @@ START_TEST(test_key_errors)
 {
 	key_error("colour = blue\n", "xcompd.conf:1: unknown key \"colour\" (see xcompd.conf(5))");
 	key_error("name = cb1\nkeepalive = 0\n", "xcompd.conf:2: keepalive: expected a whole "
-	    "number from 1 to 3600, found \"0\"");
+	                                         "number from 1 to 3600, found \"0\"");
 	key_error("port = 70000\n", "xcompd.conf:1: port: expected a whole number from 1 to "
-	    "65535, found \"70000\"");
+	                            "65535, found \"70000\"");
 	key_error("connect-timeout = 5s\n", "xcompd.conf:1: connect-timeout: expected a whole "
-	    "number from 1 to 300, found \"5s\"");
+	                                    "number from 1 to 300, found \"5s\"");
 	key_error("name = cb 1\n", "xcompd.conf:1: name: use letters, digits, '-' and '_' (e.g. "
-	    "cb1)");
+	                           "cb1)");
 	key_error("domain = tptac9..com/x\n", "xcompd.conf:1: domain: \"tptac9..com/x\" is not a "
-	    "domain name");
+	                                      "domain name");
 	key_error("server = a.example:0\n", "xcompd.conf:1: server: \"a.example:0\" is not "
-	    "host[:port]");
+	                                    "host[:port]");
 	key_error("server = a b:x\n", "xcompd.conf:1: server: \"b:x\" is not host[:port]");
 	key_error("service = xmpp-component.tcp\n", "xcompd.conf:1: service: expected two labels "
-	    "like _xmpp-component._tcp");
+	                                            "like _xmpp-component._tcp");
 	key_error("dns-server = dns.example\n", "xcompd.conf:1: dns-server: expected an IP "
-	    "address, optionally @PORT (127.0.0.1@5353)");
+	                                        "address, optionally @PORT (127.0.0.1@5353)");
 	key_error("dns-server = 127.0.0.1@99999\n", "xcompd.conf:1: dns-server: expected an IP "
-	    "address, optionally @PORT (127.0.0.1@5353)");
+	                                            "address, optionally @PORT (127.0.0.1@5353)");
 	key_error("log = file\n", "xcompd.conf:1: log: expected stderr or syslog");
 	key_error("log-level = loud\n", "xcompd.conf:1: log-level: expected error, warning, info "
-	    "or debug");
+	                                "or debug");
 }
 END_TEST
 
@@ -348,19 +352,22 @@ START_TEST(test_finish_errors)
 	finish_error("domain = tptac9.com\nsecret = x\n", "configuration: \"name\" is required");
 	finish_error("name = cb1\nsecret = x\n", "configuration: \"domain\" is required");
 	finish_error("name = cb1\ndomain = d.com\n", "configuration: set exactly one of "
-	    "\"secret-file\" (preferred) and \"secret\"");
+	                                             "\"secret-file\" (preferred) and \"secret\"");
 	finish_error("name = cb1\ndomain = d.com\nsecret = x\nsecret-file = /x\n",
 	    "configuration: set exactly one of \"secret-file\" (preferred) and \"secret\"");
 	finish_error("name = cb1\ndomain = d.com\nsecret = x\nbackoff-min = 9\nbackoff-max = 8\n",
 	    "configuration: backoff-min (9) is larger than backoff-max (8)");
 	finish_error("name = cb1\ndomain = d.com\nsecret-file = /nonexistent/secret\n",
 	    "secret-file /nonexistent/secret: No such file or directory");
-	finish_error("name = cb1\ndomain = d.com\nsecret = x\ndnssec-trust-anchor = /nonexistent/ta\n",
+	finish_error(
+	    "name = cb1\ndomain = d.com\nsecret = x\ndnssec-trust-anchor = /nonexistent/ta\n",
 	    "configuration: dnssec-trust-anchor /nonexistent/ta: No such file or directory");
 	path = write_file("open-secret", "s3cret\n", 0644);
 	snprintf(text, sizeof(text), "name = cb1\ndomain = d.com\nsecret-file = %s\n", path);
-	snprintf(expect, sizeof(expect), "secret-file %s: readable by group or others (mode 644); "
-	    "run: chmod 600 %s", path, path);
+	snprintf(expect, sizeof(expect),
+	    "secret-file %s: readable by group or others (mode 644); "
+	    "run: chmod 600 %s",
+	    path, path);
 	finish_error(text, expect);
 	path = write_file("empty-secret", "\nsecond line\n", 0600);
 	snprintf(text, sizeof(text), "name = cb1\ndomain = d.com\nsecret-file = %s\n", path);
@@ -396,7 +403,7 @@ START_TEST(test_override)
 	ck_assert_str_eq(err, "-o keepalive: expected KEY=VALUE");
 	ck_assert_int_eq(conf_override(c, "keepalive=x", err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "-o:1: keepalive: expected a whole number from 1 to 3600, found "
-	    "\"x\"");
+	                      "\"x\"");
 	conf_free(c);
 }
 END_TEST

@@ -11,8 +11,8 @@ START_TEST(test_prosody_vector)
 	char out[DIGEST_HEXLEN + 1];
 
 	/* A value Prosody 0.12 accepted. */
-	ck_assert_int_eq(digest_handshake("ca633396-605f-414b-bb2b-547c89527b23", "s3cret-1",
-	    out), 0);
+	ck_assert_int_eq(
+	    digest_handshake("ca633396-605f-414b-bb2b-547c89527b23", "s3cret-1", out), 0);
 	ck_assert_str_eq(out, "d7e7b66738dca37fce0a1308b3daeba7170f4fdb");
 }
 END_TEST

@@ -93,8 +93,10 @@ START_TEST(test_add_prints_secret)
 	ck_assert_int_eq(run(NULL, "domain tptac9.com"), 0);
 	ck_assert_int_eq(run(NULL, "callbridge add cb1"), 0);
 	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
-	snprintf(expect, sizeof(expect), "Callbridge : cb1\nDomain     : tptac9.com\n"
-	    "Secret     : %s\n", st.cbs[0].secret);
+	snprintf(expect, sizeof(expect),
+	    "Callbridge : cb1\nDomain     : tptac9.com\n"
+	    "Secret     : %s\n",
+	    st.cbs[0].secret);
 	state_free(&st);
 	ck_assert_str_eq(out, expect);
 }
@@ -105,7 +107,7 @@ START_TEST(test_add_twice_remove)
 	ck_assert_int_eq(run(NULL, "callbridge add cb1"), 0);
 	ck_assert_int_eq(run(NULL, "callbridge add cb1"), 1);
 	ck_assert_str_eq(err, "call bridge \"cb1\" exists already; use add-secret to change "
-	    "its secret");
+	                      "its secret");
 	ck_assert_int_eq(run(NULL, "callbridge remove cb1"), 0);
 	ck_assert_int_eq(run(NULL, "callbridge remove cb1"), 1);
 	ck_assert_str_eq(err, "no call bridge named \"cb1\"");
@@ -128,7 +130,7 @@ START_TEST(test_add_secret_replaces_and_checks)
 	ck_assert_str_eq(err, "no secret on standard input");
 	ck_assert_int_eq(run("with space\n", "callbridge add-secret cb1"), 1);
 	ck_assert_str_eq(err, "a secret may hold printable ASCII characters only, no spaces or "
-	    "control characters");
+	                      "control characters");
 	ck_assert_int_eq(run("#hash\n", "callbridge add-secret cb1"), 1);
 	ck_assert_int_eq(run("x\n", "callbridge add-secret bad.name"), 1);
 	ck_assert_ptr_nonnull(strstr(err, "use letters, digits"));
@@ -147,7 +149,8 @@ START_TEST(test_secrets_file_mode)
 	ck_assert_int_eq(sb.st_mode & 0777, 0600);
 	chmod(path, 0644);
 	ck_assert_int_eq(run(NULL, "callbridge list"), 1);
-	ck_assert_ptr_nonnull(strstr(err, "readable by group or others (mode 644); run: chmod 600"));
+	ck_assert_ptr_nonnull(
+	    strstr(err, "readable by group or others (mode 644); run: chmod 600"));
 	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), -1);
 	state_free(&st);
 }
@@ -160,7 +163,8 @@ START_TEST(test_listen)
 	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5223"), 1);
 	ck_assert_str_eq(err, "already listening on 127.0.0.1:5223");
 	ck_assert_int_eq(run(NULL, "listen host.example:5223"), 1);
-	ck_assert_str_eq(err, "listen \"host.example:5223\": \"host.example\" is not an IP address");
+	ck_assert_str_eq(
+	    err, "listen \"host.example:5223\": \"host.example\" is not an IP address");
 	ck_assert_int_eq(run(NULL, "listen 127.0.0.1"), 1);
 	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:70000"), 1);
 	ck_assert_int_eq(run(NULL, "listen"), 0);

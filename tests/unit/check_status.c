@@ -9,9 +9,9 @@
 #include "unit.h"
 
 static const struct status_node sample_nodes[] = {
-	{ "cb1.tptac9.com", 5223, 0, 0, "auth" },
-	{ "cb2.tptac9.com", 5223, 0, 0, "ok" },
-	{ "cb3.tptac9.com", 5223, 10, 5, "untried" },
+    {"cb1.tptac9.com", 5223, 0, 0, "auth"},
+    {"cb2.tptac9.com", 5223, 0, 0, "ok"},
+    {"cb3.tptac9.com", 5223, 10, 5, "untried"},
 };
 
 static struct status
@@ -117,7 +117,8 @@ START_TEST(test_parse_round_trip)
 
 	ck_assert_int_eq(status_parse(text, strlen(text), &f), 0);
 	ck_assert_str_eq(status_get(&f, "server"), "cb2.tptac9.com:5223");
-	ck_assert_str_eq(status_get(&f, "node"), "cb1.tptac9.com:5223 priority=0 weight=0 result=auth");
+	ck_assert_str_eq(
+	    status_get(&f, "node"), "cb1.tptac9.com:5223 priority=0 weight=0 result=auth");
 	for (i = 0; i < f.n; i++)
 		nodes += strcmp(f.kv[i].key, "node") == 0;
 	ck_assert_uint_eq(nodes, 3);

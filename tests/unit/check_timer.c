@@ -18,7 +18,7 @@ START_TEST(test_order)
 {
 	struct timerq *q = timerq_new();
 	struct timer t[5];
-	static const int delay[5] = { 50, 10, 40, 20, 30 };
+	static const int delay[5] = {50, 10, 40, 20, 30};
 	int i;
 
 	nfired = 0;

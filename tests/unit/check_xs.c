@@ -1343,17 +1343,17 @@ mixed_error(void *arg, const char *cond, const char *text)
 	ck_abort_msg("error %s: %s", cond, text);
 }
 
-static const struct xs_handler mixed_handler = { mixed_open, mixed_stanza, mixed_close,
-	mixed_error };
+static const struct xs_handler mixed_handler = {mixed_open, mixed_stanza, mixed_close, mixed_error};
 
 /* Text after a child stays after it: <p>Hello <b>world</b>!</p> */
 START_TEST(test_mixed_content_order)
 {
-	static const char stream[] = "<stream:stream xmlns='jabber:component:accept' "
+	static const char stream[] =
+	    "<stream:stream xmlns='jabber:component:accept' "
 	    "xmlns:stream='http://etherx.jabber.org/streams' to='a'>"
 	    "<message to='b' from='a'><p>Hello <b>world</b>! <i>x</i>end</p></message>";
 	static const char want[] = "<message to='b' from='a'><p>Hello <b>world</b>! "
-	    "<i>x</i>end</p></message>";
+	                           "<i>x</i>end</p></message>";
 	struct mixed_out out = {0};
 	struct xs_limits lim;
 	struct xs *x;
@@ -1371,10 +1371,10 @@ START_TEST(test_serialize_built)
 {
 	char *pattrs[] = {"type", "unavailable", XS_NS_XML " lang", "fr", NULL};
 	char *none[] = {NULL};
-	struct xs_elem status = {.name = "status", .ns = XS_NS_COMPONENT, .attrs = none,
-	    .text = "bye <3"};
-	struct xs_elem presence = {.name = "presence", .ns = XS_NS_COMPONENT, .attrs = pattrs,
-	    .child = &status};
+	struct xs_elem status = {
+	    .name = "status", .ns = XS_NS_COMPONENT, .attrs = none, .text = "bye <3"};
+	struct xs_elem presence = {
+	    .name = "presence", .ns = XS_NS_COMPONENT, .attrs = pattrs, .child = &status};
 	struct xs_elem bare = {.name = "x", .ns = "", .attrs = none};
 	const char *want = "<presence type='unavailable' xml:lang='fr'><status>bye &lt;3</status>"
 	                   "</presence>";

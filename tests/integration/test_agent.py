@@ -292,6 +292,37 @@ class AgentTest(unittest.TestCase):
         self.assertIn("see-other-host", st["last-error-text"])
         self.assertEqual(peer.accepted, 1)
 
+    def test_system_shutdown_fails_over_at_once(self):
+        c = self.cluster()
+        u = self.dns(c.records())
+        a = self.agent(u)
+        st = a.wait_connected(server=c.target(c.node("a")))
+        t0 = time.monotonic()
+        c.node("a").process.signal(signal.SIGTERM)
+        st = a.wait_status(lambda s: s["state"] == "connected" and
+                           s["server"] != c.target(c.node("a")), 3, "failover")
+        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assertEqual(st["last-error"], "stream")
+        self.assertIn("system-shutdown", st["last-error-text"])
+        self.assertEqual(st["nodes"][0]["result"], "stream")
+
+    def test_lone_dot_target_means_no_service(self):
+        u = self.dns([srv_record(0, 0, 0, "")])
+        a = self.agent(u)
+        st = a.wait_status(lambda s: s["state"] == "backoff", 5, "backoff")
+        self.assertEqual(st["last-error"], "dns")
+        self.assertIn(SRV_NAME, st["last-error-text"])
+        self.assertEqual(st["nodes"], [])
+
+    def test_status_heartbeat(self):
+        c = self.cluster(nodes=1)
+        u = self.dns(c.records())
+        a = self.agent(u, keepalive=1)
+        st = a.wait_connected()
+        first = st["updated"]
+        st = a.wait_status(lambda s: s["updated"] != first, 3, "a newer 'updated'")
+        self.assertEqual(st["state"], "connected")
+
     # ---------------------------------------------------------- signals
 
     def test_sigterm_closes_the_stream(self):

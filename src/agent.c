@@ -636,7 +636,7 @@ on_io_connected(void *arg, int err)
 	on_connected(arg, err);
 }
 
-static const struct io_handler session_io = {on_io_connected, on_data, on_closed};
+static const struct io_handler session_io = {on_io_connected, on_data, on_closed, NULL};
 
 /* Stream */
 

@@ -38,6 +38,8 @@ struct io {
 	int freed;   /* io_free during a callback */
 	int err;     /* write error seen outside the loop, reported next pass */
 	int done;    /* closed was reported: no more events */
+	int handshaking; /* the transport's handshake runs */
+	short hs_want;   /* POLLIN or POLLOUT for the next handshake step */
 	struct buf out;
 	const struct io_handler *h;
 	void *arg;
@@ -61,7 +63,7 @@ plain_write(struct io *io, const void *p, size_t n)
 	return send(io->fd, p, n, MSG_NOSIGNAL);
 }
 
-static const struct io_ops plain_ops = {plain_read, plain_write, NULL, NULL};
+static const struct io_ops plain_ops = {plain_read, plain_write, NULL, NULL, NULL};
 
 static void io_event(int, int, void *);
 
@@ -74,6 +76,8 @@ update_events(struct io *io)
 		ev = 0;
 	else if (io->connecting)
 		ev = POLLOUT;
+	else if (io->handshaking)
+		ev = io->hs_want;
 	else {
 		if (!io->paused)
 			ev |= POLLIN;
@@ -81,7 +85,8 @@ update_events(struct io *io)
 			ev |= POLLOUT;
 	}
 	loop_set_events(io->lfd, ev);
-	loop_set_pending(io->lfd, !io->done && !io->paused && !io->connecting && io->ops->pending &&
+	loop_set_pending(io->lfd, !io->done && !io->paused && !io->connecting &&
+	    !io->handshaking && io->ops->pending &&
 	                              io->ops->pending(io) > 0);
 }
 
@@ -234,6 +239,23 @@ connect_event(struct io *io)
 }
 
 static void
+handshake_event(struct io *io)
+{
+	int r = io->ops->handshake(io);
+
+	if (r == IO_WANT_READ || r == IO_WANT_WRITE) {
+		io->hs_want = r == IO_WANT_READ ? POLLIN : POLLOUT;
+		update_events(io);
+		return;
+	}
+	io->handshaking = 0;
+	if (r != 0)
+		io->done = 1;
+	update_events(io);
+	CALLBACK(io, io->h->secured(io->arg, r == 0 ? 0 : -1));
+}
+
+static void
 read_event(struct io *io)
 {
 	char chunk[IO_READ_CHUNK];
@@ -276,6 +298,10 @@ io_event(int fd, int revents, void *arg)
 		connect_event(io);
 		return;
 	}
+	if (io->handshaking) {
+		handshake_event(io);
+		return;
+	}
 	if ((revents & POLLOUT) || io->err) {
 		if (io->err || flush(io) == -1) {
 			e = io->err ? io->err : errno;
@@ -299,7 +325,7 @@ io_write(struct io *io, const void *p, size_t n)
 	if (io->closing || buf_add(&io->out, p, n) == -1)
 		return -1;
 	/* Try at once when nothing waits: saves a pass through poll. */
-	if (was_empty && !io->connecting && !io->err && flush(io) == -1)
+	if (was_empty && !io->connecting && !io->handshaking && !io->err && flush(io) == -1)
 		io->err = errno ? errno : EPIPE;
 	update_events(io);
 	return 0;
@@ -366,10 +392,13 @@ io_peer(const struct io *io)
 }
 
 void
-io_set_ops(struct io *io, const struct io_ops *ops, void *ctx)
+io_start(struct io *io, const struct io_ops *ops, void *ctx)
 {
 	io->ops = ops ? ops : &plain_ops;
 	io->ctx = ctx;
+	/* The first step may write (a client hello): start on writability. */
+	io->handshaking = io->ops->handshake != NULL;
+	io->hs_want = POLLOUT;
 	update_events(io);
 }
 

@@ -29,7 +29,17 @@ struct io_handler {
 	 * errno value (ECONNRESET, EPIPE, ...). The owner then frees the io.
 	 */
 	void (*closed)(void *arg, int err);
+	/*
+	 * The transport's handshake (TLS) started with io_start finished: err 0,
+	 * or -1 with the reason from the transport (tls_why). May be NULL for an
+	 * io that never starts one.
+	 */
+	void (*secured)(void *arg, int err);
 };
+
+/* What a transport's handshake step needs next. */
+#define IO_WANT_READ 1
+#define IO_WANT_WRITE 2
 
 /* A byte transport (plain TCP, later TLS). Return like read(2)/write(2). */
 struct io_ops {
@@ -38,6 +48,8 @@ struct io_ops {
 	/* Bytes already decrypted and waiting (TLS); NULL means none. */
 	size_t (*pending)(struct io *);
 	void (*free)(struct io *);
+	/* One handshake step: 0 done, IO_WANT_READ, IO_WANT_WRITE, or -1 failed. NULL: none. */
+	int (*handshake)(struct io *);
 };
 
 /*
@@ -68,8 +80,12 @@ int io_fd(const struct io *);
 /* Peer address as "ip:port". */
 const char *io_peer(const struct io *);
 
-/* Replace the transport (TLS later); ctx is the transport's state. */
-void io_set_ops(struct io *, const struct io_ops *, void *ctx);
+/*
+ * Replace the transport (TLS); ctx is the transport's state, freed by
+ * ops->free. When ops has a handshake, the loop drives it and
+ * handler->secured reports the end; writes queue until then.
+ */
+void io_start(struct io *, const struct io_ops *, void *ctx);
 void *io_ops_ctx(const struct io *);
 
 /* How many ios closed with io_close_after_flush are still flushing. */

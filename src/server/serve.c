@@ -494,7 +494,7 @@ io_connected(void *arg, int err)
 	(void)err;
 }
 
-static const struct io_handler conn_handler = {io_connected, io_data, io_closed};
+static const struct io_handler conn_handler = {io_connected, io_data, io_closed, NULL};
 
 static void
 accept_event(int fd, int revents, void *arg)
@@ -524,7 +524,7 @@ accept_event(int fd, int revents, void *arg)
 static void
 control_event(int fd, int revents, void *arg)
 {
-	static const struct io_handler none = {io_connected, NULL, NULL};
+	static const struct io_handler none = {io_connected, NULL, NULL, NULL};
 	struct server *srv = arg;
 	char when[32], line[1400];
 	struct conn *c;

@@ -19,6 +19,7 @@
 
 #include "conf.h"
 #include "jid.h"
+#include "tls.h"
 #include "util.h"
 
 struct reader {
@@ -241,6 +242,11 @@ conf_free(struct conf *c)
 	free(c->dns_server);
 	free(c->trust_anchor);
 	free(c->status_file);
+	free(c->tls_ca);
+	free(c->tls_name);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_priority);
 	free(c);
 }
 
@@ -390,6 +396,24 @@ conf_set(void *arg, const char *key, const char *value, char *err, size_t errlen
 		set_str(&c->dns_server, value);
 	} else if (strcmp(key, "dnssec-trust-anchor") == 0) {
 		set_str(&c->trust_anchor, value);
+	} else if (strcmp(key, "tls") == 0) {
+		if (strcmp(value, "off") && strcmp(value, "direct"))
+			return "tls: expected off or direct";
+		c->tls = strcmp(value, "direct") == 0;
+	} else if (strcmp(key, "tls-ca") == 0) {
+		set_str(&c->tls_ca, value);
+	} else if (strcmp(key, "tls-name") == 0) {
+		if (!jid_valid_domain(value)) {
+			snprintf(err, errlen, "tls-name: \"%.60s\" is not a host name", value);
+			return err;
+		}
+		set_str(&c->tls_name, value);
+	} else if (strcmp(key, "tls-cert") == 0) {
+		set_str(&c->tls_cert, value);
+	} else if (strcmp(key, "tls-key") == 0) {
+		set_str(&c->tls_key, value);
+	} else if (strcmp(key, "tls-priority") == 0) {
+		set_str(&c->tls_priority, value);
 	} else if (strcmp(key, "status-file") == 0) {
 		set_str(&c->status_file, value);
 	} else if (strcmp(key, "log") == 0) {
@@ -477,6 +501,22 @@ conf_read_secret(const char *path, char **secret, char *err, size_t errlen)
 	return 0;
 }
 
+/* The TLS files exist and load, so that -t finds what the agent would. */
+static int
+conf_check_tls(const struct conf *c, const char *file, char *err, size_t errlen)
+{
+	char why[512];
+	struct tls_ctx *t;
+
+	t = tls_client_ctx(c->tls_ca, c->tls_cert, c->tls_key, c->tls_priority, why, sizeof(why));
+	if (t == NULL) {
+		snprintf(err, errlen, "%s: %s", file, why);
+		return -1;
+	}
+	tls_ctx_free(t);
+	return 0;
+}
+
 int
 conf_finish(struct conf *c, char *err, size_t errlen)
 {
@@ -503,6 +543,12 @@ conf_finish(struct conf *c, char *err, size_t errlen)
 		    strerror(errno));
 		return -1;
 	}
+	if ((c->tls_cert != NULL) != (c->tls_key != NULL)) {
+		snprintf(err, errlen, "%s: a client certificate needs both tls-cert and tls-key", file);
+		return -1;
+	}
+	if (c->tls && conf_check_tls(c, file, err, errlen) == -1)
+		return -1;
 	if (c->component == NULL)
 		c->component = xasprintf("%s.%s", c->name, c->domain);
 	if (c->secret_file != NULL) {
@@ -512,6 +558,12 @@ conf_finish(struct conf *c, char *err, size_t errlen)
 			return -1;
 	}
 	return 0;
+}
+
+const char *
+conf_tls_name(const struct conf *c)
+{
+	return c->tls_name ? c->tls_name : c->domain;
 }
 
 char *

@@ -78,6 +78,13 @@ status_format(const struct status *s, time_t now)
 	}
 	if (s->state == STATE_CONNECTED)
 		put_time(&b, "connected-since", s->connected_since);
+	if (s->state == STATE_CONNECTED && s->tls_version) {
+		put(&b, "tls", s->tls_version);
+		put(&b, "tls-cipher", s->tls_cipher ? s->tls_cipher : "");
+		put(&b, "tls-peer", s->tls_peer ? s->tls_peer : "");
+		put(&b, "tls-issuer", s->tls_issuer ? s->tls_issuer : "");
+		put_time(&b, "tls-expires", s->tls_expires);
+	}
 	put_uint(&b, "failovers", s->failovers);
 	if (s->last_error) {
 		put(&b, "last-error", s->last_error);

@@ -41,6 +41,12 @@ struct status {
 	time_t last_error_at;
 	const struct status_node *nodes;
 	size_t nnodes;
+	/* While connected over TLS (tls = direct); tls_version NULL otherwise. */
+	const char *tls_version; /* "TLS1.3" */
+	const char *tls_cipher;
+	const char *tls_peer; /* the server certificate's subject */
+	const char *tls_issuer;
+	time_t tls_expires;
 };
 
 const char *status_state_name(enum agent_state);

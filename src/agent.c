@@ -32,6 +32,7 @@
 #include "log.h"
 #include "srv.h"
 #include "status.h"
+#include "tls.h"
 #include "util.h"
 #include "xs.h"
 
@@ -62,6 +63,8 @@ struct agent {
 	struct loop *loop;
 	struct conf *conf;
 	struct dns *dns;
+	struct tls_ctx *tls; /* with tls = direct */
+	struct tls_info tlsinfo; /* of the session, while connected over TLS */
 	enum agent_state state;
 	time_t since;
 
@@ -145,6 +148,13 @@ write_status(struct agent *a)
 	s.last_error_at = a->last_error_at;
 	s.nodes = sn;
 	s.nnodes = a->nnodes;
+	if (a->tlsinfo.version[0]) {
+		s.tls_version = a->tlsinfo.version;
+		s.tls_cipher = a->tlsinfo.cipher;
+		s.tls_peer = a->tlsinfo.chain[0].subject;
+		s.tls_issuer = a->tlsinfo.chain[0].issuer;
+		s.tls_expires = a->tlsinfo.chain[0].not_after;
+	}
 	text = status_format(&s, time(NULL));
 	if (status_write(a->conf->status_file, text, err, sizeof(err)) == -1)
 		log_warnx("status file: %s", err);
@@ -330,6 +340,7 @@ session_end(struct agent *a)
 	timer_cancel(tq, &a->t_keepalive);
 	timer_cancel(tq, &a->t_stable);
 	a->waiting_ping = 0;
+	memset(&a->tlsinfo, 0, sizeof(a->tlsinfo));
 	if (a->in_feed) {
 		/* xs_feed is on the stack: free the parser once it returns. */
 		a->dead = 1;
@@ -391,8 +402,9 @@ step_expired(void *arg)
 	struct node *n = &a->nodes[a->cur];
 
 	if (a->state == STATE_CONNECTING) {
-		set_error(a, "timeout", "no answer from %s:%d (%s) within %u s (connect-timeout)",
-		    n->target, n->port, a->address, a->conf->connect_timeout);
+		set_error(a, "timeout", "no answer from %s:%d (%s) within %u s (connect-timeout%s)",
+		    n->target, n->port, a->address, a->conf->connect_timeout,
+		    a->tls ? ", TLS included" : "");
 		address_failed(a, "timeout");
 	} else {
 		set_error(a, "timeout",
@@ -563,12 +575,27 @@ heard_from_server(struct agent *a)
 	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive * 1000ull);
 }
 
+/* The byte stream is ready (TCP, or TLS done): open the XML stream. */
+static void
+start_stream(struct agent *a)
+{
+	struct xs_limits lim;
+	char *h;
+
+	xs_limits_default(&lim);
+	a->xs = xs_new(XS_NS_COMPONENT, &lim, &session_xs, a);
+	h = xs_header(a->conf->component, NULL, NULL);
+	send_str(a, h);
+	free(h);
+	timer_add(loop_timers(a->loop), &a->t_step, a->conf->handshake_timeout * 1000ull);
+	set_state(a, STATE_AUTHENTICATING);
+}
+
 static void
 on_connected(void *arg, int err)
 {
 	struct agent *a = arg;
-	struct xs_limits lim;
-	char *h;
+	char why[512];
 
 	if (err) {
 		set_error(a, "connect", "cannot connect to %s (%s): %s", a->server, a->address,
@@ -577,13 +604,33 @@ on_connected(void *arg, int err)
 		return;
 	}
 	tune_socket(a);
-	xs_limits_default(&lim);
-	a->xs = xs_new(XS_NS_COMPONENT, &lim, &session_xs, a);
-	h = xs_header(a->conf->component, NULL, NULL);
-	send_str(a, h);
-	free(h);
-	timer_add(loop_timers(a->loop), &a->t_step, a->conf->handshake_timeout * 1000ull);
-	set_state(a, STATE_AUTHENTICATING);
+	if (a->tls == NULL) {
+		start_stream(a);
+		return;
+	}
+	/* The TLS handshake counts against connect-timeout: t_step keeps running. */
+	if (tls_client(a->io, a->tls, conf_tls_name(a->conf),
+	    a->conf->tls_name ? NULL : a->nodes[a->cur].target, why, sizeof(why)) == -1) {
+		set_error(a, "tls", "TLS failure at %s: %s", a->server, why);
+		session_failed(a, "tls");
+	}
+}
+
+static void
+on_secured(void *arg, int err)
+{
+	struct agent *a = arg;
+
+	if (err) {
+		set_error(a, "tls", "TLS failure at %s (%s): %s", a->server, a->address,
+		    tls_why(a->io));
+		session_failed(a, "tls");
+		return;
+	}
+	tls_info(a->io, &a->tlsinfo);
+	log_info("%s: %s, %s, certificate %s", a->server, a->tlsinfo.version, a->tlsinfo.cipher,
+	    a->tlsinfo.chain[0].subject);
+	start_stream(a);
 }
 
 static void
@@ -636,7 +683,7 @@ on_io_connected(void *arg, int err)
 	on_connected(arg, err);
 }
 
-static const struct io_handler session_io = {on_io_connected, on_data, on_closed, NULL};
+static const struct io_handler session_io = {on_io_connected, on_data, on_closed, on_secured};
 
 /* Stream */
 
@@ -939,8 +986,14 @@ agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
 	a->conf = conf;
 	a->cur = a->prefer = NONE;
 	a->since = time(NULL);
+	if (conf->tls && (a->tls = tls_client_ctx(conf->tls_ca, conf->tls_cert, conf->tls_key,
+	    conf->tls_priority, err, errlen)) == NULL) {
+		free(a);
+		return NULL;
+	}
 	a->dns = dns_new(loop, conf->dns_server, conf->trust_anchor, err, errlen);
 	if (a->dns == NULL) {
+		tls_ctx_free(a->tls);
 		free(a);
 		return NULL;
 	}
@@ -1019,7 +1072,10 @@ session_changed(const struct conf *o, const struct conf *n)
 {
 #define DIFF(f) ((o->f == NULL) != (n->f == NULL) || (o->f && strcmp(o->f, n->f) != 0))
 	if (DIFF(name) || DIFF(domain) || DIFF(component) || DIFF(secret) || DIFF(service) ||
-	    DIFF(dns_server) || DIFF(trust_anchor))
+	    DIFF(dns_server) || DIFF(trust_anchor) || DIFF(tls_ca) || DIFF(tls_name) ||
+	    DIFF(tls_cert) || DIFF(tls_key) || DIFF(tls_priority))
+		return 1;
+	if (o->tls != n->tls)
 		return 1;
 #undef DIFF
 	return o->port != n->port || o->nservers != n->nservers ||
@@ -1030,9 +1086,18 @@ void
 agent_reload(struct agent *a, struct conf *conf)
 {
 	struct conf *old = a->conf;
+	struct tls_ctx *tls = NULL;
 	char err[512];
 	struct dns *dns;
 	int restart = session_changed(old, conf);
+
+	/* Never fall back to plain text: without the new credentials keep the old config. */
+	if (restart && conf->tls && (tls = tls_client_ctx(conf->tls_ca, conf->tls_cert,
+	    conf->tls_key, conf->tls_priority, err, sizeof(err))) == NULL) {
+		agent_config_error(a, err);
+		conf_free(conf);
+		return;
+	}
 
 	if (conf->log_syslog != old->log_syslog)
 		log_init("xcompd", conf->log_syslog, conf->log_level);
@@ -1059,6 +1124,8 @@ agent_reload(struct agent *a, struct conf *conf)
 		dns_free(a->dns);
 		a->dns = dns;
 	}
+	tls_ctx_free(a->tls);
+	a->tls = tls;
 	conf_free(old);
 	start_resolve(a);
 }
@@ -1071,6 +1138,7 @@ agent_free(struct agent *a)
 	cancel_all(a);
 	nodes_free(a);
 	dns_free(a->dns);
+	tls_ctx_free(a->tls);
 	conf_free(a->conf);
 	free(a);
 }

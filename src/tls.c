@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -39,6 +40,7 @@ struct tls_conn {
 	struct tls_ctx *ctx;
 	struct io *io;
 	char name[256];
+	char alt[256]; /* a second acceptable name, or "" */
 	char why[600];
 	unsigned char first[PEEK_LEN]; /* the peer's first bytes, to spot plain text */
 	size_t nfirst;
@@ -380,6 +382,38 @@ peer_chain(gnutls_session_t s, struct tls_cert *out, size_t max)
 }
 
 static void
+name_mismatch(struct tls_conn *t, const struct tls_cert *leaf)
+{
+	set_why(t, "name mismatch: the certificate is for %s%s%s, not %s%s%s", leaf->subject,
+	    leaf->san[0] ? "; " : "", leaf->san, t->name, t->alt[0] ? " nor " : "", t->alt);
+}
+
+/* With two acceptable names GnuTLS checked the chain only: check the names here. */
+static int
+check_names(struct tls_conn *t)
+{
+	const gnutls_datum_t *der;
+	gnutls_x509_crt_t crt;
+	struct tls_cert leaf;
+	unsigned n = 0;
+	int ok = 0;
+
+	if ((der = gnutls_certificate_get_peers(t->s, &n)) == NULL || n == 0 ||
+	    gnutls_x509_crt_init(&crt) < 0)
+		return -1;
+	if (gnutls_x509_crt_import(crt, &der[0], GNUTLS_X509_FMT_DER) == 0) {
+		ok = gnutls_x509_crt_check_hostname(crt, t->name) ||
+		    gnutls_x509_crt_check_hostname(crt, t->alt);
+		if (!ok) {
+			cert_describe(crt, &leaf);
+			name_mismatch(t, &leaf);
+		}
+	}
+	gnutls_x509_crt_deinit(crt);
+	return ok ? 0 : -1;
+}
+
+static void
 explain_verify(struct tls_conn *t)
 {
 	unsigned status = gnutls_session_get_verify_cert_status(t->s);
@@ -395,8 +429,7 @@ explain_verify(struct tls_conn *t)
 		return;
 	}
 	if (status & GNUTLS_CERT_UNEXPECTED_OWNER) {
-		set_why(t, "name mismatch: the certificate is for %s%s%s, "
-		    "not %s", chain[0].subject, chain[0].san[0] ? "; " : "", chain[0].san, t->name);
+		name_mismatch(t, &chain[0]);
 		return;
 	}
 	for (i = 0; i < n && (status & (GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED)); i++) {
@@ -495,7 +528,7 @@ tls_handshake(struct io *io)
 
 	if (r == 0) {
 		t->done = 1;
-		return 0;
+		return t->alt[0] && check_names(t) == -1 ? -1 : 0;
 	}
 	if (retry(r) || !gnutls_error_is_fatal(r))
 		return gnutls_record_get_direction(t->s) ? IO_WANT_WRITE : IO_WANT_READ;
@@ -506,7 +539,8 @@ tls_handshake(struct io *io)
 static const struct io_ops tls_ops = {tls_read, tls_write, tls_pending, tls_free, tls_handshake};
 
 static int
-start(struct io *io, struct tls_ctx *ctx, const char *name, char *err, size_t errlen)
+start(struct io *io, struct tls_ctx *ctx, const char *name, const char *alt, char *err,
+    size_t errlen)
 {
 	struct tls_conn *t = xcalloc(1, sizeof(*t));
 	struct sockaddr_storage ss;
@@ -526,7 +560,11 @@ start(struct io *io, struct tls_ctx *ctx, const char *name, char *err, size_t er
 		/* SNI names hosts, never addresses (RFC 6066 3). */
 		if (util_sockaddr(name, 1, &ss, &len) == -1)
 			gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, name, strlen(name));
-		gnutls_session_set_verify_cert(t->s, name, 0);
+		if (alt != NULL && strcasecmp(alt, name) != 0) {
+			snprintf(t->alt, sizeof(t->alt), "%s", alt);
+			gnutls_session_set_verify_cert(t->s, NULL, 0); /* names: check_names */
+		} else
+			gnutls_session_set_verify_cert(t->s, name, 0);
 	} else if (ctx->verify_peer) {
 		gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
 		gnutls_session_set_verify_cert(t->s, NULL, 0);
@@ -539,15 +577,16 @@ start(struct io *io, struct tls_ctx *ctx, const char *name, char *err, size_t er
 }
 
 int
-tls_client(struct io *io, struct tls_ctx *ctx, const char *name, char *err, size_t errlen)
+tls_client(struct io *io, struct tls_ctx *ctx, const char *name, const char *alt, char *err,
+    size_t errlen)
 {
-	return start(io, ctx, name, err, errlen);
+	return start(io, ctx, name, alt, err, errlen);
 }
 
 int
 tls_server(struct io *io, struct tls_ctx *ctx, char *err, size_t errlen)
 {
-	return start(io, ctx, NULL, err, errlen);
+	return start(io, ctx, NULL, NULL, err, errlen);
 }
 
 const char *

@@ -38,10 +38,14 @@ struct tls_ctx *tls_server_ctx(const char *key, const char *cert, const char *bu
 void tls_ctx_free(struct tls_ctx *);
 
 /*
- * Put io under TLS as client, verifying the server's certificate for name;
- * io's handler->secured reports the end of the handshake. ctx must outlive io.
+ * Put io under TLS as client, verifying the server's certificate chain and
+ * that it carries name, or alt when alt is not NULL (the node's own name:
+ * the seed's certificate has the domain as CN and the nodes as SANs, and a
+ * CN is not looked at when SANs exist). name goes out as SNI. io's
+ * handler->secured reports the end of the handshake. ctx must outlive io.
  */
-int tls_client(struct io *, struct tls_ctx *, const char *name, char *err, size_t errlen);
+int tls_client(struct io *, struct tls_ctx *, const char *name, const char *alt, char *err,
+    size_t errlen);
 /* The same as server. */
 int tls_server(struct io *, struct tls_ctx *, char *err, size_t errlen);
 

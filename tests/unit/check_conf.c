@@ -252,6 +252,8 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
 	ck_assert_str_eq(c->component, "cb1.tptac9.com");
 	ck_assert_str_eq(c->secret, "x");
+	ck_assert_int_eq(c->tls, 0);
+	ck_assert_str_eq(conf_tls_name(c), "tptac9.com");
 	conf_free(c);
 }
 END_TEST
@@ -327,6 +329,9 @@ START_TEST(test_key_errors)
 	key_error("dns-server = 127.0.0.1@99999\n", "xcompd.conf:1: dns-server: expected an IP "
 	                                            "address, optionally @PORT (127.0.0.1@5353)");
 	key_error("log = file\n", "xcompd.conf:1: log: expected stderr or syslog");
+	key_error("tls = starttls\n", "xcompd.conf:1: tls: expected off or direct");
+	key_error("tls-name = bad/name\n", "xcompd.conf:1: tls-name: \"bad/name\" is not a host "
+	    "name");
 	key_error("log-level = loud\n", "xcompd.conf:1: log-level: expected error, warning, info "
 	                                "or debug");
 }

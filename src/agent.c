@@ -668,6 +668,13 @@ on_closed(void *arg, int err)
 		finish_stop(a);
 		return;
 	}
+	/* Before the handshake, TLS may know why the server hung up (TLS 1.3 alerts). */
+	if (a->tls && a->state == STATE_AUTHENTICATING && *tls_why(a->io)) {
+		set_error(a, "tls", "TLS failure at %s (%s): %s", a->server, a->address,
+		    tls_why(a->io));
+		session_failed(a, "tls");
+		return;
+	}
 	if (err)
 		set_error(a, "closed", "connection to %s (%s) lost: %s", a->server, a->address,
 		    strerror(err));

@@ -254,6 +254,8 @@ push(gnutls_transport_ptr_t p, const void *buf, size_t len)
 	return send(io_fd(t->io), buf, len, MSG_NOSIGNAL);
 }
 
+static void explain(struct tls_conn *, int);
+
 static int
 retry(int r)
 {
@@ -275,7 +277,11 @@ tls_read(struct io *io, void *buf, size_t len)
 	/* A peer that closes without close_notify (killed, or Prosody) ends the stream. */
 	if (r == GNUTLS_E_PREMATURE_TERMINATION)
 		return 0;
-	set_why(t, "TLS: %s", gnutls_strerror(r));
+	/* TLS 1.3: a server refuses a client certificate after our side finished. */
+	if (r == GNUTLS_E_FATAL_ALERT_RECEIVED)
+		explain(t, (int)r);
+	else
+		set_why(t, "TLS: %s", gnutls_strerror(r));
 	errno = EPROTO;
 	return -1;
 }
@@ -567,6 +573,11 @@ start(struct io *io, struct tls_ctx *ctx, const char *name, const char *alt, cha
 			gnutls_session_set_verify_cert(t->s, name, 0);
 	} else if (ctx->verify_peer) {
 		gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
+		/*
+		 * Name no CAs: a client then sends whatever certificate it has, and a
+		 * wrong one is refused with a reason instead of not sent at all.
+		 */
+		gnutls_certificate_send_x509_rdn_sequence(t->s, 1);
 		gnutls_session_set_verify_cert(t->s, NULL, 0);
 	}
 	gnutls_transport_set_ptr(t->s, t);
@@ -594,7 +605,14 @@ tls_why(const struct io *io)
 {
 	struct tls_conn *t = io_ops_ctx(io);
 
-	return t ? t->why : "";
+	if (t == NULL)
+		return "";
+	/* A server that asked for a certificate and then hung up did not like ours. */
+	if (t->why[0] == '\0' && t->done && !t->ctx->server &&
+	    gnutls_certificate_client_get_request_status(t->s))
+		set_why(t, "the server asked for a client certificate and closed the connection: "
+		    "it requires one it trusts (tls-cert, tls-key)");
+	return t->why;
 }
 
 int

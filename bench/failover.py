@@ -4,7 +4,9 @@
 (a) the active node is SIGKILLed: time until the status file says connected
     to another node;
 (b) the active node is SIGSTOPped with keepalive = 1, keepalive-timeout = 1:
-    time until connected elsewhere.
+    time until connected elsewhere;
+(c) as (a) with tls = direct: every node a TLS listener with its own
+    certificate chain (certtool), the agent verifying them.
 50 rounds each by default (BENCH_ROUNDS). Prints median, p95 and max, the
 agent's peak RSS, and its CPU time over 60 s connected and idle
 (BENCH_IDLE_SECONDS). Real unbound, real xcomp-server nodes, loopback only.
@@ -21,6 +23,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 
 import xcomptest as xt  # noqa: E402
 from agenttest import Agent, Cluster, Unbound  # noqa: E402
+from pki import PKI  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "50"))
 IDLE = float(os.environ.get("BENCH_IDLE_SECONDS", "60"))
@@ -80,8 +83,28 @@ def memory_kb(pid):
     return out
 
 
+def tls_rounds(workdir):
+    """(c): the same as (a) over TLS, on a cluster of its own."""
+    os.makedirs(workdir)
+    pki = PKI(workdir)
+    cluster = Cluster(workdir, pki=pki).start()
+    unbound = Unbound(workdir, cluster.records(prio=(10, 10, 10))).start()
+    agent = None
+    try:
+        agent = Agent(workdir, name="tls", dns_server=unbound.address, log_level="warning",
+                      tls="direct", tls_ca=pki.ca).start()
+        report("(c) SIGKILL of the active node, tls = direct",
+               rounds(agent, cluster, signal.SIGKILL, 5))
+    finally:
+        if agent:
+            agent.stop()
+        unbound.stop()
+        cluster.stop()
+
+
 def main():
     with xt.Workdir("bench-failover") as wd:
+        tls_rounds(os.path.join(wd.path, "tls"))
         cluster = Cluster(wd.path).start()
         unbound = Unbound(wd.path, cluster.records(prio=(10, 10, 10))).start()
         agents = []

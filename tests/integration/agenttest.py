@@ -261,16 +261,23 @@ class Agent:
 class Cluster:
     """Three xcomp-server nodes a, b, c on 127.0.0.1-3 that share cb1's secret."""
 
-    def __init__(self, workdir, secret="s3cret", policies=None, nodes=3):
+    def __init__(self, workdir, secret="s3cret", policies=None, nodes=3, pki=None):
+        """With pki (a pki.PKI), every node listens with TLS, its certificate naming it."""
         self.workdir = workdir
         self.secret = secret
         self.nodes = []
+        self.tls = pki is not None
         policies = policies or {}
         for i in range(nodes):
             name = "abc"[i]
             settings = [("conflict-policy", policies.get(name, "kick-new"))]
+            ip = "127.0.0.%d" % (i + 1)
             srv = xt.Server(workdir, name=name, domain=DOMAIN,
-                            listen=("127.0.0.%d:0" % (i + 1),), bridges=(), settings=settings)
+                            listen=() if pki else (ip + ":0",), bridges=(), settings=settings)
+            if pki:
+                leaf = pki.leaf(name, cn="%s.%s" % (name, DOMAIN), dns=["%s.%s" % (name, DOMAIN)])
+                srv.must("certs", leaf.key, leaf.cert, pki.bundle)
+                srv.must("listen", ip + ":0", "tls")
             srv.must("callbridge", "add-secret", "cb1", input=secret + "\n")
             srv.secrets["cb1"] = secret
             srv.host = "%s.%s" % (name, DOMAIN)
@@ -305,7 +312,7 @@ class Cluster:
         """Start a stopped node again on the same address and port."""
         host, port = n.address
         n.must("listen", "none")
-        n.must("listen", "%s:%d" % (host, port))
+        n.must("listen", "%s:%d" % (host, port), *(["tls"] if self.tls else []))
         n.addresses = []
         n.clients = []
         n.start()

@@ -4,7 +4,9 @@
  * components by the domain of their "to"; pings to the server's domain are
  * answered; everything else gets service-unavailable. One thread, one loop,
  * no per-connection thread: an idle component costs a socket, a parser and
- * a few hundred bytes.
+ * a few hundred bytes. On a TLS listener the TLS handshake comes first and
+ * the XML stream starts only once it succeeded; a failed handshake has no
+ * stream to carry an error, so it is logged and the connection closed.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -27,6 +29,7 @@
 #include "log.h"
 #include "loop.h"
 #include "serve.h"
+#include "tls.h"
 #include "util.h"
 #include "xs.h"
 
@@ -36,7 +39,8 @@
 #define CONTROL_SOCK "control.sock"
 #define LISTENING_FILE "listening"
 
-enum conn_state { C_HEADER, C_HANDSHAKE, C_ONLINE, C_CLOSED };
+/* C_TLS: the TLS handshake runs; no XML has been read or written yet. */
+enum conn_state { C_TLS, C_HEADER, C_HANDSHAKE, C_ONLINE, C_CLOSED };
 
 struct server;
 
@@ -46,7 +50,9 @@ struct conn {
 	struct xs *xs;
 	enum conn_state state;
 	int header_sent;
-	int in_feed; /* inside xs_feed: freeing waits until it returns */
+	int fed;                  /* bytes reached the parser */
+	int in_feed;              /* inside xs_feed: freeing waits until it returns */
+	const struct listener *l; /* where it came in */
 	char id[37];
 	char *jid;          /* component JID from the stream header */
 	time_t since;       /* when authenticated */
@@ -55,7 +61,9 @@ struct conn {
 };
 
 struct listener {
+	struct server *srv;
 	int fd;
+	int tls;
 	struct loop_fd *lfd;
 	char name[80];
 };
@@ -66,6 +74,7 @@ struct server {
 	struct xs_limits limits;
 	struct listener ls[STATE_MAX_LISTEN + 1]; /* + the control socket */
 	size_t nls;
+	struct tls_ctx *tls; /* NULL without certs */
 	struct conn *conns;
 	size_t nconns;
 	unsigned turn; /* for pick_online */
@@ -180,15 +189,48 @@ conn_error(struct conn *c, const char *condition, const char *text)
 static void
 handshake_expired(void *arg)
 {
-	conn_error(arg, "connection-timeout", "no handshake within the time allowed");
+	struct conn *c = arg;
+
+	/* The timeout covers the TLS handshake too: a peer that stalls there gets no XML. */
+	if (c->state == C_TLS) {
+		log_warnx("TLS handshake with %s on %s failed: not finished within %u s",
+		    io_peer(c->io), c->l->name, c->srv->st->handshake_timeout);
+		conn_free(c, 1);
+		return;
+	}
+	conn_error(c, "connection-timeout", "no handshake within the time allowed");
+}
+
+/* The end of the server's life for one connection: system-shutdown when it has a stream. */
+static void
+conn_shutdown(struct conn *c)
+{
+	if (c->state == C_TLS)
+		conn_free(c, 0);
+	else
+		conn_error(c, "system-shutdown", NULL);
 }
 
 static void
-accept_conn(struct server *srv, int fd)
+start_tls(struct conn *c)
 {
+	char err[256];
+
+	c->state = C_TLS;
+	if (tls_server(c->io, c->srv->tls, err, sizeof(err)) == -1) {
+		log_warnx("TLS with %s on %s: %s", io_peer(c->io), c->l->name, err);
+		conn_free(c, 0);
+	}
+}
+
+static void
+accept_conn(const struct listener *l, int fd)
+{
+	struct server *srv = l->srv;
 	struct conn *c = xcalloc(1, sizeof(*c));
 
 	c->srv = srv;
+	c->l = l;
 	c->state = C_HEADER;
 	new_stream_id(c->id);
 	c->io = io_new(srv->loop, fd, 0, CONN_OUT_MAX, &conn_handler, c);
@@ -200,7 +242,9 @@ accept_conn(struct server *srv, int fd)
 		c->next->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	log_debug("connection from %s", io_peer(c->io));
+	log_debug("connection from %s on %s", io_peer(c->io), l->name);
+	if (l->tls)
+		start_tls(c);
 }
 
 /* The online session of a component JID, skipping "except". */
@@ -305,7 +349,8 @@ do_handshake(struct conn *c, const struct xs_elem *e)
 	c->state = C_ONLINE;
 	c->since = time(NULL);
 	send_str(c, "<handshake/>");
-	log_info("%s authenticated from %s", c->jid, io_peer(c->io));
+	log_info(
+	    "%s authenticated from %s%s", c->jid, io_peer(c->io), c->l->tls ? " over TLS" : "");
 	return 0;
 }
 
@@ -464,11 +509,31 @@ x_error(void *arg, const char *condition, const char *text)
 
 static const struct xs_handler conn_xs_handler = {x_open, x_stanza, x_close, x_error};
 
+/*
+ * A TLS record header (handshake, TLS 1.x) as a plain stream's first byte:
+ * the client wants TLS on a plain listener. Say so in the log; the stream
+ * error still goes out in plain XML, which lets a TLS client explain it too.
+ */
+static int
+tls_on_plain(struct conn *c, const char *p, size_t n)
+{
+	if (c->fed || c->l->tls || n == 0 || (unsigned char)p[0] != 0x16)
+		return 0;
+	log_warnx("%s on %s started a TLS handshake on a plain listener; use a TLS listener "
+	          "(listen ADDRESS:PORT tls) or plain XML there",
+	    io_peer(c->io), c->l->name);
+	conn_error(c, "not-well-formed", "this port speaks plain XML, not TLS");
+	return 1;
+}
+
 static void
 io_data(void *arg, const char *p, size_t n)
 {
 	struct conn *c = arg;
 
+	if (tls_on_plain(c, p, n))
+		return;
+	c->fed = 1;
 	c->in_feed = 1;
 	xs_feed(c->xs, p, n);
 	c->in_feed = 0;
@@ -494,12 +559,38 @@ io_connected(void *arg, int err)
 	(void)err;
 }
 
-static const struct io_handler conn_handler = {io_connected, io_data, io_closed, NULL};
+/* The TLS handshake ended: the XML stream may start, or the connection ends here. */
+static void
+io_secured(void *arg, int err)
+{
+	struct conn *c = arg;
+	struct tls_info info;
+
+	/*
+	 * No stream error without a stream. Shut our side at once, but drain
+	 * what the client still sends: closing on unread bytes would reset the
+	 * connection, and a reset can destroy the alert that says why.
+	 */
+	if (err != 0) {
+		log_warnx("TLS handshake with %s on %s failed: %s", io_peer(c->io), c->l->name,
+		    tls_why(c->io));
+		conn_free(c, 1);
+		return;
+	}
+	c->state = C_HEADER;
+	if (tls_info(c->io, &info) == 0)
+		log_debug("TLS with %s: %s%s%s", io_peer(c->io), info.cipher,
+		    info.nchain ? ", client certificate " : "",
+		    info.nchain ? info.chain[0].subject : "");
+}
+
+static const struct io_handler conn_handler = {io_connected, io_data, io_closed, io_secured};
 
 static void
 accept_event(int fd, int revents, void *arg)
 {
-	struct server *srv = arg;
+	struct listener *l = arg;
+	struct server *srv = l->srv;
 	int s, i;
 
 	(void)revents;
@@ -516,8 +607,20 @@ accept_event(int fd, int revents, void *arg)
 			close(s);
 			continue;
 		}
-		accept_conn(srv, s);
+		accept_conn(l, s);
 	}
+}
+
+/* A TLS session for "status": its version, and the client's certificate if it sent one. */
+static void
+print_tls(struct io *out, const struct conn *c)
+{
+	struct tls_info info;
+
+	if (tls_info(c->io, &info) == -1)
+		return;
+	io_print(out, "TLS        : %s%s%s\n", info.version,
+	    info.nchain ? ", client certificate " : "", info.nchain ? info.chain[0].subject : "");
 }
 
 /* A status reader: write the listing and close. */
@@ -541,24 +644,29 @@ control_event(int fd, int revents, void *arg)
 	io_write(io, line, strlen(line));
 	for (i = 0; i < srv->nls; i++)
 		if (strcmp(srv->ls[i].name, CONTROL_SOCK) != 0)
-			io_print(io, "Listening  : %s\n", srv->ls[i].name);
+			io_print(io, "Listening  : %s%s\n", srv->ls[i].name,
+			    srv->ls[i].tls ? " (tls)" : "");
 	for (c = srv->conns; c; c = c->next)
 		if (c->state == C_ONLINE) {
 			util_iso_time(c->since, when, sizeof(when));
 			io_print(io, "***\nComponent  : %s\nAddress    : %s\nSince      : %s\n",
 			    c->jid, io_peer(c->io), when);
+			if (c->l->tls)
+				print_tls(io, c);
 		}
 	io_close_after_flush(io);
 }
 
 static int
-add_listener(struct server *srv, int fd, const char *name, loop_fd_cb *cb)
+add_listener(struct server *srv, int fd, const char *name, int tls, loop_fd_cb *cb, void *arg)
 {
 	struct listener *l = &srv->ls[srv->nls++];
 
+	l->srv = srv;
 	l->fd = fd;
+	l->tls = tls;
 	snprintf(l->name, sizeof(l->name), "%s", name);
-	l->lfd = loop_add(srv->loop, fd, POLLIN, cb, srv);
+	l->lfd = loop_add(srv->loop, fd, POLLIN, cb, arg ? arg : l);
 	return 0;
 }
 
@@ -588,8 +696,8 @@ listen_tcp(struct server *srv, const struct listen_addr *la)
 	len = sizeof(ss);
 	getsockname(fd, (struct sockaddr *)&ss, &len);
 	util_sockaddr_str(&ss, name, sizeof(name));
-	log_info("listening on %s for %s", name, srv->st->domain);
-	return add_listener(srv, fd, name, accept_event);
+	log_info("listening on %s%s for %s", name, la->tls ? " (TLS)" : "", srv->st->domain);
+	return add_listener(srv, fd, name, la->tls, accept_event, NULL);
 }
 
 static int
@@ -614,10 +722,10 @@ listen_control(struct server *srv)
 			close(fd);
 		return -1;
 	}
-	return add_listener(srv, fd, CONTROL_SOCK, control_event);
+	return add_listener(srv, fd, CONTROL_SOCK, 0, control_event, srv);
 }
 
-/* DIR/listening: the addresses in use, one a line, for scripts and tests. */
+/* DIR/listening: the addresses in use, one a line ("ADDR:PORT [tls]"), for scripts and tests. */
 static int
 write_listening(struct server *srv)
 {
@@ -629,7 +737,8 @@ write_listening(struct server *srv)
 	if ((fp = fopen(tmp, "w")) != NULL) {
 		for (i = 0; i < srv->nls; i++)
 			if (strcmp(srv->ls[i].name, CONTROL_SOCK) != 0)
-				fprintf(fp, "%s\n", srv->ls[i].name);
+				fprintf(
+				    fp, "%s%s\n", srv->ls[i].name, srv->ls[i].tls ? " tls" : "");
 		if (fclose(fp) == 0 && rename(tmp, srv->listening_path) == 0)
 			r = 0;
 	}
@@ -679,9 +788,15 @@ on_signal(int signo, void *arg)
 	}
 	srv->nls = 0;
 	while (srv->conns)
-		conn_error(srv->conns, "system-shutdown", NULL);
+		conn_shutdown(srv->conns);
 	srv->stop_deadline = util_now_ms() + SHUTDOWN_GRACE_MS;
 	stop_check(srv);
+}
+
+static int
+same_path(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
 /*
@@ -707,6 +822,10 @@ on_hup(int signo, void *arg)
 	    fresh.nlisten != st->nlisten ||
 	    memcmp(fresh.listen, st->listen, sizeof(st->listen[0]) * st->nlisten) != 0)
 		log_warnx("the domain and listeners change only with a restart");
+	if (!same_path(fresh.tls_key, st->tls_key) || !same_path(fresh.tls_cert, st->tls_cert) ||
+	    !same_path(fresh.tls_bundle, st->tls_bundle) ||
+	    !same_path(fresh.tls_trust, st->tls_trust))
+		log_warnx("certs and trust change only with a restart");
 	cbs = st->cbs;
 	n = st->ncbs;
 	st->cbs = fresh.cbs;
@@ -739,6 +858,30 @@ already_running(const char *path)
 	return r;
 }
 
+/*
+ * The TLS credentials, checked before anything listens: files that went
+ * missing or a key that became readable to others stop the start here.
+ * Certificates without a TLS listener are checked all the same, so that a
+ * broken set-up shows before a TLS listener is added.
+ */
+static int
+setup_tls(struct server *srv)
+{
+	char err[1024];
+
+	if (!state_has_tls(srv->st) && srv->st->tls_key == NULL)
+		return 0;
+	if ((srv->tls = state_tls_ctx(srv->st, err, sizeof(err))) == NULL) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	if (!state_has_tls(srv->st))
+		log_info("certs are set but no listener is a TLS listener "
+		         "(xcomp-server -d %s listen ADDRESS:PORT tls)",
+		    srv->st->dir);
+	return 0;
+}
+
 static int
 serve_setup(struct server *srv)
 {
@@ -756,6 +899,8 @@ serve_setup(struct server *srv)
 		log_warnx("no listener: run xcomp-server -d %s listen ADDRESS:PORT", srv->st->dir);
 		return 1;
 	}
+	if (setup_tls(srv) == -1)
+		return 1;
 	srv->own_files = 1;
 	if (srv->st->ncbs == 0)
 		log_warnx("no call bridge configured: every component will be refused "
@@ -801,6 +946,8 @@ serve_run(struct state *st)
 	free(srv.control_path);
 	free(srv.listening_path);
 	loop_free(srv.loop);
+	/* After the connections: their sessions use it. */
+	tls_ctx_free(srv.tls);
 	return r;
 }
 

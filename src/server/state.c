@@ -1,7 +1,8 @@
 /*
  * state: the state directory behind xcomp-server's commands, which mirror
  * the MMP commands of a Cisco Meeting Server (xmpp domain, xmpp listen,
- * xmpp callbridge add | add-secret | list | remove).
+ * xmpp callbridge add | add-secret | list | remove, xmpp certs,
+ * xmpp-cluster trust).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include "conf.h"
 #include "jid.h"
 #include "state.h"
+#include "tls.h"
 #include "util.h"
 
 #define CONF_FILE "xcomp-server.conf"
@@ -161,7 +164,40 @@ parse_listen(const char *value, struct listen_addr *la, char *err, size_t errlen
 		return say(
 		    err, errlen, "listen \"%s\": \"%s\" is not an IP address", value, la->host);
 	la->port = port;
+	la->tls = 0;
 	return 0;
+}
+
+/* "ADDRESS:PORT" or "ADDRESS:PORT tls", as stored in xcomp-server.conf. */
+static int
+parse_listen_line(const char *value, struct listen_addr *la, char *err, size_t errlen)
+{
+	const char *sp = strpbrk(value, " \t");
+	char addr[128];
+
+	if (sp == NULL)
+		return parse_listen(value, la, err, errlen);
+	snprintf(addr, sizeof(addr), "%.*s", (int)(sp - value), value);
+	sp += strspn(sp, " \t");
+	if (strcmp(sp, "tls") != 0)
+		return say(err, errlen, "listen \"%s\": expected ADDRESS:PORT [tls]", value);
+	if (parse_listen(addr, la, err, errlen) == -1)
+		return -1;
+	la->tls = 1;
+	return 0;
+}
+
+/* A TLS file's path from the state file: absolute, as the commands store it. */
+static const char *
+set_tls_path(char **field, const char *key, const char *value, char *err, size_t errlen)
+{
+	if (value[0] != '/') {
+		snprintf(err, errlen, "%s: expected an absolute path", key);
+		return err;
+	}
+	free(*field);
+	*field = xstrdup(value);
+	return NULL;
 }
 
 static const char *
@@ -177,7 +213,7 @@ conf_pair(void *arg, const char *key, const char *value, char *err, size_t errle
 	} else if (strcmp(key, "listen") == 0) {
 		if (st->nlisten == STATE_MAX_LISTEN)
 			return "listen: too many listeners";
-		if (parse_listen(value, &st->listen[st->nlisten], err, errlen) == -1)
+		if (parse_listen_line(value, &st->listen[st->nlisten], err, errlen) == -1)
 			return err;
 		st->nlisten++;
 	} else if (strcmp(key, "conflict-policy") == 0) {
@@ -189,6 +225,14 @@ conf_pair(void *arg, const char *key, const char *value, char *err, size_t errle
 	} else if (strcmp(key, "max-stanza") == 0) {
 		if (conf_uint(value, 1024, 64 << 20, &st->max_stanza) == -1)
 			return "max-stanza: expected bytes from 1024 to 67108864";
+	} else if (strcmp(key, "tls-key") == 0) {
+		return set_tls_path(&st->tls_key, key, value, err, errlen);
+	} else if (strcmp(key, "tls-cert") == 0) {
+		return set_tls_path(&st->tls_cert, key, value, err, errlen);
+	} else if (strcmp(key, "tls-bundle") == 0) {
+		return set_tls_path(&st->tls_bundle, key, value, err, errlen);
+	} else if (strcmp(key, "tls-trust") == 0) {
+		return set_tls_path(&st->tls_trust, key, value, err, errlen);
 	} else {
 		snprintf(err, errlen, "unknown key \"%s\"", key);
 		return err;
@@ -270,6 +314,10 @@ state_free(struct state *st)
 	free(st->cbs);
 	free(st->domain);
 	free(st->dir);
+	free(st->tls_key);
+	free(st->tls_cert);
+	free(st->tls_bundle);
+	free(st->tls_trust);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -284,6 +332,17 @@ write_atomic(
 	r = util_write_file(path, text, strlen(text), mode, 1, err, errlen);
 	free(path);
 	return r;
+}
+
+static void
+add_path_line(struct buf *b, const char *key, const char *path)
+{
+	if (path == NULL)
+		return;
+	buf_addstr(b, key);
+	buf_addstr(b, " = ");
+	buf_addstr(b, path);
+	buf_addstr(b, "\n");
 }
 
 static char *
@@ -301,10 +360,14 @@ conf_text(const struct state *st)
 	}
 	for (i = 0; i < st->nlisten; i++) {
 		snprintf(line, sizeof(line),
-		    strchr(st->listen[i].host, ':') ? "listen = [%s]:%d\n" : "listen = %s:%d\n",
-		    st->listen[i].host, st->listen[i].port);
+		    strchr(st->listen[i].host, ':') ? "listen = [%s]:%d%s\n" : "listen = %s:%d%s\n",
+		    st->listen[i].host, st->listen[i].port, st->listen[i].tls ? " tls" : "");
 		buf_addstr(&b, line);
 	}
+	add_path_line(&b, "tls-key", st->tls_key);
+	add_path_line(&b, "tls-cert", st->tls_cert);
+	add_path_line(&b, "tls-bundle", st->tls_bundle);
+	add_path_line(&b, "tls-trust", st->tls_trust);
 	snprintf(line, sizeof(line),
 	    "conflict-policy = %s\nhandshake-timeout = %u\n"
 	    "max-stanza = %u\n",
@@ -376,27 +439,35 @@ cmd_listen(struct state *st, int argc, char **argv, FILE *out, char *err, size_t
 
 	if (argc == 1) {
 		for (i = 0; i < st->nlisten; i++)
-			fprintf(out, strchr(st->listen[i].host, ':') ? "[%s]:%d\n" : "%s:%d\n",
-			    st->listen[i].host, st->listen[i].port);
+			fprintf(out, strchr(st->listen[i].host, ':') ? "[%s]:%d%s\n" : "%s:%d%s\n",
+			    st->listen[i].host, st->listen[i].port,
+			    st->listen[i].tls ? " tls" : "");
 		return 0;
 	}
 	if (argc == 2 && strcmp(argv[1], "none") == 0) {
 		st->nlisten = 0;
 		return state_save(st, err, errlen);
 	}
-	if (argc == 3 && strcmp(argv[2], "tls") == 0)
-		return say(err, errlen, "TLS listeners are not supported by this version yet");
-	if (argc != 2)
-		return say(err, errlen, "usage: listen [ADDRESS:PORT | none]");
+	if (argc != 2 && (argc != 3 || strcmp(argv[2], "tls") != 0))
+		return say(err, errlen, "usage: listen [ADDRESS:PORT [tls] | none]");
 	if (parse_listen(argv[1], &la, err, errlen) == -1)
 		return -1;
-	for (i = 0; i < st->nlisten; i++)
+	la.tls = argc == 3;
+	/* Port 0 is a fresh free port each time, so it never collides. */
+	for (i = 0; i < st->nlisten && la.port != 0; i++)
 		if (strcmp(st->listen[i].host, la.host) == 0 && st->listen[i].port == la.port)
 			return say(err, errlen, "already listening on %s", argv[1]);
 	if (st->nlisten == STATE_MAX_LISTEN)
 		return say(err, errlen, "at most %d listeners", STATE_MAX_LISTEN);
 	st->listen[st->nlisten++] = la;
-	return state_save(st, err, errlen);
+	if (state_save(st, err, errlen) == -1)
+		return -1;
+	if (la.tls && st->tls_key == NULL)
+		fprintf(out,
+		    "note: a TLS listener needs certs before run: "
+		    "xcomp-server -d %s certs KEY CERT [BUNDLE]\n",
+		    st->dir);
+	return 0;
 }
 
 static int
@@ -421,6 +492,196 @@ cmd_number(struct state *st, int argc, char **argv, FILE *out, char *err, size_t
 	}
 	if (argc != 2 || conf_uint(argv[1], min, max, field) == -1)
 		return say(err, errlen, "usage: %s [%u..%u]", argv[0], min, max);
+	return state_save(st, err, errlen);
+}
+
+/* TLS files */
+
+int
+state_has_tls(const struct state *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->nlisten; i++)
+		if (st->listen[i].tls)
+			return 1;
+	return 0;
+}
+
+/* A regular file we can read: a clearer message than GnuTLS's "Error while reading file". */
+static int
+check_readable(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct stat sb;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return say(err, errlen, "%s %s: %s", what, path, strerror(errno));
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return say(err, errlen, "%s %s: not a regular file", what, path);
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * A bundle must hold PEM certificates: appended to the chain, text that is
+ * not one would be skipped without a word.
+ */
+static int
+check_pem_certs(const char *what, const char *path, char *err, size_t errlen)
+{
+	struct tls_ctx *c;
+	char e[512];
+
+	if (check_readable(what, path, err, errlen) == -1)
+		return -1;
+	if ((c = tls_client_ctx(path, NULL, NULL, NULL, e, sizeof(e))) == NULL)
+		return say(err, errlen, "%s %s", what, e);
+	tls_ctx_free(c);
+	return 0;
+}
+
+/* Credentials from these files, each checked with a message naming it. */
+static struct tls_ctx *
+server_ctx(const char *key, const char *cert, const char *bundle, const char *trust, char *err,
+    size_t errlen)
+{
+	if (check_readable("key", key, err, errlen) == -1 ||
+	    tls_check_key_file(key, err, errlen) == -1 ||
+	    check_readable("certificate", cert, err, errlen) == -1 ||
+	    (bundle && check_pem_certs("CA bundle", bundle, err, errlen) == -1) ||
+	    (trust && check_pem_certs("trust bundle", trust, err, errlen) == -1))
+		return NULL;
+	return tls_server_ctx(key, cert, bundle, trust, NULL, err, errlen);
+}
+
+struct tls_ctx *
+state_tls_ctx(const struct state *st, char *err, size_t errlen)
+{
+	if (st->tls_key == NULL || st->tls_cert == NULL) {
+		say(err, errlen,
+		    "a TLS listener needs certs: xcomp-server -d %s certs KEY CERT "
+		    "[BUNDLE]",
+		    st->dir);
+		return NULL;
+	}
+	return server_ctx(st->tls_key, st->tls_cert, st->tls_bundle, st->tls_trust, err, errlen);
+}
+
+static void
+set_path(char **field, char *value)
+{
+	free(*field);
+	*field = value;
+}
+
+/* The absolute path of an existing file, for the state file. Freed with free. */
+static char *
+abs_path(const char *what, const char *path, char *err, size_t errlen)
+{
+	char *p;
+
+	if ((p = realpath(path, NULL)) == NULL) {
+		say(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	/* What xcomp-server.conf could not give back as it was written. */
+	if (strpbrk(p, "\n\r") || strstr(p, " #") || strstr(p, "\t#") ||
+	    isspace((unsigned char)p[strlen(p) - 1])) {
+		say(err, errlen,
+		    "%s %s: the path cannot hold a line break, \" #\" or trailing white "
+		    "space; move or link the file",
+		    what, p);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/* As "xmpp" prints them on a Meeting Server. */
+static void
+print_trust(const struct state *st, FILE *out)
+{
+	fprintf(out, "Trust bundle     : %s\n",
+	    st->tls_trust ? st->tls_trust : "(none: client certificates not requested)");
+}
+
+static void
+print_certs(const struct state *st, FILE *out)
+{
+	fprintf(out, "Key file         : %s\n", st->tls_key ? st->tls_key : "(not set)");
+	fprintf(out, "Certificate file : %s\n", st->tls_cert ? st->tls_cert : "(not set)");
+	fprintf(out, "CA Bundle file   : %s\n", st->tls_bundle ? st->tls_bundle : "(none)");
+	print_trust(st, out);
+}
+
+/*
+ * certs KEY CERT [BUNDLE], as "xmpp certs": the files must load together
+ * now, so that a typo shows here rather than when the server starts.
+ */
+static int
+cmd_certs(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+	static const char *const what[] = {"key", "certificate", "CA bundle"};
+	char *p[3] = {NULL, NULL, NULL};
+	struct tls_ctx *ctx;
+	int i, r = -1;
+
+	if (argc == 1) {
+		print_certs(st, out);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[1], "none") == 0) {
+		set_path(&st->tls_key, NULL);
+		set_path(&st->tls_cert, NULL);
+		set_path(&st->tls_bundle, NULL);
+		return state_save(st, err, errlen);
+	}
+	if (argc != 3 && argc != 4)
+		return say(err, errlen, "usage: certs [KEY CERT [BUNDLE] | none]");
+	for (i = 0; i < argc - 1; i++)
+		if ((p[i] = abs_path(what[i], argv[i + 1], err, errlen)) == NULL)
+			goto done;
+	/* The trust bundle has its own command and its own check. */
+	if ((ctx = server_ctx(p[0], p[1], p[2], NULL, err, errlen)) == NULL)
+		goto done;
+	tls_ctx_free(ctx);
+	set_path(&st->tls_key, p[0]);
+	set_path(&st->tls_cert, p[1]);
+	set_path(&st->tls_bundle, p[2]);
+	p[0] = p[1] = p[2] = NULL;
+	r = state_save(st, err, errlen);
+done:
+	for (i = 0; i < 3; i++)
+		free(p[i]);
+	return r;
+}
+
+/* trust BUNDLE, as "xmpp-cluster trust": client certificates from these CAs only. */
+static int
+cmd_trust(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+	char *p;
+
+	if (argc == 1) {
+		print_trust(st, out);
+		return 0;
+	}
+	if (argc != 2)
+		return say(err, errlen, "usage: trust [BUNDLE | none]");
+	if (strcmp(argv[1], "none") == 0) {
+		set_path(&st->tls_trust, NULL);
+		return state_save(st, err, errlen);
+	}
+	if ((p = abs_path("trust bundle", argv[1], err, errlen)) == NULL)
+		return -1;
+	if (check_pem_certs("trust bundle", p, err, errlen) == -1) {
+		free(p);
+		return -1;
+	}
+	set_path(&st->tls_trust, p);
 	return state_save(st, err, errlen);
 }
 
@@ -534,6 +795,10 @@ state_command(const char *dir, int argc, char **argv, FILE *in, FILE *out, char 
 		r = cmd_callbridge(&st, argc, argv, in, out, err, errlen);
 	else if (strcmp(argv[0], "conflict-policy") == 0)
 		r = cmd_policy(&st, argc, argv, out, err, errlen);
+	else if (strcmp(argv[0], "certs") == 0)
+		r = cmd_certs(&st, argc, argv, out, err, errlen);
+	else if (strcmp(argv[0], "trust") == 0)
+		r = cmd_trust(&st, argc, argv, out, err, errlen);
 	else if (strcmp(argv[0], "handshake-timeout") == 0)
 		r = cmd_number(&st, argc, argv, out, err, errlen, &st.handshake_timeout, 1, 3600);
 	else if (strcmp(argv[0], "max-stanza") == 0)

@@ -1,8 +1,11 @@
 /*
  * state: xcomp-server's state directory. DIR/xcomp-server.conf holds the
- * domain, listeners and policies; DIR/callbridges holds each call bridge's
- * secret and is readable by its owner only. Both are "key = value" files
- * read with conf.c and replaced atomically when a command changes them.
+ * domain, listeners, policies and the paths of the TLS files; DIR/callbridges
+ * holds each call bridge's secret and is readable by its owner only. Both are
+ * "key = value" files read with conf.c and replaced atomically when a command
+ * changes them. The TLS files are checked when a command names them and again
+ * when the server starts, not on every load: a state whose files went missing
+ * must stay loadable so that "certs none" or new "certs" can repair it.
  * Functions returning int return 0 on success and -1 on failure; on failure
  * err holds a message for the operator.
  */
@@ -22,6 +25,7 @@ enum conflict_policy { POLICY_KICK_NEW, POLICY_KICK_OLD, POLICY_ALLOW };
 struct listen_addr {
 	char host[64];
 	int port;
+	int tls; /* TLS from the first byte (the seed's XMPP port) */
 };
 
 struct callbridge {
@@ -39,6 +43,9 @@ struct state {
 	enum conflict_policy policy;
 	unsigned handshake_timeout; /* seconds */
 	unsigned max_stanza;        /* bytes */
+	/* Absolute paths; NULL when not set. The bundle is optional. */
+	char *tls_key, *tls_cert, *tls_bundle;
+	char *tls_trust; /* set: TLS listeners require client certificates */
 };
 
 /* Load DIR (a missing directory or file is an empty state). Freed with state_free. */
@@ -61,9 +68,20 @@ void state_new_secret(char out[STATE_SECRET_LEN + 1]);
 
 const char *state_policy_name(enum conflict_policy);
 
+/* 1 when some listener is a TLS listener. */
+int state_has_tls(const struct state *);
+
+struct tls_ctx;
+/*
+ * The server's TLS credentials from the state's certs and trust, checked as
+ * the "certs" command checks them (files readable, key for the certificate,
+ * key file private). NULL with err set on failure. Freed with tls_ctx_free.
+ */
+struct tls_ctx *state_tls_ctx(const struct state *, char *err, size_t errlen);
+
 /*
  * Run one state command (argv[0] is the command: "domain", "listen",
- * "callbridge", "conflict-policy", ...), printing to out and reading secrets
+ * "callbridge", "conflict-policy", "certs", "trust", ...), printing to out and reading secrets
  * from in. Exit status for the program: 0, or 1 with the reason in err.
  */
 int state_command(

@@ -1,6 +1,7 @@
 /*
- * xcomp-server: a minimal XEP-0114 server for tests and demos, configured
- * with commands that mirror the MMP commands of a Cisco Meeting Server.
+ * xcomp-server: a minimal XEP-0114 server for tests and demos, plain or over
+ * TLS, configured with commands that mirror the MMP commands of a Cisco
+ * Meeting Server.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,12 +20,15 @@ static void __attribute__((noreturn)) usage(int status)
 	    "\n"
 	    "commands (the state lives in DIR):\n"
 	    "  domain [DOMAIN]                  the XMPP domain served\n"
-	    "  listen [ADDRESS:PORT | none]     add a listener (port 0: any free port)\n"
+	    "  listen [ADDRESS:PORT [tls] | none]\n"
+	    "                                   add a listener (port 0: any free port)\n"
 	    "  callbridge add NAME              add a call bridge with a new secret\n"
 	    "  callbridge add-secret NAME       add or change one, secret from stdin\n"
 	    "  callbridge list                  list call bridges and secrets\n"
 	    "  callbridge remove NAME           remove one\n"
 	    "  conflict-policy [kick-new | kick-old | allow]\n"
+	    "  certs [KEY CERT [BUNDLE] | none] the TLS key, certificate and CA bundle\n"
+	    "  trust [BUNDLE | none]            require client certificates from these CAs\n"
 	    "  handshake-timeout [SECONDS]      time allowed for the handshake\n"
 	    "  max-stanza [BYTES]               largest stanza accepted\n"
 	    "  run                              serve until SIGTERM\n"

@@ -525,7 +525,12 @@ class Client:
 # ---------------------------------------------------------------- xcomp-server
 
 class Server:
-    """An xcomp-server state directory and, once started, its running process."""
+    """An xcomp-server state directory and, once started, its running process.
+
+    listen entries are "ADDR:PORT" or "ADDR:PORT tls". Once started, addresses
+    holds every listener as (host, port) in DIR/listening's order and
+    tls_addresses the TLS ones among them; address is the first plain one.
+    """
 
     def __init__(self, workdir, name="server", domain="tptac9.test", listen=("127.0.0.2:0",),
                  bridges=("cb1", "cb2"), settings=()):
@@ -536,11 +541,12 @@ class Server:
         self.secrets = {}
         self.process = None
         self.addresses = []
+        self.tls_addresses = []
         self.clients = []
         if domain:
             self.must("domain", domain)
         for a in listen:
-            self.must("listen", a)
+            self.must("listen", *a.split())
         for b in bridges:
             out = self.must("callbridge", "add", b).stdout
             m = re.search(r"^Secret\s*: (\S+)$", out, re.M)
@@ -573,13 +579,26 @@ class Server:
         with open(listening) as f:
             lines = [ln.strip() for ln in f if ln.strip()]
         for ln in lines:
-            host, port = ln.rsplit(":", 1)
-            self.addresses.append((host.strip("[]"), int(port)))
+            # "ADDR:PORT" or "ADDR:PORT tls"
+            words = ln.split()
+            host, port = words[0].rsplit(":", 1)
+            addr = (host.strip("[]"), int(port))
+            self.addresses.append(addr)
+            if words[1:] == ["tls"]:
+                self.tls_addresses.append(addr)
+            elif words[1:]:
+                raise AssertionError("%s: unexpected line %r" % (listening, ln))
         return self
 
     @property
     def address(self):
-        return self.addresses[0]
+        """The first plain listener (the first listener if all are TLS)."""
+        plain = [a for a in self.addresses if a not in self.tls_addresses]
+        return (plain or self.addresses)[0]
+
+    @property
+    def tls_address(self):
+        return self.tls_addresses[0]
 
     def connect(self, name=None, addr=None):
         c = Client(addr or self.address, name=name or "client%d" % (len(self.clients) + 1))

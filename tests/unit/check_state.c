@@ -3,16 +3,20 @@
 
 #include <check.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "server/state.h"
+#include "tls.h"
 #include "unit.h"
 
 static char dir[64];
 static char out[8192], err[1024];
+/* Certificates made once with certtool for the TLS tests: ca, node (signed by ca), other. */
+static char pki[64];
 
 static void
 setup(void)
@@ -175,6 +179,314 @@ START_TEST(test_listen)
 }
 END_TEST
 
+/* pki/name, resolved as the state stores it. */
+static const char *
+pki_path(const char *name)
+{
+	static char paths[4][PATH_MAX];
+	static int turn;
+	char rel[PATH_MAX];
+	char *p = paths[turn++ % 4];
+
+	snprintf(rel, sizeof(rel), "%s/%s", pki, name);
+	ck_assert_ptr_nonnull(realpath(rel, p));
+	return p;
+}
+
+static void
+make_pki(void)
+{
+	char cmd[2048];
+	FILE *fp;
+
+	strcpy(pki, "/tmp/check_state_pki.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(pki));
+	snprintf(cmd, sizeof(cmd), "%s/ca.tmpl", pki);
+	ck_assert_ptr_nonnull(fp = fopen(cmd, "w"));
+	fputs("cn = \"check_state CA\"\nca\ncert_signing_key\nexpiration_days = 3650\n", fp);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd), "%s/node.tmpl", pki);
+	ck_assert_ptr_nonnull(fp = fopen(cmd, "w"));
+	fputs("cn = \"tptac9.test\"\ndns_name = \"xs1.tptac9.test\"\ntls_www_server\n"
+	      "signing_key\nexpiration_days = 365\n",
+	    fp);
+	fclose(fp);
+	snprintf(cmd, sizeof(cmd),
+	    "cd '%s' && exec >/dev/null 2>&1 && "
+	    "certtool --generate-privkey --key-type ecdsa --outfile ca.key && "
+	    "certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl "
+	    "--outfile ca.pem && "
+	    "certtool --generate-privkey --key-type ecdsa --outfile node.key && "
+	    "certtool --generate-certificate --load-privkey node.key --load-ca-privkey ca.key "
+	    "--load-ca-certificate ca.pem --template node.tmpl --outfile node.pem && "
+	    "certtool --generate-privkey --key-type ecdsa --outfile other.key && "
+	    "chmod 600 ca.key node.key other.key && "
+	    "printf 'not a certificate\\n' > junk.pem",
+	    pki);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void
+remove_pki(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pki);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_certs_stored_absolute)
+{
+	char cwd[PATH_MAX], expect[4 * PATH_MAX], conf[4096], path[128];
+	struct state st;
+	FILE *fp;
+	size_t n;
+
+	ck_assert_int_eq(run(NULL, "certs"), 0);
+	ck_assert_str_eq(out, "Key file         : (not set)\n"
+	                      "Certificate file : (not set)\n"
+	                      "CA Bundle file   : (none)\n"
+	                      "Trust bundle     : (none: client certificates not requested)\n");
+	/* Relative names, as an operator types them in the certificates' directory. */
+	ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+	ck_assert_int_eq(chdir(pki), 0);
+	ck_assert_int_eq(run(NULL, "certs node.key node.pem ca.pem"), 0);
+	ck_assert_int_eq(chdir(cwd), 0);
+	ck_assert_str_eq(err, "");
+	snprintf(expect, sizeof(expect),
+	    "Key file         : %s\nCertificate file : %s\nCA Bundle file   : %s\n"
+	    "Trust bundle     : (none: client certificates not requested)\n",
+	    pki_path("node.key"), pki_path("node.pem"), pki_path("ca.pem"));
+	ck_assert_int_eq(run(NULL, "certs"), 0);
+	ck_assert_str_eq(out, expect);
+	snprintf(path, sizeof(path), "%s/xcomp-server.conf", dir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "r"));
+	n = fread(conf, 1, sizeof(conf) - 1, fp);
+	conf[n] = '\0';
+	fclose(fp);
+	snprintf(expect, sizeof(expect), "tls-key = %s\ntls-cert = %s\ntls-bundle = %s\n",
+	    pki_path("node.key"), pki_path("node.pem"), pki_path("ca.pem"));
+	ck_assert_ptr_nonnull(strstr(conf, expect));
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_str_eq(st.tls_key, pki_path("node.key"));
+	ck_assert_str_eq(st.tls_cert, pki_path("node.pem"));
+	ck_assert_str_eq(st.tls_bundle, pki_path("ca.pem"));
+	ck_assert_ptr_null(st.tls_trust);
+	state_free(&st);
+	/* Without the optional bundle. */
+	snprintf(expect, sizeof(expect), "certs %s %s", pki_path("node.key"), pki_path("node.pem"));
+	ck_assert_int_eq(run(NULL, expect), 0);
+	ck_assert_int_eq(run(NULL, "certs"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "CA Bundle file   : (none)\n"));
+}
+END_TEST
+
+START_TEST(test_certs_none)
+{
+	char cmd[3 * PATH_MAX];
+	struct state st;
+
+	snprintf(cmd, sizeof(cmd), "certs %s %s %s", pki_path("node.key"), pki_path("node.pem"),
+	    pki_path("ca.pem"));
+	ck_assert_int_eq(run(NULL, cmd), 0);
+	ck_assert_int_eq(run(NULL, "certs none"), 0);
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_ptr_null(st.tls_key);
+	ck_assert_ptr_null(st.tls_cert);
+	ck_assert_ptr_null(st.tls_bundle);
+	state_free(&st);
+	ck_assert_int_eq(run(NULL, "certs"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "Key file         : (not set)\n"));
+	ck_assert_int_eq(run(NULL, "certs a"), 1);
+	ck_assert_str_eq(err, "usage: certs [KEY CERT [BUNDLE] | none]");
+}
+END_TEST
+
+/* certs with these three words fails with a message that contains want. */
+static void
+certs_fails(const char *key, const char *cert, const char *bundle, const char *want)
+{
+	char cmd[3 * PATH_MAX + 16];
+	struct state st;
+
+	snprintf(cmd, sizeof(cmd), "certs %s %s%s%s", key, cert, bundle ? " " : "",
+	    bundle ? bundle : "");
+	ck_assert_int_eq(run(NULL, cmd), 1);
+	ck_assert_msg(strstr(err, want) != NULL, "\"%s\": got \"%s\", want \"%s\"", cmd, err, want);
+	/* Nothing was stored. */
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_ptr_null(st.tls_key);
+	state_free(&st);
+}
+
+START_TEST(test_certs_bad_files)
+{
+	char key[PATH_MAX], cert[PATH_MAX], want[2 * PATH_MAX];
+
+	snprintf(key, sizeof(key), "%s", pki_path("node.key"));
+	snprintf(cert, sizeof(cert), "%s", pki_path("node.pem"));
+	certs_fails(key, "/nonexistent/node.pem", NULL,
+	    "certificate /nonexistent/node.pem: No such file or directory");
+	certs_fails("/nonexistent/node.key", cert, NULL,
+	    "key /nonexistent/node.key: No such file or directory");
+	/* The key of another certificate. */
+	certs_fails(pki_path("other.key"), cert, NULL, "do not match");
+	/* A certificate file that holds no certificate. */
+	certs_fails(key, pki_path("junk.pem"), NULL, pki_path("junk.pem"));
+	/* A bundle that holds no certificate. */
+	snprintf(
+	    want, sizeof(want), "CA bundle %s: no PEM certificate in it", pki_path("junk.pem"));
+	certs_fails(key, cert, pki_path("junk.pem"), want);
+	certs_fails(key, cert, pki, "not a regular file");
+}
+END_TEST
+
+START_TEST(test_certs_key_mode)
+{
+	char key[PATH_MAX], want[3 * PATH_MAX];
+
+	snprintf(key, sizeof(key), "%s", pki_path("node.key"));
+	ck_assert_int_eq(chmod(key, 0644), 0);
+	snprintf(want, sizeof(want),
+	    "%s: key readable by group or others (mode 644); run: chmod 600 %s", key, key);
+	certs_fails(key, pki_path("node.pem"), NULL, want);
+	ck_assert_int_eq(chmod(key, 0600), 0);
+}
+END_TEST
+
+START_TEST(test_listen_tls)
+{
+	struct state st;
+
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5223 tls"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "a TLS listener needs certs"));
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5222"), 0);
+	ck_assert_str_eq(out, "");
+	ck_assert_int_eq(run(NULL, "listen [::1]:5223 tls"), 0);
+	/* One port is plain or TLS, not both. */
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5223"), 1);
+	ck_assert_str_eq(err, "already listening on 127.0.0.1:5223");
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5222 tls"), 1);
+	/* Port 0 is a new free port each time. */
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:0 tls"), 0);
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:0"), 0);
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5224 ssl"), 1);
+	ck_assert_str_eq(err, "usage: listen [ADDRESS:PORT [tls] | none]");
+	ck_assert_int_eq(run(NULL, "listen"), 0);
+	ck_assert_str_eq(out, "127.0.0.1:5223 tls\n127.0.0.1:5222\n[::1]:5223 tls\n"
+	                      "127.0.0.1:0 tls\n127.0.0.1:0\n");
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_uint_eq(st.nlisten, 5);
+	ck_assert_int_eq(st.listen[0].tls, 1);
+	ck_assert_int_eq(st.listen[1].tls, 0);
+	ck_assert_int_eq(st.listen[2].tls, 1);
+	ck_assert_str_eq(st.listen[2].host, "::1");
+	ck_assert_int_eq(state_has_tls(&st), 1);
+	state_free(&st);
+	ck_assert_int_eq(run(NULL, "listen none"), 0);
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5222"), 0);
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_int_eq(state_has_tls(&st), 0);
+	state_free(&st);
+}
+END_TEST
+
+START_TEST(test_trust)
+{
+	char cmd[PATH_MAX + 16], expect[PATH_MAX + 64];
+	struct state st;
+
+	ck_assert_int_eq(run(NULL, "trust"), 0);
+	ck_assert_str_eq(out, "Trust bundle     : (none: client certificates not requested)\n");
+	snprintf(cmd, sizeof(cmd), "trust %s", pki_path("ca.pem"));
+	ck_assert_int_eq(run(NULL, cmd), 0);
+	snprintf(expect, sizeof(expect), "Trust bundle     : %s\n", pki_path("ca.pem"));
+	ck_assert_int_eq(run(NULL, "trust"), 0);
+	ck_assert_str_eq(out, expect);
+	ck_assert_int_eq(run(NULL, "certs"), 0);
+	ck_assert_ptr_nonnull(strstr(out, expect));
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_str_eq(st.tls_trust, pki_path("ca.pem"));
+	state_free(&st);
+	snprintf(cmd, sizeof(cmd), "trust %s", pki_path("junk.pem"));
+	ck_assert_int_eq(run(NULL, cmd), 1);
+	ck_assert_ptr_nonnull(strstr(err, "no PEM certificate in it"));
+	ck_assert_int_eq(run(NULL, "trust /nonexistent/ca.pem"), 1);
+	ck_assert_str_eq(err, "trust bundle /nonexistent/ca.pem: No such file or directory");
+	ck_assert_int_eq(run(NULL, "trust none"), 0);
+	ck_assert_int_eq(run(NULL, "trust"), 0);
+	ck_assert_str_eq(out, "Trust bundle     : (none: client certificates not requested)\n");
+	ck_assert_int_eq(run(NULL, "trust a b"), 1);
+}
+END_TEST
+
+/* What "run" builds: refused without certs, with a key opened up, or with a file gone. */
+START_TEST(test_tls_ctx)
+{
+	char cmd[3 * PATH_MAX], key[PATH_MAX], want[256];
+	struct tls_ctx *ctx;
+	struct state st;
+
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5223 tls"), 0);
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_ptr_null(state_tls_ctx(&st, err, sizeof(err)));
+	snprintf(want, sizeof(want),
+	    "a TLS listener needs certs: xcomp-server -d %s certs KEY CERT [BUNDLE]", dir);
+	ck_assert_str_eq(err, want);
+	state_free(&st);
+
+	snprintf(key, sizeof(key), "%s", pki_path("node.key"));
+	snprintf(cmd, sizeof(cmd), "certs %s %s %s", key, pki_path("node.pem"), pki_path("ca.pem"));
+	ck_assert_int_eq(run(NULL, cmd), 0);
+	snprintf(cmd, sizeof(cmd), "trust %s", pki_path("ca.pem"));
+	ck_assert_int_eq(run(NULL, cmd), 0);
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(ctx = state_tls_ctx(&st, err, sizeof(err)));
+	tls_ctx_free(ctx);
+
+	ck_assert_int_eq(chmod(key, 0640), 0);
+	ck_assert_ptr_null(state_tls_ctx(&st, err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "(mode 640); run: chmod 600"));
+	ck_assert_int_eq(chmod(key, 0600), 0);
+
+	/* A trust bundle that went away. */
+	free(st.tls_trust);
+	st.tls_trust = strdup("/nonexistent/trust.pem");
+	ck_assert_ptr_null(state_tls_ctx(&st, err, sizeof(err)));
+	ck_assert_str_eq(err, "trust bundle /nonexistent/trust.pem: No such file or directory");
+	state_free(&st);
+}
+END_TEST
+
+START_TEST(test_tls_conf_paths)
+{
+	char path[128];
+	FILE *fp;
+
+	/* The state file holds absolute paths only: a relative one would depend on the cwd. */
+	snprintf(path, sizeof(path), "%s/xcomp-server.conf", dir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs("tls-key = node.key\n", fp);
+	fclose(fp);
+	ck_assert_int_eq(run(NULL, "certs"), 1);
+	ck_assert_ptr_nonnull(
+	    strstr(err, "xcomp-server.conf:1: tls-key: expected an absolute path"));
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs("listen = 127.0.0.1:5223 dtls\n", fp);
+	fclose(fp);
+	ck_assert_int_eq(run(NULL, "listen"), 1);
+	ck_assert_ptr_nonnull(strstr(err, "expected ADDRESS:PORT [tls]"));
+	/* A state whose files are gone still loads, so that "certs none" can mend it. */
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs("listen = 127.0.0.1:5223 tls\ntls-key = /nonexistent/k\ntls-cert = /nonexistent/c\n",
+	    fp);
+	fclose(fp);
+	ck_assert_int_eq(run(NULL, "certs none"), 0);
+	ck_assert_int_eq(run(NULL, "listen"), 0);
+	ck_assert_str_eq(out, "127.0.0.1:5223 tls\n");
+}
+END_TEST
+
 START_TEST(test_policy_and_numbers)
 {
 	ck_assert_int_eq(run(NULL, "conflict-policy"), 0);
@@ -261,6 +573,20 @@ main(void)
 	tcase_add_test(tc, test_bad_conf_file);
 	tcase_add_test(tc, test_find_jid);
 	tcase_add_test(tc, test_new_secret);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("tls");
+	tcase_add_unchecked_fixture(tc, make_pki, remove_pki);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_certs_stored_absolute);
+	tcase_add_test(tc, test_certs_none);
+	tcase_add_test(tc, test_certs_bad_files);
+	tcase_add_test(tc, test_certs_key_mode);
+	tcase_add_test(tc, test_listen_tls);
+	tcase_add_test(tc, test_trust);
+	tcase_add_test(tc, test_tls_ctx);
+	tcase_add_test(tc, test_tls_conf_paths);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }

@@ -1,9 +1,12 @@
 /*
  * xcomp: the operator's tool. "xcomp status" reads the agent's status file
  * and says in words what is going on and where to read about it; "xcomp
- * resolve" shows the SRV records and the order the agent would try.
+ * resolve" shows the SRV records and the order the agent would try; "xcomp
+ * probe" walks one attempt at each node step by step (the work is in
+ * probe.c).
  */
-#include <ctype.h>
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -16,8 +19,10 @@
 #include "buf.h"
 #include "conf.h"
 #include "dns.h"
+#include "jid.h"
 #include "log.h"
 #include "loop.h"
+#include "probe.h"
 #include "srv.h"
 #include "status.h"
 #include "util.h"
@@ -32,6 +37,8 @@ static void __attribute__((noreturn)) usage(int status)
 	    "usage: xcomp status [-f CONFIG] [-s FILE] [--json]\n"
 	    "       xcomp resolve [-f CONFIG] [--dns-server IP[@PORT]] [--service NAME]\n"
 	    "                     [--samples N] [DOMAIN]\n"
+	    "       xcomp probe [-f CONFIG] [HOST[:PORT]]\n"
+	    "                   (CONFIG: default " SYSCONFDIR "/xcompd.conf)\n"
 	    "See xcomp(1).\n");
 	exit(status);
 }
@@ -80,19 +87,6 @@ error_words(const char *code)
 		if (strcmp(code, w[i].code) == 0)
 			return w[i].words;
 	return code;
-}
-
-/* The man page's section for an error code: "auth" -> "AUTH". */
-static const char *
-upper(const char *code)
-{
-	static char buf[32];
-	size_t i;
-
-	for (i = 0; code[i] && i < sizeof(buf) - 1; i++)
-		buf[i] = toupper((unsigned char)code[i]);
-	buf[i] = '\0';
-	return buf;
 }
 
 static char *
@@ -238,13 +232,34 @@ verdict(const struct status_file *f, unsigned keepalive, time_t now)
 	return strcmp(state, "connected") == 0 ? "connected" : "not connected";
 }
 
+/* The TLS session the agent reports while connected over TLS (tls = direct). */
+static void
+print_tls(const struct status_file *f, time_t now)
+{
+	const char *version = status_get(f, "tls"), *cipher = status_get(f, "tls-cipher");
+	const char *peer = status_get(f, "tls-peer"), *issuer = status_get(f, "tls-issuer");
+	const char *expires = status_get(f, "tls-expires");
+	char words[64] = "";
+	time_t t;
+
+	if (version == NULL)
+		return;
+	printf("TLS:             %s%s%s\n", version, cipher && *cipher ? ", cipher " : "",
+	    cipher && *cipher ? cipher : "");
+	if (expires && status_parse_time(expires, &t) == 0)
+		probe_expiry_words(t, now, words, sizeof(words));
+	printf("Certificate:     %s, issued by %s, valid until %s%s%s%s\n",
+	    peer && *peer ? peer : "?", issuer && *issuer ? issuer : "?", expires ? expires : "?",
+	    words[0] ? " (" : "", words, words[0] ? ")" : "");
+}
+
 static void
 print_human(const struct status_file *f, const char *v, time_t now)
 {
 	const char *state = status_get(f, "state"), *server = status_get(f, "server");
 	const char *err = status_get(f, "last-error"), *text = status_get(f, "last-error-text");
 	const char *at = status_get(f, "last-error-at"), *since = status_get(f, "since");
-	char when[64] = "", up[64] = "";
+	char when[64] = "", up[64] = "", section[16];
 	size_t i, nodes = 0;
 	time_t t;
 
@@ -272,11 +287,13 @@ print_human(const struct status_file *f, const char *v, time_t now)
 	    status_get(f, "component") ? status_get(f, "component") : "?",
 	    status_get(f, "domain") ? status_get(f, "domain") : "?");
 	printf("State:           %s since %s\n", state ? state : "?", since ? since : "?");
+	print_tls(f, now);
 	printf(
 	    "Failovers:       %s\n", status_get(f, "failovers") ? status_get(f, "failovers") : "0");
 	if (err) {
 		printf("Last error:      %s (%s ago)\n", text ? text : err, when);
-		printf("                 See xcomp-troubleshooting(7), section %s.\n", upper(err));
+		status_section(err, section, sizeof(section));
+		printf("                 See xcomp-troubleshooting(7), section %s.\n", section);
 	}
 	for (i = 0; i < f->n; i++)
 		if (strcmp(f->kv[i].key, "node") == 0)
@@ -540,6 +557,146 @@ cmd_resolve(int argc, char **argv)
 	return r.status;
 }
 
+/*
+ * conf_finish, except that a secret file that cannot be read stops each
+ * node only before its handshake: the steps before it need no secret, and
+ * an operator who may not read the agent's secret still sees them. why then
+ * says what is wrong with the file, and conf->secret stays NULL.
+ */
+static int
+probe_conf(struct conf *c, char *why, size_t whylen, char *err, size_t errlen)
+{
+	char *file = c->secret_file;
+
+	why[0] = '\0';
+	/* A secret file it cannot read is the handshake step's failure, not the whole run's. */
+	if (conf_check(c, err, errlen) == -1)
+		return -1;
+	if (file != NULL && !c->secret_inline &&
+	    conf_read_secret(file, &c->secret, why, whylen) == -1)
+		c->secret = NULL;
+	return 0;
+}
+
+/* The node where the running agent holds its session, per its status file. */
+static void
+agent_session(const struct conf *c, char **server, char **address)
+{
+	struct status_file f;
+	const char *s, *a;
+	char *text;
+	size_t len;
+
+	*server = *address = NULL;
+	if ((text = read_text(c->status_file, &len)) == NULL)
+		return;
+	if (status_parse(text, len, &f) == 0) {
+		s = status_get(&f, "server");
+		a = status_get(&f, "address");
+		if (s && strcmp(verdict(&f, c->keepalive, time(NULL)), "connected") == 0) {
+			*server = xstrdup(s);
+			*address = a ? xstrdup(a) : NULL;
+		}
+		status_file_free(&f);
+	}
+	free(text);
+}
+
+static int
+valid_host(const char *host)
+{
+	struct sockaddr_storage ss;
+	int len;
+
+	return jid_valid_domain(host) || util_sockaddr(host, 1, &ss, &len) == 0;
+}
+
+static int
+probe_run(const struct probe_opts *o)
+{
+	struct loop *loop = loop_new();
+	struct probe *p;
+	char err[512];
+	int r;
+
+	if ((p = probe_new(loop, o, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "xcomp: %s\n", err);
+		fprintf(stderr, "See xcomp-troubleshooting(7), section CONFIG.\n");
+		loop_free(loop);
+		return PROBE_CONFIG;
+	}
+	probe_start(p);
+	r = loop_run(loop) == -1 ? PROBE_CONFIG : probe_result(p);
+	probe_free(p);
+	loop_free(loop);
+	return r;
+}
+
+static int
+cmd_probe(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	const char *cpath = SYSCONFDIR "/xcompd.conf";
+	char err[1024], why[512], host[SRV_TARGET_MAX];
+	char *server = NULL, *address = NULL;
+	struct probe_opts o;
+	struct conf *c;
+	int ch, given = 0, port, r;
+
+	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			cpath = optarg;
+			given = 1;
+			break;
+		case 'h':
+			usage(0);
+		default:
+			usage(2);
+		}
+	}
+	if (argc - optind > 1)
+		usage(2);
+	c = conf_new();
+	if (conf_load(c, cpath, err, sizeof(err)) == -1 ||
+	    probe_conf(c, why, sizeof(why), err, sizeof(err)) == -1) {
+		fprintf(stderr, "xcomp: %s\n", err);
+		if (!given && access(cpath, F_OK) == -1)
+			fprintf(stderr, "xcomp: that is xcompd's default configuration file; "
+			                "name the agent's with -f CONFIG\n");
+		fprintf(stderr, "See xcomp-troubleshooting(7), section CONFIG.\n");
+		conf_free(c);
+		return PROBE_CONFIG;
+	}
+	memset(&o, 0, sizeof(o));
+	if (optind < argc) {
+		port = (int)c->port;
+		if (util_split_hostport(argv[optind], host, sizeof(host), &port) == -1 ||
+		    !valid_host(host)) {
+			fprintf(stderr, "xcomp: \"%s\" is not HOST[:PORT]\n", argv[optind]);
+			conf_free(c);
+			return PROBE_CONFIG;
+		}
+		o.host = host;
+		o.port = port;
+	}
+	agent_session(c, &server, &address);
+	o.conf = c;
+	o.secret_why = why;
+	o.agent_server = server;
+	o.agent_address = address;
+	o.out = stdout;
+	/* Line by line, so that a probe piped into tee or a log shows each step as it ends. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	r = probe_run(&o);
+	free(server);
+	free(address);
+	conf_free(c);
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -560,6 +717,8 @@ main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (strcmp(name, "xcomp resolve") == 0)
 		return cmd_resolve(argc - 1, argv + 1);
+	if (strcmp(name, "xcomp probe") == 0)
+		return cmd_probe(argc - 1, argv + 1);
 	fprintf(stderr, "xcomp: unknown command \"%s\"\n", name + 6);
 	usage(2);
 }

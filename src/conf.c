@@ -518,7 +518,7 @@ conf_check_tls(const struct conf *c, const char *file, char *err, size_t errlen)
 }
 
 int
-conf_finish(struct conf *c, char *err, size_t errlen)
+conf_check(struct conf *c, char *err, size_t errlen)
 {
 	const char *file = c->path ? c->path : "configuration";
 
@@ -544,13 +544,22 @@ conf_finish(struct conf *c, char *err, size_t errlen)
 		return -1;
 	}
 	if ((c->tls_cert != NULL) != (c->tls_key != NULL)) {
-		snprintf(err, errlen, "%s: a client certificate needs both tls-cert and tls-key", file);
+		snprintf(
+		    err, errlen, "%s: a client certificate needs both tls-cert and tls-key", file);
 		return -1;
 	}
 	if (c->tls && conf_check_tls(c, file, err, errlen) == -1)
 		return -1;
 	if (c->component == NULL)
 		c->component = xasprintf("%s.%s", c->name, c->domain);
+	return 0;
+}
+
+int
+conf_finish(struct conf *c, char *err, size_t errlen)
+{
+	if (conf_check(c, err, errlen) == -1)
+		return -1;
 	if (c->secret_file != NULL) {
 		conf_wipe_free(c->secret);
 		c->secret = NULL;

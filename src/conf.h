@@ -64,8 +64,8 @@ struct conf {
 	unsigned backoff_min;
 	unsigned backoff_max;
 	char *status_file;
-	int tls; /* "tls = direct": TLS from the first byte */
-	char *tls_ca; /* NULL: the system's trust store */
+	int tls;        /* "tls = direct": TLS from the first byte */
+	char *tls_ca;   /* NULL: the system's trust store */
 	char *tls_name; /* NULL: the domain */
 	char *tls_cert, *tls_key;
 	char *tls_priority; /* NULL: TLS_DEFAULT_PRIORITY */
@@ -88,6 +88,8 @@ int conf_override(struct conf *, const char *kv, char *err, size_t errlen);
  * secret file. Call it once, after conf_load and the overrides.
  */
 int conf_finish(struct conf *, char *err, size_t errlen);
+/* conf_finish without reading the secret file (xcomp probe reads it itself). */
+int conf_check(struct conf *, char *err, size_t errlen);
 /* The name the server certificate must carry: tls-name, or the domain. */
 const char *conf_tls_name(const struct conf *);
 /* The SRV name: SERVICE.DOMAIN. Freed with free(). */

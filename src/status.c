@@ -3,6 +3,7 @@
  * read. The agent formats it from its state and replaces it atomically so a
  * reader never sees half a file.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,17 @@ status_get(const struct status_file *f, const char *key)
 		if (strcmp(f->kv[i].key, key) == 0)
 			return f->kv[i].value;
 	return NULL;
+}
+
+void
+status_section(const char *code, char *out, size_t len)
+{
+	size_t i;
+
+	for (i = 0; code[i] && i + 1 < len; i++)
+		out[i] = toupper((unsigned char)code[i]);
+	if (len > 0)
+		out[i] = '\0';
 }
 
 int

@@ -74,6 +74,8 @@ int status_parse(const char *text, size_t len, struct status_file *);
 void status_file_free(struct status_file *);
 /* The first value for key, or NULL. */
 const char *status_get(const struct status_file *, const char *key);
+/* The section of xcomp-troubleshooting(7) for an error code: "auth" -> "AUTH". */
+void status_section(const char *code, char *out, size_t len);
 /* Parse "2026-11-26T08:12:31Z"; -1 if malformed. */
 int status_parse_time(const char *, time_t *);
 

@@ -32,7 +32,7 @@ struct tls_ctx {
 	gnutls_priority_t prio;
 	int server;
 	int verify_peer; /* server: client certificates required */
-	char ca[256]; /* for messages: the trust file, or "the system's trust store" */
+	char ca[256];    /* for messages: the trust file, or "the system's trust store" */
 };
 
 struct tls_conn {
@@ -47,8 +47,8 @@ struct tls_conn {
 	int done; /* handshake finished */
 };
 
-static int
-fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static int
 fail(char *err, size_t errlen, const char *fmt, ...)
@@ -69,8 +69,10 @@ tls_check_key_file(const char *path, char *err, size_t errlen)
 	if (stat(path, &sb) == -1)
 		return fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (sb.st_mode & (S_IRGRP | S_IROTH))
-		return fail(err, errlen, "%s: key readable by group or others (mode %03o); run: "
-		    "chmod 600 %s", path, (unsigned)(sb.st_mode & 0777), path);
+		return fail(err, errlen,
+		    "%s: key readable by group or others (mode %03o); run: "
+		    "chmod 600 %s",
+		    path, (unsigned)(sb.st_mode & 0777), path);
 	return 0;
 }
 
@@ -83,8 +85,8 @@ ctx_new(const char *priority, char *err, size_t errlen)
 
 	if ((r = gnutls_certificate_allocate_credentials(&c->cred)) < 0)
 		fatalx("gnutls_certificate_allocate_credentials: %s", gnutls_strerror(r));
-	if ((r = gnutls_priority_init(&c->prio, priority ? priority : TLS_DEFAULT_PRIORITY,
-	    &where)) < 0) {
+	if ((r = gnutls_priority_init(
+	         &c->prio, priority ? priority : TLS_DEFAULT_PRIORITY, &where)) < 0) {
 		fail(err, errlen, "tls-priority \"%s\": %s%s%s", priority, gnutls_strerror(r),
 		    where ? " at " : "", where ? where : "");
 		gnutls_certificate_free_credentials(c->cred);
@@ -124,8 +126,8 @@ load_trust(struct tls_ctx *c, const char *file, char *err, size_t errlen)
 }
 
 struct tls_ctx *
-tls_client_ctx(const char *ca, const char *cert, const char *key, const char *priority,
-    char *err, size_t errlen)
+tls_client_ctx(const char *ca, const char *cert, const char *key, const char *priority, char *err,
+    size_t errlen)
 {
 	struct tls_ctx *c;
 	int r;
@@ -140,8 +142,8 @@ tls_client_ctx(const char *ca, const char *cert, const char *key, const char *pr
 		return NULL;
 	if (load_trust(c, ca, err, errlen) == -1)
 		goto bad;
-	if (cert && (r = gnutls_certificate_set_x509_key_file2(c->cred, cert, key,
-	    GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
+	if (cert && (r = gnutls_certificate_set_x509_key_file2(
+	                 c->cred, cert, key, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
 		fail(err, errlen, "tls-cert %s / tls-key %s: %s", cert, key, gnutls_strerror(r));
 		goto bad;
 	}
@@ -362,8 +364,8 @@ cert_describe(gnutls_x509_crt_t crt, struct tls_cert *c)
 			    used ? ", " : "", name);
 		} else if (type == GNUTLS_SAN_IPADDRESS && (size == 4 || size == 16)) {
 			inet_ntop(size == 4 ? AF_INET : AF_INET6, name, ip, sizeof(ip));
-			used += snprintf(c->san + used, sizeof(c->san) - used, "%sIP:%s",
-			    used ? ", " : "", ip);
+			used += snprintf(
+			    c->san + used, sizeof(c->san) - used, "%sIP:%s", used ? ", " : "", ip);
 		}
 	}
 }
@@ -409,7 +411,7 @@ check_names(struct tls_conn *t)
 		return -1;
 	if (gnutls_x509_crt_import(crt, &der[0], GNUTLS_X509_FMT_DER) == 0) {
 		ok = gnutls_x509_crt_check_hostname(crt, t->name) ||
-		    gnutls_x509_crt_check_hostname(crt, t->alt);
+		     gnutls_x509_crt_check_hostname(crt, t->alt);
 		if (!ok) {
 			cert_describe(crt, &leaf);
 			name_mismatch(t, &leaf);
@@ -441,26 +443,27 @@ explain_verify(struct tls_conn *t)
 	for (i = 0; i < n && (status & (GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED)); i++) {
 		if ((status & GNUTLS_CERT_EXPIRED) && chain[i].not_after < now) {
 			fmt_date(chain[i].not_after, date, sizeof(date));
-			set_why(t, "certificate expired on %s (%s)", date,
-			    chain[i].subject);
+			set_why(t, "certificate expired on %s (%s)", date, chain[i].subject);
 			return;
 		}
 		if ((status & GNUTLS_CERT_NOT_ACTIVATED) && chain[i].not_before > now) {
 			fmt_date(chain[i].not_before, date, sizeof(date));
-			set_why(t, "certificate not valid before %s (%s)", date,
-			    chain[i].subject);
+			set_why(t, "certificate not valid before %s (%s)", date, chain[i].subject);
 			return;
 		}
 	}
 	if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
 		if (n == 1 && strcmp(chain[0].subject, chain[0].issuer) != 0)
-			set_why(t, "incomplete chain: the %s sent only its "
+			set_why(t,
+			    "incomplete chain: the %s sent only its "
 			    "own certificate, issued by %s, which is not in %s; add the "
-			    "intermediate certificates to the %s's bundle (root last)", who,
-			    chain[0].issuer, t->ctx->ca, who);
+			    "intermediate certificates to the %s's bundle (root last)",
+			    who, chain[0].issuer, t->ctx->ca, who);
 		else
-			set_why(t, "untrusted issuer: the chain ends at %s, "
-			    "which is not in %s", chain[n - 1].issuer, t->ctx->ca);
+			set_why(t,
+			    "untrusted issuer: the chain ends at %s, "
+			    "which is not in %s",
+			    chain[n - 1].issuer, t->ctx->ca);
 		return;
 	}
 	if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &out, 0) == 0) {
@@ -470,16 +473,58 @@ explain_verify(struct tls_conn *t)
 		set_why(t, "certificate not accepted (status 0x%x)", status);
 }
 
+/* Alerts a peer sends about the certificate we showed it (or did not). */
+static int
+certificate_alert(int alert)
+{
+	switch (alert) {
+	case GNUTLS_A_CERTIFICATE_REQUIRED:
+	case GNUTLS_A_BAD_CERTIFICATE:
+	case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
+	case GNUTLS_A_CERTIFICATE_REVOKED:
+	case GNUTLS_A_CERTIFICATE_EXPIRED:
+	case GNUTLS_A_CERTIFICATE_UNKNOWN:
+	case GNUTLS_A_UNKNOWN_CA:
+	case GNUTLS_A_ACCESS_DENIED:
+		return 1;
+	}
+	return 0;
+}
+
+static void
+explain_alert(struct tls_conn *t, int alert)
+{
+	const char *who = t->ctx->server ? "client" : "server";
+	const char *name = gnutls_alert_get_name(alert);
+
+	if (certificate_alert(alert) && !t->ctx->server)
+		set_why(t,
+		    "the server refused our client certificate, or its absence (alert: %s); "
+		    "it requires one it trusts (tls-cert, tls-key)",
+		    name);
+	else if (certificate_alert(alert))
+		set_why(t, "the client refused this server's certificate (alert: %s)", name);
+	else if (alert == GNUTLS_A_PROTOCOL_VERSION || alert == GNUTLS_A_HANDSHAKE_FAILURE ||
+	         alert == GNUTLS_A_INSUFFICIENT_SECURITY)
+		set_why(t,
+		    "protocol or cipher mismatch: the %s refused the handshake (alert: %s); "
+		    "check tls-priority on both sides",
+		    who, name);
+	else
+		set_why(t, "the %s refused the handshake (alert: %s)", who, name);
+}
+
 static void
 explain(struct tls_conn *t, int r)
 {
 	const char *who = t->ctx->server ? "client" : "server";
-	int alert;
 
 	if (t->nfirst > 0 && t->first[0] == '<') {
-		set_why(t, "the %s does not speak TLS here: it sent plain "
-		    "XML (\"%.*s...\")%s", who, (int)t->nfirst, t->first, t->ctx->server ? "" :
-		    "; use the node's TLS port, or tls = off");
+		set_why(t,
+		    "the %s does not speak TLS here: it sent plain "
+		    "XML (\"%.*s...\")%s",
+		    who, (int)t->nfirst, t->first,
+		    t->ctx->server ? "" : "; use the node's TLS port, or tls = off");
 		return;
 	}
 	switch (r) {
@@ -491,35 +536,25 @@ explain(struct tls_conn *t, int r)
 		set_why(t, "the %s sent no certificate", who);
 		return;
 	case GNUTLS_E_FATAL_ALERT_RECEIVED:
-		alert = gnutls_alert_get(t->s);
-		if (alert == GNUTLS_A_CERTIFICATE_REQUIRED ||
-		    (alert == GNUTLS_A_HANDSHAKE_FAILURE && !t->ctx->server &&
-		    gnutls_certificate_client_get_request_status(t->s)))
-			set_why(t, "the server requires a client certificate "
-			    "(tls-cert, tls-key) and refused ours or its absence (alert: %s)",
-			    gnutls_alert_get_name(alert));
-		else if (alert == GNUTLS_A_PROTOCOL_VERSION || alert == GNUTLS_A_HANDSHAKE_FAILURE ||
-		    alert == GNUTLS_A_INSUFFICIENT_SECURITY)
-			set_why(t, "protocol or cipher mismatch: the %s "
-			    "refused the handshake (alert: %s); check tls-priority on both sides",
-			    who, gnutls_alert_get_name(alert));
-		else
-			set_why(t, "the %s refused the handshake (alert: %s)",
-			    who, gnutls_alert_get_name(alert));
+		explain_alert(t, gnutls_alert_get(t->s));
 		return;
 	case GNUTLS_E_UNSUPPORTED_VERSION_PACKET:
 	case GNUTLS_E_NO_CIPHER_SUITES:
 	case GNUTLS_E_INSUFFICIENT_SECURITY:
 	case GNUTLS_E_NO_COMMON_KEY_SHARE:
 	case GNUTLS_E_UNKNOWN_CIPHER_SUITE:
-		set_why(t, "protocol or cipher mismatch: %s; check "
-		    "tls-priority on both sides", gnutls_strerror(r));
+		set_why(t,
+		    "protocol or cipher mismatch: %s; check "
+		    "tls-priority on both sides",
+		    gnutls_strerror(r));
 		return;
 	case GNUTLS_E_PREMATURE_TERMINATION:
 	case GNUTLS_E_PULL_ERROR:
 	case GNUTLS_E_PUSH_ERROR:
-		set_why(t, "the %s closed the connection during the TLS "
-		    "handshake", who);
+		set_why(t,
+		    "the %s closed the connection during the TLS "
+		    "handshake",
+		    who);
 		return;
 	default:
 		set_why(t, "TLS handshake failed: %s", gnutls_strerror(r));
@@ -539,14 +574,16 @@ tls_handshake(struct io *io)
 	if (retry(r) || !gnutls_error_is_fatal(r))
 		return gnutls_record_get_direction(t->s) ? IO_WANT_WRITE : IO_WANT_READ;
 	explain(t, r);
+	/* Tell the peer why, so that its operator sees a reason too (best effort). */
+	gnutls_alert_send_appropriate(t->s, r);
 	return -1;
 }
 
 static const struct io_ops tls_ops = {tls_read, tls_write, tls_pending, tls_free, tls_handshake};
 
 static int
-start(struct io *io, struct tls_ctx *ctx, const char *name, const char *alt, char *err,
-    size_t errlen)
+start(
+    struct io *io, struct tls_ctx *ctx, const char *name, const char *alt, char *err, size_t errlen)
 {
 	struct tls_conn *t = xcalloc(1, sizeof(*t));
 	struct sockaddr_storage ss;
@@ -588,8 +625,8 @@ start(struct io *io, struct tls_ctx *ctx, const char *name, const char *alt, cha
 }
 
 int
-tls_client(struct io *io, struct tls_ctx *ctx, const char *name, const char *alt, char *err,
-    size_t errlen)
+tls_client(
+    struct io *io, struct tls_ctx *ctx, const char *name, const char *alt, char *err, size_t errlen)
 {
 	return start(io, ctx, name, alt, err, errlen);
 }
@@ -611,7 +648,7 @@ tls_why(const struct io *io)
 	if (t->why[0] == '\0' && t->done && !t->ctx->server &&
 	    gnutls_certificate_client_get_request_status(t->s))
 		set_why(t, "the server asked for a client certificate and closed the connection: "
-		    "it requires one it trusts (tls-cert, tls-key)");
+		           "it requires one it trusts (tls-cert, tls-key)");
 	return t->why;
 }
 

@@ -63,7 +63,7 @@ struct agent {
 	struct loop *loop;
 	struct conf *conf;
 	struct dns *dns;
-	struct tls_ctx *tls; /* with tls = direct */
+	struct tls_ctx *tls;     /* with tls = direct */
 	struct tls_info tlsinfo; /* of the session, while connected over TLS */
 	enum agent_state state;
 	time_t since;
@@ -610,7 +610,7 @@ on_connected(void *arg, int err)
 	}
 	/* The TLS handshake counts against connect-timeout: t_step keeps running. */
 	if (tls_client(a->io, a->tls, conf_tls_name(a->conf),
-	    a->conf->tls_name ? NULL : a->nodes[a->cur].target, why, sizeof(why)) == -1) {
+	        a->conf->tls_name ? NULL : a->nodes[a->cur].target, why, sizeof(why)) == -1) {
 		set_error(a, "tls", "TLS failure at %s: %s", a->server, why);
 		session_failed(a, "tls");
 	}
@@ -622,8 +622,8 @@ on_secured(void *arg, int err)
 	struct agent *a = arg;
 
 	if (err) {
-		set_error(a, "tls", "TLS failure at %s (%s): %s", a->server, a->address,
-		    tls_why(a->io));
+		set_error(
+		    a, "tls", "TLS failure at %s (%s): %s", a->server, a->address, tls_why(a->io));
 		session_failed(a, "tls");
 		return;
 	}
@@ -670,8 +670,8 @@ on_closed(void *arg, int err)
 	}
 	/* Before the handshake, TLS may know why the server hung up (TLS 1.3 alerts). */
 	if (a->tls && a->state == STATE_AUTHENTICATING && *tls_why(a->io)) {
-		set_error(a, "tls", "TLS failure at %s (%s): %s", a->server, a->address,
-		    tls_why(a->io));
+		set_error(
+		    a, "tls", "TLS failure at %s (%s): %s", a->server, a->address, tls_why(a->io));
 		session_failed(a, "tls");
 		return;
 	}
@@ -994,7 +994,7 @@ agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
 	a->cur = a->prefer = NONE;
 	a->since = time(NULL);
 	if (conf->tls && (a->tls = tls_client_ctx(conf->tls_ca, conf->tls_cert, conf->tls_key,
-	    conf->tls_priority, err, errlen)) == NULL) {
+	                      conf->tls_priority, err, errlen)) == NULL) {
 		free(a);
 		return NULL;
 	}
@@ -1099,8 +1099,9 @@ agent_reload(struct agent *a, struct conf *conf)
 	int restart = session_changed(old, conf);
 
 	/* Never fall back to plain text: without the new credentials keep the old config. */
-	if (restart && conf->tls && (tls = tls_client_ctx(conf->tls_ca, conf->tls_cert,
-	    conf->tls_key, conf->tls_priority, err, sizeof(err))) == NULL) {
+	if (restart && conf->tls &&
+	    (tls = tls_client_ctx(conf->tls_ca, conf->tls_cert, conf->tls_key, conf->tls_priority,
+	         err, sizeof(err))) == NULL) {
 		agent_config_error(a, err);
 		conf_free(conf);
 		return;

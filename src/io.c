@@ -33,11 +33,11 @@ struct io {
 	int fd;
 	int connecting;
 	int paused;
-	int closing; /* writing what is left, then shutting down */
-	int busy;    /* inside an owner callback */
-	int freed;   /* io_free during a callback */
-	int err;     /* write error seen outside the loop, reported next pass */
-	int done;    /* closed was reported: no more events */
+	int closing;     /* writing what is left, then shutting down */
+	int busy;        /* inside an owner callback */
+	int freed;       /* io_free during a callback */
+	int err;         /* write error seen outside the loop, reported next pass */
+	int done;        /* closed was reported: no more events */
 	int handshaking; /* the transport's handshake runs */
 	short hs_want;   /* POLLIN or POLLOUT for the next handshake step */
 	struct buf out;
@@ -85,9 +85,8 @@ update_events(struct io *io)
 			ev |= POLLOUT;
 	}
 	loop_set_events(io->lfd, ev);
-	loop_set_pending(io->lfd, !io->done && !io->paused && !io->connecting &&
-	    !io->handshaking && io->ops->pending &&
-	                              io->ops->pending(io) > 0);
+	loop_set_pending(io->lfd, !io->done && !io->paused && !io->connecting && !io->handshaking &&
+	                              io->ops->pending && io->ops->pending(io) > 0);
 }
 
 static void

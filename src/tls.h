@@ -44,8 +44,8 @@ void tls_ctx_free(struct tls_ctx *);
  * CN is not looked at when SANs exist). name goes out as SNI. io's
  * handler->secured reports the end of the handshake. ctx must outlive io.
  */
-int tls_client(struct io *, struct tls_ctx *, const char *name, const char *alt, char *err,
-    size_t errlen);
+int tls_client(
+    struct io *, struct tls_ctx *, const char *name, const char *alt, char *err, size_t errlen);
 /* The same as server. */
 int tls_server(struct io *, struct tls_ctx *, char *err, size_t errlen);
 
@@ -63,7 +63,7 @@ struct tls_cert {
 struct tls_info {
 	char version[16]; /* "TLS1.3" */
 	char cipher[128];
-	int verified; /* 1 when the peer's chain was verified */
+	int verified;             /* 1 when the peer's chain was verified */
 	struct tls_cert chain[8]; /* as received, leaf first */
 	size_t nchain;
 };

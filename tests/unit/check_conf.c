@@ -331,7 +331,7 @@ START_TEST(test_key_errors)
 	key_error("log = file\n", "xcompd.conf:1: log: expected stderr or syslog");
 	key_error("tls = starttls\n", "xcompd.conf:1: tls: expected off or direct");
 	key_error("tls-name = bad/name\n", "xcompd.conf:1: tls-name: \"bad/name\" is not a host "
-	    "name");
+	                                   "name");
 	key_error("log-level = loud\n", "xcompd.conf:1: log-level: expected error, warning, info "
 	                                "or debug");
 }

@@ -738,6 +738,24 @@ authenticated(struct agent *a)
 	set_state(a, STATE_CONNECTED);
 }
 
+/*
+ * Room for one more node. Address lookups in flight point at their node:
+ * cancel them before the array moves, and ask again (resolve_addrs) after.
+ */
+static void
+nodes_grow(struct agent *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nnodes; i++)
+		if (a->nodes[i].q != NULL) {
+			dns_cancel(a->dns, a->nodes[i].q);
+			a->nodes[i].q = NULL;
+			a->nodes[i].resolved = 0;
+		}
+	a->nodes = xrealloc(a->nodes, (a->nnodes + 1) * sizeof(*a->nodes));
+}
+
 /* see-other-host: the node named in the error is tried next. */
 static void
 redirect(struct agent *a, const char *where)
@@ -749,7 +767,7 @@ redirect(struct agent *a, const char *where)
 	if (where == NULL || util_split_hostport(where, host, sizeof(host), &port) == -1)
 		return;
 	if ((n = node_find(a->nodes, a->nnodes, host, port)) == NULL) {
-		a->nodes = xrealloc(a->nodes, (a->nnodes + 1) * sizeof(*a->nodes));
+		nodes_grow(a);
 		n = &a->nodes[a->nnodes++];
 		node_init(a, n, host, port, a->nodes[a->cur].priority, 0, NULL);
 		n->redirect = 1;
@@ -917,8 +935,12 @@ on_srv(void *arg, const struct dns_srv_result *r)
 	a->refreshing = 0;
 	if (r->status != DNS_OK) {
 		set_error(a, r->status == DNS_BOGUS ? "dnssec" : "dns", "%s", r->why);
-		if (refreshing) /* keep the session and the records we have */
+		if (refreshing) {
+			/* Keep the session and the records we have; ask again later. */
+			timer_add(loop_timers(a->loop), &a->t_ttl, a->conf->backoff_max * 1000ull);
+			write_status(a);
 			return;
+		}
 		enter_backoff(a);
 		return;
 	}

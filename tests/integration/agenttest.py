@@ -201,7 +201,8 @@ class Agent:
 
     def start(self, *extra):
         argv = [xt.program("xcompd"), "-f", self.conf_path] + list(extra)
-        self.process = xt.Process(argv, self.workdir, self.name).start()
+        # XCOMP_VALGRIND=1: the agent under valgrind too (findings fail the run).
+        self.process = xt.Process(argv, self.workdir, self.name, valgrind=xt.VALGRIND).start()
         return self
 
     @property

@@ -30,6 +30,7 @@
 #include "dns.h"
 #include "io.h"
 #include "log.h"
+#include "relay.h"
 #include "srv.h"
 #include "status.h"
 #include "tls.h"
@@ -38,7 +39,7 @@
 
 #define STABLE_MS 3000
 #define STOP_WAIT_MS 1000
-#define OUT_MAX (1u << 20)
+#define OUT_MAX (1u << 20) /* plus the relay queue: a flush after failover fits */
 #define NONE ((size_t)-1)
 
 struct node {
@@ -64,6 +65,7 @@ struct agent {
 	struct conf *conf;
 	struct dns *dns;
 	struct tls_ctx *tls;     /* with tls = direct */
+	struct relay *relay;     /* with relay-listen */
 	struct tls_info tlsinfo; /* of the session, while connected over TLS */
 	enum agent_state state;
 	time_t since;
@@ -148,6 +150,11 @@ write_status(struct agent *a)
 	s.last_error_at = a->last_error_at;
 	s.nodes = sn;
 	s.nnodes = a->nnodes;
+	if (a->relay) {
+		s.relay = relay_state(a->relay);
+		s.relay_queued = relay_queued(a->relay);
+		s.relay_bounced = relay_bounced(a->relay);
+	}
 	if (a->tlsinfo.version[0]) {
 		s.tls_version = a->tlsinfo.version;
 		s.tls_cipher = a->tlsinfo.cipher;
@@ -341,6 +348,8 @@ session_end(struct agent *a)
 	timer_cancel(tq, &a->t_stable);
 	a->waiting_ping = 0;
 	memset(&a->tlsinfo, 0, sizeof(a->tlsinfo));
+	if (a->relay && a->state == STATE_CONNECTED)
+		relay_upstream_down(a->relay);
 	if (a->in_feed) {
 		/* xs_feed is on the stack: free the parser once it returns. */
 		a->dead = 1;
@@ -455,7 +464,8 @@ connect_addr(struct agent *a)
 	snprintf(a->server, sizeof(a->server), "%s:%d", n->target, n->port);
 	snprintf(a->address, sizeof(a->address), "%s", ip);
 	log_info("connecting to %s (%s)", a->server, ip);
-	a->io = io_connect(a->loop, ip, n->port, OUT_MAX, &session_io, a);
+	a->io = io_connect(a->loop, ip, n->port, OUT_MAX + 2 * (size_t)a->conf->relay_queue,
+	    &session_io, a);
 	if (a->io == NULL) {
 		set_error(
 		    a, "connect", "cannot connect to %s (%s): %s", a->server, ip, strerror(errno));
@@ -736,6 +746,8 @@ authenticated(struct agent *a)
 	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive * 1000ull);
 	timer_add(loop_timers(a->loop), &a->t_stable, STABLE_MS);
 	set_state(a, STATE_CONNECTED);
+	if (a->relay)
+		relay_upstream_up(a->relay);
 }
 
 /*
@@ -838,13 +850,31 @@ answer_iq(struct agent *a, const struct xs_elem *e)
 	free(efrom);
 }
 
+/*
+ * A reply to one of our own pings (keepalive, or the relay's acknowledgement
+ * probes): it never reaches the local component.
+ */
+static int
+own_reply(struct agent *a, const struct xs_elem *e)
+{
+	const char *type = xs_attr(e, "type"), *id = xs_attr(e, "id");
+
+	if (type == NULL || id == NULL || (strcmp(type, "result") && strcmp(type, "error")))
+		return 0;
+	if (strncmp(id, "xcomp-ping-", 11) == 0)
+		return 1;
+	if (a->relay && relay_ping_id(id)) {
+		relay_ping_reply(a->relay, id);
+		return 1;
+	}
+	return 0;
+}
+
 static int
 x_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
 {
 	struct agent *a = arg;
 
-	(void)raw;
-	(void)rawlen;
 	if (strcmp(e->ns, XS_NS_STREAMS) == 0 && strcmp(e->name, "error") == 0) {
 		stream_error(a, e);
 		return -1;
@@ -856,7 +886,11 @@ x_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
 			log_debug("%s: <%s/> before the handshake, ignored", a->server, e->name);
 		return 0;
 	}
-	if (strcmp(e->name, "iq") == 0)
+	if (strcmp(e->name, "iq") == 0 && own_reply(a, e))
+		return 0;
+	if (a->relay)
+		relay_from_upstream(a->relay, e, raw, rawlen);
+	else if (strcmp(e->name, "iq") == 0)
 		answer_iq(a, e);
 	return 0;
 }
@@ -1004,6 +1038,51 @@ start_resolve(struct agent *a)
 	free(name);
 }
 
+/* The relay's view of the upstream session */
+
+static int
+relay_send(void *arg, const char *p, size_t n)
+{
+	struct agent *a = arg;
+
+	if (a->state != STATE_CONNECTED || a->io == NULL || a->stopping)
+		return -1;
+	return io_write(a->io, p, n);
+}
+
+static void
+relay_ping(void *arg, const char *id)
+{
+	struct agent *a = arg;
+	char *s;
+
+	s = xasprintf("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='" XS_NS_PING
+	    "'/></iq>", id, a->conf->component, a->conf->domain);
+	relay_send(a, s, strlen(s));
+	free(s);
+}
+
+static void
+relay_changed(void *arg)
+{
+	write_status(arg);
+}
+
+static const struct relay_upstream relay_up = {relay_send, relay_ping, relay_changed};
+
+static struct relay *
+relay_start(struct agent *a, const struct conf *conf, char *err, size_t errlen)
+{
+	struct relay_conf rc;
+
+	rc.listen = conf->relay_listen;
+	rc.component = conf->component;
+	rc.secret = conf->relay_secret;
+	rc.queue_max = conf->relay_queue;
+	rc.replay = conf->relay_replay;
+	return relay_new(a->loop, &rc, &relay_up, a, err, errlen);
+}
+
 /* Life cycle */
 
 struct agent *
@@ -1022,6 +1101,12 @@ agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
 	}
 	a->dns = dns_new(loop, conf->dns_server, conf->trust_anchor, err, errlen);
 	if (a->dns == NULL) {
+		tls_ctx_free(a->tls);
+		free(a);
+		return NULL;
+	}
+	if (conf->relay_listen && (a->relay = relay_start(a, conf, err, errlen)) == NULL) {
+		dns_free(a->dns);
 		tls_ctx_free(a->tls);
 		free(a);
 		return NULL;
@@ -1095,6 +1180,8 @@ agent_config_error(struct agent *a, const char *why)
 	write_status(a);
 }
 
+#define SAME_STR(x, y) (((x) == NULL && (y) == NULL) || ((x) && (y) && strcmp((x), (y)) == 0))
+
 /* Whether a new configuration changes the session itself. */
 static int
 session_changed(const struct conf *o, const struct conf *n)
@@ -1109,6 +1196,27 @@ session_changed(const struct conf *o, const struct conf *n)
 #undef DIFF
 	return o->port != n->port || o->nservers != n->nservers ||
 	       memcmp(o->servers, n->servers, sizeof(o->servers[0]) * n->nservers) != 0;
+}
+
+/* The relay follows its own keys; a restart of it ends the local session. */
+static void
+relay_reload(struct agent *a, const struct conf *o, const struct conf *n)
+{
+	char err[512];
+
+	if (SAME_STR(o->relay_listen, n->relay_listen) && o->relay_queue == n->relay_queue &&
+	    o->relay_replay == n->relay_replay && SAME_STR(o->component, n->component)) {
+		if (a->relay && !SAME_STR(o->relay_secret, n->relay_secret))
+			relay_set_secret(a->relay, n->relay_secret);
+		return;
+	}
+	log_info("relay settings changed: restarting the relay");
+	relay_free(a->relay);
+	a->relay = NULL;
+	if (n->relay_listen && (a->relay = relay_start(a, n, err, sizeof(err))) == NULL)
+		set_error(a, "config", "relay: %s", err);
+	else if (a->relay && a->state == STATE_CONNECTED)
+		relay_upstream_up(a->relay);
 }
 
 void
@@ -1134,6 +1242,7 @@ agent_reload(struct agent *a, struct conf *conf)
 	log_setlevel(conf->log_level);
 	a->conf = conf;
 	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);
+	relay_reload(a, old, conf);
 	if (!restart) {
 		log_info("configuration reloaded; the session is unchanged");
 		conf_free(old);
@@ -1167,6 +1276,7 @@ agent_free(struct agent *a)
 		return;
 	cancel_all(a);
 	nodes_free(a);
+	relay_free(a->relay);
 	dns_free(a->dns);
 	tls_ctx_free(a->tls);
 	conf_free(a->conf);

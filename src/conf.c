@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -215,6 +216,7 @@ conf_new(void)
 	c->backoff_max = 60;
 	c->status_file = xstrdup("/run/xcomp/status");
 	c->log_level = LOG_LEVEL_INFO;
+	c->relay_queue = 1 << 20;
 	return c;
 }
 
@@ -247,6 +249,9 @@ conf_free(struct conf *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_priority);
+	free(c->relay_listen);
+	free(c->relay_secret_file);
+	conf_wipe_free(c->relay_secret);
 	free(c);
 }
 
@@ -329,6 +334,19 @@ valid_dns_server(const char *s)
 	return at == NULL || conf_uint(at + 1, 1, 65535, &port) == 0;
 }
 
+static int
+valid_relay_listen(const char *s)
+{
+	struct sockaddr_storage ss;
+	char host[64];
+	int port = -1, len;
+
+	if (strncmp(s, "unix:", 5) == 0)
+		return s[5] == '/' && strlen(s + 5) < 100;
+	return util_split_hostport(s, host, sizeof(host), &port) == 0 && port > 0 &&
+	    util_sockaddr(host, port, &ss, &len) == 0;
+}
+
 struct numkey {
 	const char *key;
 	size_t off;
@@ -343,6 +361,7 @@ static const struct numkey numkeys[] = {
     {"keepalive-timeout", offsetof(struct conf, keepalive_timeout), 1, 300},
     {"backoff-min", offsetof(struct conf, backoff_min), 1, 3600},
     {"backoff-max", offsetof(struct conf, backoff_max), 1, 86400},
+    {"relay-queue", offsetof(struct conf, relay_queue), 4096, 1u << 30},
 };
 
 static const char *
@@ -414,6 +433,15 @@ conf_set(void *arg, const char *key, const char *value, char *err, size_t errlen
 		set_str(&c->tls_key, value);
 	} else if (strcmp(key, "tls-priority") == 0) {
 		set_str(&c->tls_priority, value);
+	} else if (strcmp(key, "relay-listen") == 0) {
+		if (!valid_relay_listen(value))
+			return "relay-listen: expected IP:PORT (127.0.0.1:5347) or unix:PATH";
+		set_str(&c->relay_listen, value);
+	} else if (strcmp(key, "relay-secret-file") == 0) {
+		set_str(&c->relay_secret_file, value);
+	} else if (strcmp(key, "relay-replay") == 0) {
+		if (conf_bool(value, &c->relay_replay) == -1)
+			return "relay-replay: expected on or off";
 	} else if (strcmp(key, "status-file") == 0) {
 		set_str(&c->status_file, value);
 	} else if (strcmp(key, "log") == 0) {
@@ -552,6 +580,12 @@ conf_check(struct conf *c, char *err, size_t errlen)
 		return -1;
 	if (c->component == NULL)
 		c->component = xasprintf("%s.%s", c->name, c->domain);
+	/* The server's own domain is not a component name (ejabberd answers conflict). */
+	if (strcasecmp(c->component, c->domain) == 0) {
+		snprintf(err, errlen, "%s: component %s is the domain itself; a component needs a "
+		    "name of its own, such as %s.%s", file, c->component, c->name, c->domain);
+		return -1;
+	}
 	return 0;
 }
 
@@ -564,6 +598,14 @@ conf_finish(struct conf *c, char *err, size_t errlen)
 		conf_wipe_free(c->secret);
 		c->secret = NULL;
 		if (conf_read_secret(c->secret_file, &c->secret, err, errlen) == -1)
+			return -1;
+	}
+	if (c->relay_listen != NULL) {
+		conf_wipe_free(c->relay_secret);
+		c->relay_secret = NULL;
+		if (c->relay_secret_file == NULL)
+			c->relay_secret = xstrdup(c->secret);
+		else if (conf_read_secret(c->relay_secret_file, &c->relay_secret, err, errlen) == -1)
 			return -1;
 	}
 	return 0;

@@ -69,6 +69,11 @@ struct conf {
 	char *tls_name; /* NULL: the domain */
 	char *tls_cert, *tls_key;
 	char *tls_priority; /* NULL: TLS_DEFAULT_PRIORITY */
+	char *relay_listen; /* "IP:PORT" or "unix:PATH"; NULL: no relay */
+	char *relay_secret_file; /* NULL: the upstream secret */
+	char *relay_secret; /* read by conf_finish */
+	unsigned relay_queue; /* bytes */
+	int relay_replay;
 	int log_syslog;
 	enum log_level log_level;
 };

@@ -87,6 +87,11 @@ status_format(const struct status *s, time_t now)
 		put_time(&b, "tls-expires", s->tls_expires);
 	}
 	put_uint(&b, "failovers", s->failovers);
+	put(&b, "relay", s->relay ? s->relay : "off");
+	if (s->relay && strcmp(s->relay, "off") != 0) {
+		put_uint(&b, "relay-queued", s->relay_queued);
+		put_uint(&b, "relay-bounced", s->relay_bounced);
+	}
 	if (s->last_error) {
 		put(&b, "last-error", s->last_error);
 		put(&b, "last-error-text", s->last_error_text ? s->last_error_text : "");

@@ -47,6 +47,10 @@ struct status {
 	const char *tls_peer; /* the server certificate's subject */
 	const char *tls_issuer;
 	time_t tls_expires;
+	/* The relay: "off", "listening" or "connected"; stanzas waiting; bounced in all. */
+	const char *relay;
+	size_t relay_queued;
+	unsigned long relay_bounced;
 };
 
 const char *status_state_name(enum agent_state);

@@ -314,6 +314,10 @@ class Cluster:
         host, port = n.address
         n.must("listen", "none")
         n.must("listen", "%s:%d" % (host, port), *(["tls"] if self.tls else []))
+        try:
+            os.unlink(os.path.join(n.dir, "listening"))  # left behind by a SIGKILL
+        except FileNotFoundError:
+            pass
         n.addresses = []
         n.clients = []
         n.start()

@@ -53,6 +53,7 @@ START_TEST(test_connected)
 	    "address=10.0.0.2\n"
 	    "connected-since=2026-11-26T08:12:32Z\n"
 	    "failovers=3\n"
+	    "relay=off\n"
 	    "last-error=auth\n"
 	    "last-error-text=authentication failure at cb1.tptac9.com:5223 (not-authorized)\n"
 	    "last-error-at=2026-11-26T08:12:30Z\n"
@@ -72,6 +73,20 @@ START_TEST(test_backoff_has_no_server)
 	ck_assert_ptr_null(strstr(text, "address="));
 	ck_assert_ptr_null(strstr(text, "connected-since="));
 	ck_assert_ptr_nonnull(strstr(text, "state=backoff\n"));
+	free(text);
+}
+END_TEST
+
+START_TEST(test_relay_keys)
+{
+	struct status s = sample(STATE_CONNECTED);
+	char *text;
+
+	s.relay = "connected";
+	s.relay_queued = 7;
+	s.relay_bounced = 2;
+	text = status_format(&s, 1795680760);
+	ck_assert_ptr_nonnull(strstr(text, "\nrelay=connected\nrelay-queued=7\nrelay-bounced=2\n"));
 	free(text);
 }
 END_TEST
@@ -180,6 +195,7 @@ main(void)
 	tcase_add_test(tc, test_connected);
 	tcase_add_test(tc, test_backoff_has_no_server);
 	tcase_add_test(tc, test_no_error_yet);
+	tcase_add_test(tc, test_relay_keys);
 	tcase_add_test(tc, test_values_stay_on_one_line);
 	tcase_add_test(tc, test_parse_round_trip);
 	tcase_add_test(tc, test_parse_garbage);

@@ -137,7 +137,8 @@ START_TEST(test_parse_round_trip)
 	for (i = 0; i < f.n; i++)
 		nodes += strcmp(f.kv[i].key, "node") == 0;
 	ck_assert_uint_eq(nodes, 3);
-	ck_assert_ptr_null(status_get(&f, "relay"));
+	ck_assert_str_eq(status_get(&f, "relay"), "off");
+	ck_assert_ptr_null(status_get(&f, "no-such-key"));
 	ck_assert_int_eq(status_parse_time(status_get(&f, "since"), &t), 0);
 	ck_assert_int_eq(t, 1795680751);
 	status_file_free(&f);

@@ -253,6 +253,22 @@ print_tls(const struct status_file *f, time_t now)
 	    words[0] ? " (" : "", words, words[0] ? ")" : "");
 }
 
+/* The relay, when the agent runs one (relay-listen). */
+static void
+print_relay(const struct status_file *f)
+{
+	const char *relay = status_get(f, "relay"), *queued = status_get(f, "relay-queued");
+	const char *bounced = status_get(f, "relay-bounced"), *dropped;
+
+	if (relay != NULL && strcmp(relay, "off") != 0)
+		printf("Relay:           %s, %s stanza%s queued, %s bounced\n",
+		    strcmp(relay, "connected") == 0 ? "local component connected" :
+		    "listening, no local component", queued ? queued : "0",
+		    queued && strcmp(queued, "1") == 0 ? "" : "s", bounced ? bounced : "0");
+	if ((dropped = status_get(f, "events-dropped")) != NULL && strcmp(dropped, "0") != 0)
+		printf("Events:          %s dropped (the receiver was down too long)\n", dropped);
+}
+
 static void
 print_human(const struct status_file *f, const char *v, time_t now)
 {
@@ -288,6 +304,7 @@ print_human(const struct status_file *f, const char *v, time_t now)
 	    status_get(f, "domain") ? status_get(f, "domain") : "?");
 	printf("State:           %s since %s\n", state ? state : "?", since ? since : "?");
 	print_tls(f, now);
+	print_relay(f);
 	printf(
 	    "Failovers:       %s\n", status_get(f, "failovers") ? status_get(f, "failovers") : "0");
 	if (err) {

@@ -10,6 +10,7 @@ failover, queue while no node is up, and bounce when the queue is full.
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -90,6 +91,10 @@ class RelayTest(unittest.TestCase):
         self.assertEqual(st["relay-queued"], "0")
         local = self.local()
         a.wait_status(lambda s: s.get("relay") == "connected", 3, "relay connected")
+        r = subprocess.run([xt.program("xcomp"), "status", "-s", a.status_path],
+                           capture_output=True, text=True, timeout=10)
+        self.assertIn("Relay:           local component connected, 0 stanzas queued, 0 bounced",
+                      r.stdout)
         far = self.far(n)
         odd = ("<message from='%s/x' to='%s' id='q1' type='chat'><body>h&amp;llo "
                "&lt;3</body><x xmlns='urn:example:a'><y a='1'/></x></message>" % (CB1, CB2))
@@ -270,4 +275,4 @@ def raw_tags(e):
 
 
 if __name__ == "__main__":
-    sys.exit(xt.main(RelayTest, sys.argv[1:], ("xcompd", "xcomp-server")))
+    sys.exit(xt.main(RelayTest, sys.argv[1:], ("xcompd", "xcomp", "xcomp-server")))

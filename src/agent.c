@@ -28,6 +28,7 @@
 #include "backoff.h"
 #include "digest.h"
 #include "dns.h"
+#include "event.h"
 #include "io.h"
 #include "log.h"
 #include "relay.h"
@@ -66,6 +67,7 @@ struct agent {
 	struct dns *dns;
 	struct tls_ctx *tls;     /* with tls = direct */
 	struct relay *relay;     /* with relay-listen */
+	struct event_sink *events; /* with event-url */
 	struct tls_info tlsinfo; /* of the session, while connected over TLS */
 	enum agent_state state;
 	time_t since;
@@ -150,6 +152,10 @@ write_status(struct agent *a)
 	s.last_error_at = a->last_error_at;
 	s.nodes = sn;
 	s.nnodes = a->nnodes;
+	if (a->events) {
+		s.events = 1;
+		s.events_dropped = event_dropped(a->events);
+	}
 	if (a->relay) {
 		s.relay = relay_state(a->relay);
 		s.relay_queued = relay_queued(a->relay);
@@ -177,6 +183,27 @@ status_tick(void *arg)
 	write_status(arg);
 }
 
+/* Tell the event receiver; queued, never waited for. */
+static void
+post_event(struct agent *a)
+{
+	struct event_fields f;
+	char *json;
+
+	memset(&f, 0, sizeof(f));
+	f.event = "state";
+	f.component = a->conf->component;
+	f.state = status_state_name(a->state);
+	f.server = a->server[0] ? a->server : NULL;
+	f.address = a->address[0] ? a->address : NULL;
+	f.since = a->since;
+	f.last_error = a->last_error[0] ? a->last_error : NULL;
+	f.last_error_text = a->last_error[0] ? a->last_error_text : NULL;
+	json = event_json(&f);
+	event_post(a->events, json);
+	free(json);
+}
+
 static void
 set_state(struct agent *a, enum agent_state s)
 {
@@ -184,6 +211,8 @@ set_state(struct agent *a, enum agent_state s)
 		a->state = s;
 		a->since = time(NULL);
 		log_debug("state %s", status_state_name(s));
+		if (a->events)
+			post_event(a);
 	}
 	write_status(a);
 }
@@ -594,6 +623,8 @@ start_stream(struct agent *a)
 
 	xs_limits_default(&lim);
 	a->xs = xs_new(XS_NS_COMPONENT, &lim, &session_xs, a);
+	/* With a relay, upstream stanzas are passed on as received. */
+	xs_set_shallow(a->xs, a->relay != NULL);
 	h = xs_header(a->conf->component, NULL, NULL);
 	send_str(a, h);
 	free(h);
@@ -1111,6 +1142,14 @@ agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
 		free(a);
 		return NULL;
 	}
+	if (conf->event_url && (a->events = event_new(loop, conf->event_url, conf->event_ca,
+	    conf->event_timeout, conf->event_queue, err, errlen)) == NULL) {
+		relay_free(a->relay);
+		dns_free(a->dns);
+		tls_ctx_free(a->tls);
+		free(a);
+		return NULL;
+	}
 	timer_init(&a->t_step, step_expired, a);
 	timer_init(&a->t_keepalive, keepalive_expired, a);
 	timer_init(&a->t_backoff, backoff_expired, a);
@@ -1124,6 +1163,9 @@ agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
 void
 agent_start(struct agent *a)
 {
+	/* The first state is not a change, but a receiver wants to hear it. */
+	if (a->events)
+		post_event(a);
 	start_resolve(a);
 }
 
@@ -1219,6 +1261,22 @@ relay_reload(struct agent *a, const struct conf *o, const struct conf *n)
 		relay_upstream_up(a->relay);
 }
 
+/* A new receiver or new limits: a new sink (what waited for the old one is dropped). */
+static void
+events_reload(struct agent *a, const struct conf *o, const struct conf *n)
+{
+	char err[512];
+
+	if (SAME_STR(o->event_url, n->event_url) && SAME_STR(o->event_ca, n->event_ca) &&
+	    o->event_timeout == n->event_timeout && o->event_queue == n->event_queue)
+		return;
+	event_free(a->events);
+	a->events = NULL;
+	if (n->event_url && (a->events = event_new(a->loop, n->event_url, n->event_ca,
+	    n->event_timeout, n->event_queue, err, sizeof(err))) == NULL)
+		set_error(a, "config", "events: %s", err);
+}
+
 void
 agent_reload(struct agent *a, struct conf *conf)
 {
@@ -1243,6 +1301,7 @@ agent_reload(struct agent *a, struct conf *conf)
 	a->conf = conf;
 	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);
 	relay_reload(a, old, conf);
+	events_reload(a, old, conf);
 	if (!restart) {
 		log_info("configuration reloaded; the session is unchanged");
 		conf_free(old);
@@ -1276,6 +1335,7 @@ agent_free(struct agent *a)
 		return;
 	cancel_all(a);
 	nodes_free(a);
+	event_free(a->events);
 	relay_free(a->relay);
 	dns_free(a->dns);
 	tls_ctx_free(a->tls);

@@ -217,6 +217,8 @@ conf_new(void)
 	c->status_file = xstrdup("/run/xcomp/status");
 	c->log_level = LOG_LEVEL_INFO;
 	c->relay_queue = 1 << 20;
+	c->event_timeout = 5;
+	c->event_queue = 256;
 	return c;
 }
 
@@ -249,6 +251,8 @@ conf_free(struct conf *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_priority);
+	free(c->event_url);
+	free(c->event_ca);
 	free(c->relay_listen);
 	free(c->relay_secret_file);
 	conf_wipe_free(c->relay_secret);
@@ -362,6 +366,8 @@ static const struct numkey numkeys[] = {
     {"backoff-min", offsetof(struct conf, backoff_min), 1, 3600},
     {"backoff-max", offsetof(struct conf, backoff_max), 1, 86400},
     {"relay-queue", offsetof(struct conf, relay_queue), 4096, 1u << 30},
+    {"event-timeout", offsetof(struct conf, event_timeout), 1, 300},
+    {"event-queue", offsetof(struct conf, event_queue), 1, 100000},
 };
 
 static const char *
@@ -433,6 +439,12 @@ conf_set(void *arg, const char *key, const char *value, char *err, size_t errlen
 		set_str(&c->tls_key, value);
 	} else if (strcmp(key, "tls-priority") == 0) {
 		set_str(&c->tls_priority, value);
+	} else if (strcmp(key, "event-url") == 0) {
+		if (strncasecmp(value, "http://", 7) != 0 && strncasecmp(value, "https://", 8) != 0)
+			return "event-url: expected an http:// or https:// URL";
+		set_str(&c->event_url, value);
+	} else if (strcmp(key, "event-ca") == 0) {
+		set_str(&c->event_ca, value);
 	} else if (strcmp(key, "relay-listen") == 0) {
 		if (!valid_relay_listen(value))
 			return "relay-listen: expected IP:PORT (127.0.0.1:5347) or unix:PATH";

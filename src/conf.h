@@ -74,6 +74,10 @@ struct conf {
 	char *relay_secret; /* read by conf_finish */
 	unsigned relay_queue; /* bytes */
 	int relay_replay;
+	char *event_url; /* NULL: no events */
+	char *event_ca;
+	unsigned event_timeout; /* seconds */
+	unsigned event_queue; /* events */
 	int log_syslog;
 	enum log_level log_level;
 };

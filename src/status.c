@@ -92,6 +92,8 @@ status_format(const struct status *s, time_t now)
 		put_uint(&b, "relay-queued", s->relay_queued);
 		put_uint(&b, "relay-bounced", s->relay_bounced);
 	}
+	if (s->events)
+		put_uint(&b, "events-dropped", s->events_dropped);
 	if (s->last_error) {
 		put(&b, "last-error", s->last_error);
 		put(&b, "last-error-text", s->last_error_text ? s->last_error_text : "");

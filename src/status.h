@@ -51,6 +51,8 @@ struct status {
 	const char *relay;
 	size_t relay_queued;
 	unsigned long relay_bounced;
+	int events; /* event-url is set */
+	unsigned events_dropped;
 };
 
 const char *status_state_name(enum agent_state);

@@ -187,7 +187,7 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	loop = loop_new();
 	if ((x.agent = agent_new(loop, c, err, sizeof(err))) == NULL) {
-		log_error("resolver: %s", err);
+		log_error("cannot start: %s", err);
 		conf_free(c);
 		loop_free(loop);
 		return 2;

@@ -484,6 +484,8 @@ accept_event(int fd, int revents, void *arg)
 	l->io = io_new(r->loop, s, 0, LOCAL_OUT_MAX, &local_io, l);
 	xs_limits_default(&lim);
 	l->xs = xs_new(XS_NS_COMPONENT, &lim, &local_xs, l);
+	/* Stanzas are passed on as received: their children need no tree. */
+	xs_set_shallow(l->xs, 1);
 	timer_init(&l->timer, handshake_expired, l);
 	/*
 	 * One local session at a time: a second one is told so, and closed,

@@ -63,6 +63,8 @@ struct xs {
 	unsigned depth;    /* open elements, the stream's own included */
 	unsigned nsdecls;  /* xmlns attributes of the element being opened */
 	int default_ns_ok; /* the header declared content_ns as default */
+	int shallow;       /* build only each stanza's own element (xs_set_shallow) */
+	unsigned skipped;  /* open elements not built (shallow) */
 
 	struct xs_node *root; /* the stanza being read */
 	struct xs_node *cur;
@@ -434,6 +436,12 @@ xs_start(void *arg, const XML_Char *name, const XML_Char **atts)
 	}
 	if (xs_toobig(s, xs_endpos(s)))
 		return;
+	/* Shallow: a stanza's children are not built, except in a stream error. */
+	if (s->shallow && s->depth >= 2 && strcmp(s->root->e.ns, XS_NS_STREAMS) != 0) {
+		s->skipped++;
+		s->depth++;
+		return;
+	}
 
 	n = node_new(name, atts, s->cur);
 	if (s->cur == NULL)
@@ -517,6 +525,11 @@ xs_end(void *arg, const XML_Char *name)
 	end = xs_endpos(s);
 	if (xs_toobig(s, end))
 		return;
+	if (s->skipped > 0) {
+		s->skipped--;
+		s->depth--;
+		return;
+	}
 	s->cur = s->cur->parent;
 	if (--s->depth == 1)
 		xs_deliver(s, end);
@@ -577,6 +590,8 @@ xs_text(void *arg, const XML_Char *text, int len)
 		return;
 	}
 	if (xs_toobig(s, xs_endpos(s)))
+		return;
+	if (s->skipped > 0)
 		return;
 	node_addtext(s->cur, text, (size_t)len);
 	/* Mixed content keeps its order: text after a child is that child's tail. */
@@ -749,6 +764,12 @@ node_addtext(struct xs_node *n, const char *text, size_t len)
 	memcpy(n->e.text + n->textlen, text, len);
 	n->textlen += len;
 	n->e.text[n->textlen] = '\0';
+}
+
+void
+xs_set_shallow(struct xs *s, int on)
+{
+	s->shallow = on;
 }
 
 const char *

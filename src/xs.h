@@ -80,6 +80,13 @@ struct xs *xs_new(
 int xs_feed(struct xs *, const char *, size_t);
 void xs_free(struct xs *);
 
+/*
+ * Shallow mode, for stanzas that are only passed on (raw bytes): each
+ * stanza's own element is built with its attributes and direct text, its
+ * children are not (a <stream:error> is still built whole). Limits hold.
+ */
+void xs_set_shallow(struct xs *, int);
+
 /* Attribute value, or NULL. */
 const char *xs_attr(const struct xs_elem *, const char *name);
 /* First child with this name (and namespace, unless ns is NULL), or NULL. */

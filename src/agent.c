@@ -40,6 +40,7 @@
 
 #define STABLE_MS 3000
 #define STOP_WAIT_MS 1000
+#define UPSTREAM_STANZA_MAX (1u << 20)
 #define OUT_MAX (1u << 20) /* plus the relay queue: a flush after failover fits */
 #define NONE ((size_t)-1)
 
@@ -85,6 +86,7 @@ struct agent {
 	int in_feed;
 	int dead; /* the session ended inside xs_feed; clean up after */
 	int waiting_ping;
+	int no_id; /* the server's header had no stream id */
 	unsigned ping_seq;
 	uint64_t connected_ms;
 	time_t connected_since;
@@ -622,6 +624,9 @@ start_stream(struct agent *a)
 	char *h;
 
 	xs_limits_default(&lim);
+	/* Servers forward stanzas up to 512 KiB (Prosody): one must not end our session. */
+	lim.stanza = UPSTREAM_STANZA_MAX;
+	a->no_id = 0;
 	a->xs = xs_new(XS_NS_COMPONENT, &lim, &session_xs, a);
 	/* With a relay, upstream stanzas are passed on as received. */
 	xs_set_shallow(a->xs, a->relay != NULL);
@@ -743,11 +748,15 @@ x_open(void *arg, const struct xs_elem *hdr)
 	char digest[DIGEST_HEXLEN + 1];
 	char *s;
 
+	/*
+	 * Prosody opens an early stream error with id='': read on, so that the
+	 * error itself (host-unknown and its text) is what gets reported.
+	 */
 	if (id == NULL || *id == '\0') {
-		set_error(a, "stream", "%s sent a stream header without an id", a->server);
-		session_failed(a, "stream");
-		return -1;
+		a->no_id = 1;
+		return 0;
 	}
+	a->no_id = 0;
 	if (digest_handshake(id, a->conf->secret, digest) == -1) {
 		set_error(a, "stream", "cannot compute the handshake digest");
 		session_failed(a, "stream");
@@ -908,6 +917,11 @@ x_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
 
 	if (strcmp(e->ns, XS_NS_STREAMS) == 0 && strcmp(e->name, "error") == 0) {
 		stream_error(a, e);
+		return -1;
+	}
+	if (a->no_id) {
+		set_error(a, "stream", "%s sent a stream header without an id", a->server);
+		session_failed(a, "stream");
 		return -1;
 	}
 	if (a->state == STATE_AUTHENTICATING) {

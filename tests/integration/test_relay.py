@@ -166,6 +166,37 @@ class RelayTest(unittest.TestCase):
         a.wait_connected()
         self.local(secret="l0cal")
 
+    def test_slixmpp_through_relay(self):
+        # A real component library as the call bridge, unchanged, behind the agent.
+        import test_interop_components as tic
+        got = tic.LIBS.get("slixmpp")
+        if isinstance(got, str):
+            self.skipTest(got)
+        argv, env = got
+        n = self.node("a", "127.0.0.1")
+        a = self.agent([n])
+        a.wait_connected()
+        a.wait_status(lambda s: s.get("relay") == "listening", 5, "relay listening")
+        env = dict(env, XCOMP_SECRET=SECRET)
+        slix = tic.Foreign(argv + ["127.0.0.1", str(self.relay_port), CB1, DOMAIN],
+                           self.wd.path, "slix", env).start()
+        self.cleanups.append(slix.stop)
+        slix.expect("online")
+        a.wait_status(lambda s: s.get("relay") == "connected", 3, "relay connected")
+        far = self.far(n)
+        far.send("<iq type='get' id='sp1' from='%s' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+                 % (CB2, CB1))
+        raw, e = far.recv_stanza()
+        self.assertEqual((e.attrib["type"], e.attrib["id"]), ("result", "sp1"), raw)
+        slix.command("message %s hello through the relay" % CB2)
+        raw, e = far.recv_stanza()
+        self.assertEqual(e.find("{jabber:component:accept}body").text,
+                         "hello through the relay")
+        far.send("<message from='%s' to='%s'><body>and back</body></message>" % (CB2, CB1))
+        slix.expect("message from %s: and back" % CB2)
+        slix.command("ping " + DOMAIN)
+        slix.expect("pong from " + DOMAIN)
+
     # ------------------------------------------------------------ outages
 
     def test_queue_while_down_then_in_order(self):

@@ -62,22 +62,7 @@ class ScriptedPeer:
         self.sock.close()
 
 
-class AgentTest(unittest.TestCase):
-    maxDiff = None
-
-    def setUp(self):
-        self.wd = xt.Workdir(self._testMethodName.replace("test_", "")).__enter__()
-        self.cleanups = []
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            try:
-                fn()
-            except Exception as e:  # keep stopping the rest
-                sys.stderr.write("  cleanup: %s\n" % e)
-        ok = not any(err for _, err in (self._outcome.errors if hasattr(self._outcome, "errors")
-                                         else []) if err)
-        self.wd.__exit__(None if ok else AssertionError, None, None)
+class AgentTest(xt.LabTest):
 
     def cluster(self, **kw):
         c = Cluster(self.wd.path, **kw).start()

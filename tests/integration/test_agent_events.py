@@ -20,18 +20,8 @@ from agenttest import Agent, Cluster, Unbound  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-class EventsTest(unittest.TestCase):
-    def setUp(self):
-        self.wd = xt.Workdir(self._testMethodName.replace("test_", "events-")).__enter__()
-        self.cleanups = []
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            try:
-                fn()
-            except Exception as e:
-                sys.stderr.write("  cleanup: %s\n" % e)
-        self.wd.__exit__(None, None, None)
+class EventsTest(xt.LabTest):
+    prefix = "events-"
 
     def receiver(self, mode="ok"):
         self.control = self.wd.join("control")

@@ -24,21 +24,11 @@ from pki import PKI  # noqa: E402
 SECRET = "s3cret"
 
 
-class TlsTest(unittest.TestCase):
-    maxDiff = None
+class TlsTest(xt.LabTest):
 
     def setUp(self):
-        self.wd = xt.Workdir(self._testMethodName.replace("test_", "")).__enter__()
-        self.cleanups = []
+        super().setUp()
         self.pki = PKI(self.wd.path)
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            try:
-                fn()
-            except Exception as e:
-                sys.stderr.write("  cleanup: %s\n" % e)
-        self.wd.__exit__(None, None, None)
 
     # ------------------------------------------------------------ set-up
 

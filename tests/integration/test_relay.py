@@ -30,20 +30,7 @@ def message(i, frm=CB1, to=CB2):
         frm, to, i, i)
 
 
-class RelayTest(unittest.TestCase):
-    maxDiff = None
-
-    def setUp(self):
-        self.wd = xt.Workdir(self._testMethodName.replace("test_", "")).__enter__()
-        self.cleanups = []
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            try:
-                fn()
-            except Exception as e:
-                sys.stderr.write("  cleanup: %s\n" % e)
-        self.wd.__exit__(None, None, None)
+class RelayTest(xt.LabTest):
 
     def node(self, name, ip):
         srv = xt.Server(self.wd.path, name=name, domain=DOMAIN, listen=(ip + ":0",),

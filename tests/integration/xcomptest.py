@@ -647,6 +647,30 @@ def server(test_name, **kw):
 
 # ---------------------------------------------------------------- test driver
 
+class LabTest(unittest.TestCase):
+    """A test with a directory of its own (kept when the test fails) and a list
+    of things to stop, stopped in reverse order whatever happens."""
+
+    maxDiff = None
+    prefix = ""
+
+    def setUp(self):
+        self.wd = Workdir(self.prefix + self._testMethodName.replace("test_", "")).__enter__()
+        self.cleanups = []
+
+    def tearDown(self):
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except Exception as e:  # keep stopping the rest
+                sys.stderr.write("  cleanup: %s\n" % e)
+        # The result already holds this test's failure when tearDown runs.
+        result = getattr(self._outcome, "result", None)
+        failed = result is not None and any(
+            t is self for t, _ in result.failures + result.errors)
+        self.wd.__exit__(AssertionError if failed else None, None, None)
+
+
 class LineResult(unittest.TestResult):
     """One line per test, then the failures, then "N passed, M failed"."""
 

@@ -66,10 +66,10 @@ struct agent {
 	struct loop *loop;
 	struct conf *conf;
 	struct dns *dns;
-	struct tls_ctx *tls;     /* with tls = direct */
-	struct relay *relay;     /* with relay-listen */
+	struct tls_ctx *tls;       /* with tls = direct */
+	struct relay *relay;       /* with relay-listen */
 	struct event_sink *events; /* with event-url */
-	struct tls_info tlsinfo; /* of the session, while connected over TLS */
+	struct tls_info tlsinfo;   /* of the session, while connected over TLS */
 	enum agent_state state;
 	time_t since;
 
@@ -495,8 +495,8 @@ connect_addr(struct agent *a)
 	snprintf(a->server, sizeof(a->server), "%s:%d", n->target, n->port);
 	snprintf(a->address, sizeof(a->address), "%s", ip);
 	log_info("connecting to %s (%s)", a->server, ip);
-	a->io = io_connect(a->loop, ip, n->port, OUT_MAX + 2 * (size_t)a->conf->relay_queue,
-	    &session_io, a);
+	a->io = io_connect(
+	    a->loop, ip, n->port, OUT_MAX + 2 * (size_t)a->conf->relay_queue, &session_io, a);
 	if (a->io == NULL) {
 		set_error(
 		    a, "connect", "cannot connect to %s (%s): %s", a->server, ip, strerror(errno));
@@ -1102,7 +1102,8 @@ relay_ping(void *arg, const char *id)
 	char *s;
 
 	s = xasprintf("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='" XS_NS_PING
-	    "'/></iq>", id, a->conf->component, a->conf->domain);
+	              "'/></iq>",
+	    id, a->conf->component, a->conf->domain);
 	relay_send(a, s, strlen(s));
 	free(s);
 }
@@ -1157,7 +1158,7 @@ agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
 		return NULL;
 	}
 	if (conf->event_url && (a->events = event_new(loop, conf->event_url, conf->event_ca,
-	    conf->event_timeout, conf->event_queue, err, errlen)) == NULL) {
+	                            conf->event_timeout, conf->event_queue, err, errlen)) == NULL) {
 		relay_free(a->relay);
 		dns_free(a->dns);
 		tls_ctx_free(a->tls);
@@ -1287,7 +1288,7 @@ events_reload(struct agent *a, const struct conf *o, const struct conf *n)
 	event_free(a->events);
 	a->events = NULL;
 	if (n->event_url && (a->events = event_new(a->loop, n->event_url, n->event_ca,
-	    n->event_timeout, n->event_queue, err, sizeof(err))) == NULL)
+	                         n->event_timeout, n->event_queue, err, sizeof(err))) == NULL)
 		set_error(a, "config", "events: %s", err);
 }
 

@@ -348,7 +348,7 @@ valid_relay_listen(const char *s)
 	if (strncmp(s, "unix:", 5) == 0)
 		return s[5] == '/' && strlen(s + 5) < 100;
 	return util_split_hostport(s, host, sizeof(host), &port) == 0 && port > 0 &&
-	    util_sockaddr(host, port, &ss, &len) == 0;
+	       util_sockaddr(host, port, &ss, &len) == 0;
 }
 
 struct numkey {
@@ -594,8 +594,10 @@ conf_check(struct conf *c, char *err, size_t errlen)
 		c->component = xasprintf("%s.%s", c->name, c->domain);
 	/* The server's own domain is not a component name (ejabberd answers conflict). */
 	if (strcasecmp(c->component, c->domain) == 0) {
-		snprintf(err, errlen, "%s: component %s is the domain itself; a component needs a "
-		    "name of its own, such as %s.%s", file, c->component, c->name, c->domain);
+		snprintf(err, errlen,
+		    "%s: component %s is the domain itself; a component needs a "
+		    "name of its own, such as %s.%s",
+		    file, c->component, c->name, c->domain);
 		return -1;
 	}
 	return 0;
@@ -617,7 +619,8 @@ conf_finish(struct conf *c, char *err, size_t errlen)
 		c->relay_secret = NULL;
 		if (c->relay_secret_file == NULL)
 			c->relay_secret = xstrdup(c->secret);
-		else if (conf_read_secret(c->relay_secret_file, &c->relay_secret, err, errlen) == -1)
+		else if (conf_read_secret(c->relay_secret_file, &c->relay_secret, err, errlen) ==
+		         -1)
 			return -1;
 	}
 	return 0;

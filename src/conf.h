@@ -68,16 +68,16 @@ struct conf {
 	char *tls_ca;   /* NULL: the system's trust store */
 	char *tls_name; /* NULL: the domain */
 	char *tls_cert, *tls_key;
-	char *tls_priority; /* NULL: TLS_DEFAULT_PRIORITY */
-	char *relay_listen; /* "IP:PORT" or "unix:PATH"; NULL: no relay */
+	char *tls_priority;      /* NULL: TLS_DEFAULT_PRIORITY */
+	char *relay_listen;      /* "IP:PORT" or "unix:PATH"; NULL: no relay */
 	char *relay_secret_file; /* NULL: the upstream secret */
-	char *relay_secret; /* read by conf_finish */
-	unsigned relay_queue; /* bytes */
+	char *relay_secret;      /* read by conf_finish */
+	unsigned relay_queue;    /* bytes */
 	int relay_replay;
 	char *event_url; /* NULL: no events */
 	char *event_ca;
 	unsigned event_timeout; /* seconds */
-	unsigned event_queue; /* events */
+	unsigned event_queue;   /* events */
 	int log_syslog;
 	enum log_level log_level;
 };

@@ -69,10 +69,10 @@ struct relay {
 	int fd;
 	struct loop_fd *lfd;
 	struct local *local;
-	int upstream; /* a node is authenticated */
-	struct itemq queue; /* waiting for upstream */
-	struct itemq unacked; /* sent, not yet proven read (replay) */
-	unsigned long seq; /* items numbered in order */
+	int upstream;              /* a node is authenticated */
+	struct itemq queue;        /* waiting for upstream */
+	struct itemq unacked;      /* sent, not yet proven read (replay) */
+	unsigned long seq;         /* items numbered in order */
 	unsigned long ping_covers; /* seq the outstanding ack ping covers, 0 if none */
 	char ping_id[32];
 	unsigned ping_n;
@@ -177,8 +177,8 @@ relay_upstream_up(struct relay *r)
 	r->upstream = 1;
 	r->ping_covers = 0;
 	if (r->unacked.n > 0)
-		log_info("relay: sending again %zu stanzas the last node did not confirm",
-		    r->unacked.n);
+		log_info(
+		    "relay: sending again %zu stanzas the last node did not confirm", r->unacked.n);
 	q_prepend(&r->queue, &r->unacked);
 	flush(r);
 	r->up->changed(r->arg);
@@ -243,8 +243,8 @@ local_error(struct local *l, const char *cond, const char *text)
 	s = xs_stream_error(cond, text);
 	local_str(l, s);
 	free(s);
-	log_info("relay: local component (%s): <%s/>%s%s", io_peer(l->io), cond,
-	    text ? " " : "", text ? text : "");
+	log_info("relay: local component (%s): <%s/>%s%s", io_peer(l->io), cond, text ? " " : "",
+	    text ? text : "");
 	local_end(l, 1);
 }
 
@@ -257,8 +257,9 @@ stanza_error(const struct xs_elem *e, const char *type, const char *cond)
 	char *efrom = xs_escape(to ? to : ""), *eto = xs_escape(from ? from : ""), *s;
 
 	s = xasprintf("<%s from='%s' to='%s' type='error'%s%s%s><error type='%s'><%s "
-	    "xmlns='" XS_NS_STANZA_ERRORS "'/></error></%s>", e->name, efrom, eto,
-	    eid ? " id='" : "", eid ? eid : "", eid ? "'" : "", type, cond, e->name);
+	              "xmlns='" XS_NS_STANZA_ERRORS "'/></error></%s>",
+	    e->name, efrom, eto, eid ? " id='" : "", eid ? eid : "", eid ? "'" : "", type, cond,
+	    e->name);
 	free(eid);
 	free(efrom);
 	free(eto);
@@ -283,7 +284,8 @@ from_local(struct local *l, const struct xs_elem *e, const char *raw, size_t len
 	if (r->queue.bytes + r->unacked.bytes + len > r->conf.queue_max) {
 		if (is_error(e)) {
 			log_warnx("relay: queue full (%zu bytes): an error stanza from the local "
-			    "component was dropped (errors are never bounced)", r->conf.queue_max);
+			          "component was dropped (errors are never bounced)",
+			    r->conf.queue_max);
 			return;
 		}
 		s = stanza_error(e, "wait", "resource-constraint");
@@ -513,8 +515,8 @@ relay_from_upstream(struct relay *r, const struct xs_elem *e, const char *raw, s
 		return;
 	}
 	/* Nobody to take it: say so, unless it is an error (no loops). */
-	if (is_error(e) || strcmp(e->ns, XS_NS_COMPONENT) != 0 || (strcmp(e->name, "message") &&
-	    strcmp(e->name, "iq") && strcmp(e->name, "presence")))
+	if (is_error(e) || strcmp(e->ns, XS_NS_COMPONENT) != 0 ||
+	    (strcmp(e->name, "message") && strcmp(e->name, "iq") && strcmp(e->name, "presence")))
 		return;
 	s = stanza_error(e, "cancel", "service-unavailable");
 	r->up->send(r->arg, s, strlen(s));

@@ -29,10 +29,10 @@ struct relay_upstream {
 };
 
 struct relay_conf {
-	const char *listen; /* "HOST:PORT" or "unix:PATH" */
+	const char *listen;    /* "HOST:PORT" or "unix:PATH" */
 	const char *component; /* the JID the local component must name */
-	const char *secret; /* what it must prove */
-	size_t queue_max; /* bytes held (queued and unacknowledged) */
+	const char *secret;    /* what it must prove */
+	size_t queue_max;      /* bytes held (queued and unacknowledged) */
 	int replay;
 };
 

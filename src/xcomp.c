@@ -262,9 +262,10 @@ print_relay(const struct status_file *f)
 
 	if (relay != NULL && strcmp(relay, "off") != 0)
 		printf("Relay:           %s, %s stanza%s queued, %s bounced\n",
-		    strcmp(relay, "connected") == 0 ? "local component connected" :
-		    "listening, no local component", queued ? queued : "0",
-		    queued && strcmp(queued, "1") == 0 ? "" : "s", bounced ? bounced : "0");
+		    strcmp(relay, "connected") == 0 ? "local component connected"
+		                                    : "listening, no local component",
+		    queued ? queued : "0", queued && strcmp(queued, "1") == 0 ? "" : "s",
+		    bounced ? bounced : "0");
 	if ((dropped = status_get(f, "events-dropped")) != NULL && strcmp(dropped, "0") != 0)
 		printf("Events:          %s dropped (the receiver was down too long)\n", dropped);
 }

@@ -254,8 +254,40 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(c->secret, "x");
 	ck_assert_int_eq(c->tls, 0);
 	ck_assert_str_eq(conf_tls_name(c), "tptac9.com");
+	ck_assert_ptr_null(c->relay_listen);
+	ck_assert_uint_eq(c->relay_queue, 1 << 20);
+	ck_assert_int_eq(c->relay_replay, 0);
+	ck_assert_uint_eq(c->event_timeout, 5);
+	ck_assert_uint_eq(c->event_queue, 256);
 	conf_free(c);
 }
+
+START_TEST(test_relay_secret_default)
+{
+	struct conf *c = conf_new();
+	char err[512];
+
+	ck_assert_int_eq(conf_parse_string("t",
+	                     "name = cb1\ndomain = tptac9.com\nsecret = up\n"
+	                     "relay-listen = unix:/run/xcomp/relay\nrelay-replay = on\n",
+	                     conf_set, c, err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
+	ck_assert_str_eq(c->relay_secret, "up");
+	ck_assert_int_eq(c->relay_replay, 1);
+	conf_free(c);
+	c = conf_new();
+	ck_assert_int_eq(conf_parse_string("t",
+	                     "name = x\ndomain = tptac9.com\nsecret = up\n"
+	                     "component = tptac9.com\n",
+	                     conf_set, c, err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "configuration: component tptac9.com is the domain itself; a "
+	                      "component needs a name of its own, such as x.tptac9.com");
+	conf_free(c);
+}
+END_TEST
 END_TEST
 
 START_TEST(test_all_keys)
@@ -330,6 +362,17 @@ START_TEST(test_key_errors)
 	                                            "address, optionally @PORT (127.0.0.1@5353)");
 	key_error("log = file\n", "xcompd.conf:1: log: expected stderr or syslog");
 	key_error("tls = starttls\n", "xcompd.conf:1: tls: expected off or direct");
+	key_error("relay-listen = localhost:5347\n", "xcompd.conf:1: relay-listen: expected "
+	                                             "IP:PORT (127.0.0.1:5347) or unix:PATH");
+	key_error("relay-listen = unix:relative\n", "xcompd.conf:1: relay-listen: expected "
+	                                            "IP:PORT (127.0.0.1:5347) or unix:PATH");
+	key_error("relay-replay = sometimes\n", "xcompd.conf:1: relay-replay: expected on or off");
+	key_error("relay-queue = 100\n", "xcompd.conf:1: relay-queue: expected a whole number from "
+	                                 "4096 to 1073741824, found \"100\"");
+	key_error("event-url = ftp://x\n", "xcompd.conf:1: event-url: expected an http:// or "
+	                                   "https:// URL");
+	key_error("event-queue = 0\n", "xcompd.conf:1: event-queue: expected a whole number from 1 "
+	                               "to 100000, found \"0\"");
 	key_error("tls-name = bad/name\n", "xcompd.conf:1: tls-name: \"bad/name\" is not a host "
 	                                   "name");
 	key_error("log-level = loud\n", "xcompd.conf:1: log-level: expected error, warning, info "
@@ -445,6 +488,7 @@ main(void)
 	tcase_add_test(tc, test_uint);
 	tcase_add_test(tc, test_bool);
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_relay_secret_default);
 	tcase_add_test(tc, test_all_keys);
 	tcase_add_test(tc, test_key_errors);
 	tcase_add_test(tc, test_finish_errors);

@@ -63,7 +63,7 @@ build() {
 # Check suites' "Checks: N, Failures: F, Errors: E" and the integration
 # scripts' own "N passed, M failed" lines, from the logs automake keeps.
 summary() {
-	find tests -name '*.log' | xargs cat 2>/dev/null | awk '
+	find "$@" -name '*.log' | xargs cat 2>/dev/null | awk '
 		/^[0-9]+%: Checks: / {
 			gsub(",", ""); n += $3; f += $5 + $7; next
 		}
@@ -71,11 +71,26 @@ summary() {
 		END { printf "tests: %d passed, %d failed\n", n - f, f }'
 }
 
+# The whole suite again, built with AddressSanitizer and UndefinedBehaviorSanitizer,
+# from the tarball in _san/ (the source tree itself is configured for the normal build).
+run_sanitizers() {
+	say "make check again under AddressSanitizer and UndefinedBehaviorSanitizer (_san/)"
+	[ -f xcomp-*.tar.gz ] || make -s dist >/dev/null
+	rm -rf _san && mkdir _san && tar -xzf xcomp-*.tar.gz -C _san
+	(cd _san/xcomp-* && ./configure -q --enable-werror --enable-sanitizers &&
+		make -s -j"$(nproc)" && make -s -j"$(nproc)" check) >_san/check.log 2>&1 || {
+		tail -n 60 _san/check.log
+		cat _san/xcomp-*/test-suite.log 2>/dev/null | tail -n 80
+		return 1
+	}
+	say "sanitizers found nothing"
+}
+
 run_tests() {
 	status=0
 	say "make check"
 	make -s -j"$(nproc)" check || status=1
-	summary
+	summary tests
 	[ $status -eq 0 ] || { cat test-suite.log; return 1; }
 	say "make distcheck (a clean out-of-tree build and test of the tarball)"
 	make -s distcheck >distcheck.log 2>&1 || {
@@ -83,6 +98,9 @@ run_tests() {
 		return 1
 	}
 	say "distcheck passed"
+	run_sanitizers || status=1
+	summary tests _san
+	return $status
 }
 
 case "${1:-}" in

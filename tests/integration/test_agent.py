@@ -308,6 +308,34 @@ class AgentTest(xt.LabTest):
         st = a.wait_status(lambda s: s["updated"] != first, 3, "a newer 'updated'")
         self.assertEqual(st["state"], "connected")
 
+    def test_secret_appears_nowhere(self):
+        # Not in the log (debug level, through an auth failure and a reload), the
+        # status file, the argument list or the environment.
+        secret = "Zq9-distinctive-s3cret-7Kp"
+        c = self.cluster(nodes=2)
+        c.node("a").must("callbridge", "add-secret", "cb1", input="other-secret\n")
+        c.node("a").process.signal(signal.SIGHUP)
+        for n in c.nodes[1:]:
+            n.must("callbridge", "add-secret", "cb1", input=secret + "\n")
+            n.process.signal(signal.SIGHUP)
+        xt.wait_until(lambda: all("state reloaded" in n.log_text() for n in c.nodes), 3,
+                      "reloads")
+        u = self.dns(c.records())
+        a = self.agent(u, start=False, secret=secret)
+        a.start()
+        st = a.wait_connected()
+        self.assertEqual(st["nodes"][0]["result"], "auth")  # one failure logged, too
+        pid = a.pid
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            self.assertNotIn(secret.encode(), f.read())
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            self.assertNotIn(secret.encode(), f.read())
+        a.process.signal(signal.SIGHUP)
+        xt.wait_until(lambda: "session is unchanged" in a.log_text(), 3, "reload")
+        a.stop()
+        self.assertNotIn(secret, a.log_text())
+        self.assertNotIn(secret, open(a.status_path).read())
+
     # ---------------------------------------------------------- signals
 
     def test_sigterm_closes_the_stream(self):

@@ -9,6 +9,7 @@ Builds on xcomptest (processes stopped by pid, bounded waits, xcomp-server):
 """
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -39,6 +40,29 @@ def free_port(host="127.0.0.1", kind=socket.SOCK_DGRAM):
         finally:
             t.close()
     raise RuntimeError("no free port")
+
+
+def listen_port(ip):
+    """A TCP port free on ip right now, below the ephemeral range: the ephemeral
+    ports are busy with every test's outgoing connections, and a server
+    (Prosody, ejabberd) may bind seconds after this check."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rnd = random.SystemRandom()
+    for _ in range(200):
+        port = rnd.randrange(max(1024, low - 12000), low)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((ip, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port on %s" % ip)
 
 
 def unbound_binary():

@@ -29,7 +29,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xcomptest as xt  # noqa: E402
-from agenttest import DOMAIN, Agent, Unbound, a_record, srv_record  # noqa: E402
+from agenttest import DOMAIN, Agent, Unbound, a_record, srv_record, listen_port  # noqa: E402
 from pki import PKI  # noqa: E402
 
 CB1 = "cb1." + DOMAIN
@@ -52,29 +52,6 @@ def ejabberd_libs():
 
 def erl_binary():
     return shutil.which("erl")
-
-
-def listen_port(ip):
-    """A TCP port free on ip right now, below the ephemeral range: the
-    ephemeral ports are busy with every test's outgoing connections, and
-    ejabberd binds seconds after this check."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    rnd = random.SystemRandom()
-    for _ in range(200):
-        port = rnd.randrange(max(1024, low - 12000), low)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind((ip, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free port on %s" % ip)
 
 
 # ------------------------------------------------------------------ /proc
@@ -476,24 +453,8 @@ class Replay:
         self.sock.close()
 
 
-class EjabberdTest(unittest.TestCase):
-    maxDiff = None
-
-    def setUp(self):
-        self.wd = xt.Workdir(self._testMethodName.replace("test_", "ejabberd-")).__enter__()
-        self.cleanups = []
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            try:
-                fn()
-            except Exception as e:  # keep stopping the rest
-                sys.stderr.write("  cleanup: %s\n" % e)
-        errors = getattr(self._outcome, "errors", None) or []
-        result = getattr(self._outcome, "result", None)
-        failed = any(err for _, err in errors) or bool(
-            result and any(t is self for t, _ in result.failures + result.errors))
-        self.wd.__exit__(AssertionError if failed else None, None, None)
+class EjabberdTest(xt.LabTest):
+    prefix = "ejabberd-"
 
     # ------------------------------------------------------------ set-up
 

@@ -19,7 +19,6 @@ PROSODY=/path/to/prosody picks the binary (PROSODY=no: behave as if missing).
 """
 
 import os
-import random
 import re
 import shutil
 import signal
@@ -31,7 +30,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xcomptest as xt  # noqa: E402
-from agenttest import DOMAIN, Agent, Unbound, a_record, srv_record  # noqa: E402
+from agenttest import DOMAIN, Agent, Unbound, a_record, srv_record, listen_port  # noqa: E402
 
 CB1 = "cb1." + DOMAIN
 SECRET = "s3cret"
@@ -57,28 +56,6 @@ def prosody_binary():
         if path and os.access(path, os.X_OK):
             return path
     return None
-
-
-def listen_port(ip):
-    """A TCP port free on ip right now, below the ephemeral range (which is
-    busy with every test's outgoing connections)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    rnd = random.SystemRandom()
-    for _ in range(200):
-        port = rnd.randrange(max(1024, low - 12000), low)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind((ip, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise RuntimeError("no free port on %s" % ip)
 
 
 def tcp_listeners(pid):
@@ -277,27 +254,11 @@ class Prosody:
         return c
 
 
-class ProsodyTest(unittest.TestCase):
-    maxDiff = None
-
+class ProsodyTest(xt.LabTest):
     def setUp(self):
         if prosody_binary() is None:
             self.skipTest("prosody not installed")
-        self.wd = xt.Workdir(self._testMethodName.replace("test_", "")).__enter__()
-        self.cleanups = []
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            try:
-                fn()
-            except Exception as e:  # keep stopping the rest
-                sys.stderr.write("  cleanup: %s\n" % e)
-        # Keep the directory of a failed test (its logs); the result already
-        # holds this test's failure when tearDown runs.
-        result = getattr(self._outcome, "result", None)
-        failed = result is not None and any(
-            t is self for t, _ in result.failures + result.errors)
-        self.wd.__exit__(AssertionError if failed else None, None, None)
+        super().setUp()
 
     # ------------------------------------------------------------ set-up
 

@@ -7,6 +7,8 @@ set -eu
 PACKAGES="autoconf automake make gcc pkg-config libgnutls28-dev gnutls-bin \
 libexpat1-dev libunbound-dev libevent-dev libcurl4-gnutls-dev check valgrind \
 mandoc unbound python3"
+# The fuzz targets' compiler and libFuzzer (tests/fuzz/).
+FUZZ_PACKAGES="clang libclang-rt-14-dev"
 # The interoperability tests' peers: XMPP servers and component libraries.
 PEERS="prosody ejabberd python3-slixmpp libstrophe-dev nodejs"
 
@@ -42,6 +44,7 @@ install_packages() {
 	install_list $PACKAGES
 	# A peer that cannot be installed makes its tests skip, saying so; the rest run.
 	if [ -n "${WITH_PEERS:-}" ]; then
+		install_list $FUZZ_PACKAGES
 		install_list $PEERS npm || say "some interoperability peers could not be installed"
 	fi
 }
@@ -86,6 +89,21 @@ run_sanitizers() {
 	say "sanitizers found nothing"
 }
 
+# Every fuzz target under libFuzzer for FUZZ_SECONDS (30 s here; make fuzz
+# alone: 60 s), built with clang from the tarball in _fuzz/.
+run_fuzz() {
+	say "fuzz: each target ${FUZZ_SECONDS:-30} s under libFuzzer, ASan and UBSan (_fuzz/)"
+	[ -f xcomp-*.tar.gz ] || make -s dist >/dev/null
+	rm -rf _fuzz && mkdir _fuzz && tar -xzf xcomp-*.tar.gz -C _fuzz
+	if (cd _fuzz/xcomp-* && ./configure -q CC=clang --enable-werror --enable-fuzzing &&
+		make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}") >_fuzz/fuzz.log 2>&1; then
+		grep '^fuzz ' _fuzz/fuzz.log
+		return 0
+	fi
+	tail -n 80 _fuzz/fuzz.log
+	return 1
+}
+
 run_tests() {
 	status=0
 	say "make check"
@@ -100,6 +118,7 @@ run_tests() {
 	say "distcheck passed"
 	run_sanitizers || status=1
 	summary tests _san
+	run_fuzz || status=1
 	return $status
 }
 

@@ -233,34 +233,57 @@ timeout_ts(struct loop *l, int pending, struct timespec *ts)
 	return 1;
 }
 
-int
-loop_run(struct loop *l)
+/* One pass: signals, due timers, poll (at most wait_ms when >= 0), callbacks. */
+static int
+run_pass(struct loop *l, int wait_ms)
 {
-	struct timespec ts;
+	struct timespec ts, *tsp;
 	size_t n;
 	int pending, r;
 
-	l->stop = 0;
-	while (!l->stop) {
-		l->running = 1;
-		run_signals(l);
-		if (!l->stop)
-			timerq_run(l->timers, util_now_ms());
-		if (l->stop)
-			break;
-		n = build_pollfds(l, &pending);
-		r = ppoll(l->pfd, n, timeout_ts(l, pending, &ts) ? &ts : NULL, &l->waitmask);
-		if (r == -1 && errno != EINTR) {
-			log_warn("ppoll");
-			l->running = 0;
-			return -1;
-		}
-		if (r > 0 || pending)
-			dispatch(l, n);
+	l->running = 1;
+	run_signals(l);
+	if (!l->stop)
+		timerq_run(l->timers, util_now_ms());
+	if (l->stop) {
 		l->running = 0;
-		sweep(l);
+		return 0;
 	}
+	n = build_pollfds(l, &pending);
+	tsp = timeout_ts(l, pending, &ts) ? &ts : NULL;
+	if (wait_ms >= 0 && (tsp == NULL || ts.tv_sec * 1000 + ts.tv_nsec / 1000000 > wait_ms)) {
+		ts.tv_sec = wait_ms / 1000;
+		ts.tv_nsec = (long)(wait_ms % 1000) * 1000000;
+		tsp = &ts;
+	}
+	r = ppoll(l->pfd, n, tsp, &l->waitmask);
+	if (r == -1 && errno != EINTR) {
+		log_warn("ppoll");
+		l->running = 0;
+		return -1;
+	}
+	if (r > 0 || pending)
+		dispatch(l, n);
 	l->running = 0;
 	sweep(l);
 	return 0;
+}
+
+int
+loop_run(struct loop *l)
+{
+	l->stop = 0;
+	while (!l->stop)
+		if (run_pass(l, -1) == -1)
+			return -1;
+	l->running = 0;
+	sweep(l);
+	return 0;
+}
+
+int
+loop_run_once(struct loop *l, int wait_ms)
+{
+	l->stop = 0;
+	return run_pass(l, wait_ms < 0 ? 0 : wait_ms);
 }

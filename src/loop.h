@@ -36,5 +36,10 @@ struct timerq *loop_timers(struct loop *);
 /* Run until loop_break; 0, or -1 when poll fails. */
 int loop_run(struct loop *);
 void loop_break(struct loop *);
+/*
+ * One pass of the loop, waiting at most wait_ms for an event: for harnesses
+ * (the fuzz targets) that drive the loop themselves. 0, or -1 when poll fails.
+ */
+int loop_run_once(struct loop *, int wait_ms);
 
 #endif

@@ -25,6 +25,7 @@
 #include "probe.h"
 #include "srv.h"
 #include "status.h"
+#include "statusview.h"
 #include "util.h"
 
 #define EXIT_NOT_CONNECTED 1
@@ -41,52 +42,6 @@ static void __attribute__((noreturn)) usage(int status)
 	    "                   (CONFIG: default " SYSCONFDIR "/xcompd.conf)\n"
 	    "See xcomp(1).\n");
 	exit(status);
-}
-
-/* "1 minute, 2 seconds" */
-static void
-ago(time_t secs, char *buf, size_t len)
-{
-	static const struct {
-		const char *unit;
-		time_t s;
-	} units[] = {{"day", 86400}, {"hour", 3600}, {"minute", 60}, {"second", 1}};
-	size_t i, used = 0;
-	int parts = 0;
-
-	if (secs < 0)
-		secs = 0;
-	buf[0] = '\0';
-	for (i = 0; i < nitems(units) && parts < 2; i++) {
-		time_t n = secs / units[i].s;
-
-		if (n == 0 && !(i == nitems(units) - 1 && parts == 0))
-			continue;
-		secs -= n * units[i].s;
-		used += snprintf(buf + used, len - used, "%s%lld %s%s", parts ? ", " : "",
-		    (long long)n, units[i].unit, n == 1 ? "" : "s");
-		parts++;
-		if (used >= len)
-			break;
-	}
-}
-
-static const char *
-error_words(const char *code)
-{
-	static const struct {
-		const char *code, *words;
-	} w[] = {{"dns", "DNS error"}, {"dnssec", "DNSSEC validation failure"},
-	    {"connect", "connection failure"}, {"timeout", "timeout"}, {"tls", "TLS failure"},
-	    {"auth", "authentication failure"},
-	    {"conflict", "conflict (component already connected)"}, {"stream", "stream error"},
-	    {"closed", "connection closed"}, {"config", "configuration error"}};
-	size_t i;
-
-	for (i = 0; i < nitems(w); i++)
-		if (strcmp(code, w[i].code) == 0)
-			return w[i].words;
-	return code;
 }
 
 static char *
@@ -107,216 +62,6 @@ read_text(const char *path, size_t *len)
 	}
 	text[*len] = '\0';
 	return text;
-}
-
-static void
-json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", (unsigned char)*s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
-static void
-json_node(const char *v)
-{
-	char target[300];
-	unsigned prio = 0, weight = 0;
-	char result[32] = "";
-	int port = 0;
-	const char *colon;
-
-	/* target:port priority=P weight=W result=R */
-	if (sscanf(v, "%299s priority=%u weight=%u result=%31s", target, &prio, &weight, result) !=
-	        4 ||
-	    (colon = strrchr(target, ':')) == NULL) {
-		json_str(v);
-		return;
-	}
-	port = atoi(colon + 1);
-	target[colon - target] = '\0';
-	printf("{\"target\": ");
-	json_str(target);
-	printf(
-	    ", \"port\": %d, \"priority\": %u, \"weight\": %u, \"result\": ", port, prio, weight);
-	json_str(result);
-	printf("}");
-}
-
-static void
-print_json(const struct status_file *f, const char *verdict)
-{
-	size_t i, nodes = 0;
-
-	printf("{\n  \"verdict\": ");
-	json_str(verdict);
-	for (i = 0; i < f->n; i++) {
-		const char *k = f->kv[i].key, *v = f->kv[i].value;
-
-		if (strcmp(k, "node") == 0)
-			continue;
-		printf(",\n  ");
-		json_str(k);
-		if (strcmp(k, "pid") == 0 || strcmp(k, "failovers") == 0)
-			printf(": %ld", strtol(v, NULL, 10));
-		else {
-			printf(": ");
-			json_str(v);
-		}
-	}
-	printf(",\n  \"nodes\": [");
-	for (i = 0; i < f->n; i++)
-		if (strcmp(f->kv[i].key, "node") == 0) {
-			printf("%s\n    ", nodes++ ? "," : "");
-			json_node(f->kv[i].value);
-		}
-	printf("%s]\n}\n", nodes ? "\n  " : "");
-}
-
-/*
- * The node the last error names: the first node= target that the error
- * text mentions, as the Meeting Server says "failed to connect to cb2...".
- */
-static const char *
-failed_node(const struct status_file *f)
-{
-	static char target[300];
-	const char *text = status_get(f, "last-error-text");
-	size_t i, n;
-
-	for (i = 0; text && i < f->n; i++) {
-		if (strcmp(f->kv[i].key, "node") != 0)
-			continue;
-		n = strcspn(f->kv[i].value, " ");
-		if (n >= sizeof(target))
-			continue;
-		memcpy(target, f->kv[i].value, n);
-		target[n] = '\0';
-		if (strstr(text, target) != NULL)
-			return target;
-		/* Without the port: "no DNS A or AAAA records for cb2.tptac9.com" */
-		if (strrchr(target, ':'))
-			*strrchr(target, ':') = '\0';
-		if (strstr(text, target) != NULL)
-			return target;
-	}
-	return NULL;
-}
-
-/* "connected", "not connected", "stale" (agent dead or silent). */
-static const char *
-verdict(const struct status_file *f, unsigned keepalive, time_t now)
-{
-	const char *state = status_get(f, "state"), *pid = status_get(f, "pid");
-	const char *updated = status_get(f, "updated");
-	time_t t;
-	long p;
-
-	if (state == NULL || updated == NULL || status_parse_time(updated, &t) == -1)
-		return "stale";
-	if (strcmp(state, "stopped") == 0)
-		return "not connected";
-	p = pid ? strtol(pid, NULL, 10) : 0;
-	if (p <= 0 || (kill((pid_t)p, 0) == -1 && errno == ESRCH))
-		return "stale";
-	/* Written at least every keepalive seconds: allow two missed beats. */
-	if (now - t > (time_t)(2 * keepalive + 5))
-		return "stale";
-	return strcmp(state, "connected") == 0 ? "connected" : "not connected";
-}
-
-/* The TLS session the agent reports while connected over TLS (tls = direct). */
-static void
-print_tls(const struct status_file *f, time_t now)
-{
-	const char *version = status_get(f, "tls"), *cipher = status_get(f, "tls-cipher");
-	const char *peer = status_get(f, "tls-peer"), *issuer = status_get(f, "tls-issuer");
-	const char *expires = status_get(f, "tls-expires");
-	char words[64] = "";
-	time_t t;
-
-	if (version == NULL)
-		return;
-	printf("TLS:             %s%s%s\n", version, cipher && *cipher ? ", cipher " : "",
-	    cipher && *cipher ? cipher : "");
-	if (expires && status_parse_time(expires, &t) == 0)
-		probe_expiry_words(t, now, words, sizeof(words));
-	printf("Certificate:     %s, issued by %s, valid until %s%s%s%s\n",
-	    peer && *peer ? peer : "?", issuer && *issuer ? issuer : "?", expires ? expires : "?",
-	    words[0] ? " (" : "", words, words[0] ? ")" : "");
-}
-
-/* The relay, when the agent runs one (relay-listen). */
-static void
-print_relay(const struct status_file *f)
-{
-	const char *relay = status_get(f, "relay"), *queued = status_get(f, "relay-queued");
-	const char *bounced = status_get(f, "relay-bounced"), *dropped;
-
-	if (relay != NULL && strcmp(relay, "off") != 0)
-		printf("Relay:           %s, %s stanza%s queued, %s bounced\n",
-		    strcmp(relay, "connected") == 0 ? "local component connected"
-		                                    : "listening, no local component",
-		    queued ? queued : "0", queued && strcmp(queued, "1") == 0 ? "" : "s",
-		    bounced ? bounced : "0");
-	if ((dropped = status_get(f, "events-dropped")) != NULL && strcmp(dropped, "0") != 0)
-		printf("Events:          %s dropped (the receiver was down too long)\n", dropped);
-}
-
-static void
-print_human(const struct status_file *f, const char *v, time_t now)
-{
-	const char *state = status_get(f, "state"), *server = status_get(f, "server");
-	const char *err = status_get(f, "last-error"), *text = status_get(f, "last-error-text");
-	const char *at = status_get(f, "last-error-at"), *since = status_get(f, "since");
-	char when[64] = "", up[64] = "", section[16];
-	size_t i, nodes = 0;
-	time_t t;
-
-	if (at && status_parse_time(at, &t) == 0)
-		ago(now - t, when, sizeof(when));
-	if (since && status_parse_time(since, &t) == 0)
-		ago(now - t, up, sizeof(up));
-	if (strcmp(v, "stale") == 0)
-		printf("XMPP connection: unknown: the agent (pid %s) is not running or has not "
-		       "written its status since %s\n",
-		    status_get(f, "pid") ? status_get(f, "pid") : "?",
-		    status_get(f, "updated") ? status_get(f, "updated") : "?");
-	else if (strcmp(v, "connected") == 0)
-		printf("XMPP connection: connected to %s (%s) for %s\n", server ? server : "?",
-		    status_get(f, "address") ? status_get(f, "address") : "?", up);
-	else if (state && strcmp(state, "stopped") == 0)
-		printf("XMPP connection: stopped (%s ago)\n", up);
-	else if (err)
-		printf("XMPP connection: %s; failed to connect%s%s due to %s (%s ago)\n", state,
-		    failed_node(f) ? " to " : "", failed_node(f) ? failed_node(f) : "",
-		    error_words(err), when);
-	else
-		printf("XMPP connection: %s (for %s)\n", state ? state : "?", up);
-	printf("Component:       %s (domain %s)\n",
-	    status_get(f, "component") ? status_get(f, "component") : "?",
-	    status_get(f, "domain") ? status_get(f, "domain") : "?");
-	printf("State:           %s since %s\n", state ? state : "?", since ? since : "?");
-	print_tls(f, now);
-	print_relay(f);
-	printf(
-	    "Failovers:       %s\n", status_get(f, "failovers") ? status_get(f, "failovers") : "0");
-	if (err) {
-		printf("Last error:      %s (%s ago)\n", text ? text : err, when);
-		status_section(err, section, sizeof(section));
-		printf("                 See xcomp-troubleshooting(7), section %s.\n", section);
-	}
-	for (i = 0; i < f->n; i++)
-		if (strcmp(f->kv[i].key, "node") == 0)
-			printf("%s  %s\n", nodes++ ? "" : "Nodes, in the order tried:\n",
-			    f->kv[i].value);
 }
 
 static int
@@ -376,11 +121,11 @@ cmd_status(int argc, char **argv)
 	}
 	free(text);
 	conf_free(c);
-	v = verdict(&f, keepalive, now);
+	v = status_verdict(&f, keepalive, now);
 	if (json)
-		print_json(&f, v);
+		status_print_json(stdout, &f, v);
 	else
-		print_human(&f, v, now);
+		status_print_human(stdout, &f, v, now);
 	status_file_free(&f);
 	if (strcmp(v, "stale") == 0)
 		return EXIT_NO_STATUS;
@@ -422,14 +167,18 @@ print_resolve(struct resolve *r, unsigned samples)
 	for (i = 0; i < r->n; i++)
 		printf("  %-8u %-6u %-5u %-30s %-6u %s\n", r->rrs[i].priority, r->rrs[i].weight,
 		    r->rrs[i].port, r->rrs[i].target, r->addr_ttl[i], r->addrs[i]);
-	m = srv_order(r->rrs, r->n, rnd, NULL, order);
+	m = srv_order_max(r->rrs, r->n, SRV_USE_MAX, rnd, NULL, order);
 	printf("Order the agent would try now (priority ascending, weighted random within one "
 	       "priority):\n");
 	for (k = 0; k < m; k++)
 		printf("  %zu. %s:%u\n", k + 1, r->rrs[order[k]].target, r->rrs[order[k]].port);
+	if (m == SRV_USE_MAX && r->n > m)
+		printf("  (the agent tries at most %d nodes: the other %zu records are left out)\n",
+		    SRV_USE_MAX, r->n - m);
 	if (samples > 0 && m > 0) {
+		/* The first choice only: the same draws as a whole order's first. */
 		for (s = 0; s < samples; s++) {
-			srv_order(r->rrs, r->n, rnd, NULL, order);
+			srv_order_max(r->rrs, r->n, 1, rnd, NULL, order);
 			first[order[0]]++;
 		}
 		printf("First choice over %u orders:\n", samples);
@@ -611,7 +360,7 @@ agent_session(const struct conf *c, char **server, char **address)
 	if (status_parse(text, len, &f) == 0) {
 		s = status_get(&f, "server");
 		a = status_get(&f, "address");
-		if (s && strcmp(verdict(&f, c->keepalive, time(NULL)), "connected") == 0) {
+		if (s && strcmp(status_verdict(&f, c->keepalive, time(NULL)), "connected") == 0) {
 			*server = xstrdup(s);
 			*address = a ? xstrdup(a) : NULL;
 		}

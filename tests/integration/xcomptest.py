@@ -14,6 +14,7 @@ Environment:
   XCOMP_KEEP=1          keep the temporary directories of passing tests too
 """
 
+import atexit
 import codecs
 import contextlib
 import hashlib
@@ -318,6 +319,26 @@ def complete_element(text):
             raise AssertionError("unbalanced end tag in %r" % text[:200])
 
 
+# XCOMP_TRANSCRIPTS=DIR: every Client writes what it sent and received
+# there when the test program ends (seeds for the fuzz corpora, tests/fuzz).
+_transcripts = []
+
+
+def _write_transcripts():
+    where = os.environ.get("XCOMP_TRANSCRIPTS")
+    for i, c in enumerate(_transcripts):
+        base = os.path.join(where, "%s-%d-%s" % (
+            os.path.basename(sys.argv[0]).replace(".py", ""), i, c.name))
+        for kind, data in (("sent", c.sent_raw), ("recv", c.recv_raw)):
+            if data:
+                with open("%s.%s" % (base, kind), "wb") as f:
+                    f.write(bytes(data))
+
+
+if os.environ.get("XCOMP_TRANSCRIPTS"):
+    atexit.register(_write_transcripts)
+
+
 class Client:
     """A scripted raw XMPP client on one TCP connection."""
 
@@ -331,6 +352,10 @@ class Client:
         self.eof = False
         self.stream_id = None
         self.header = None
+        self.sent_raw = self.recv_raw = None
+        if os.environ.get("XCOMP_TRANSCRIPTS"):
+            self.sent_raw, self.recv_raw = bytearray(), bytearray()
+            _transcripts.append(self)
 
     # -- raw I/O
 
@@ -341,12 +366,16 @@ class Client:
     def send(self, data):
         if isinstance(data, str):
             data = data.encode("utf-8")
+        if self.sent_raw is not None:
+            self.sent_raw += data
         self.sock.sendall(data)
 
     def send_slowly(self, data, chunk=1, pause=0.0005):
         """Send in tiny writes (one TCP segment each, with TCP_NODELAY)."""
         if isinstance(data, str):
             data = data.encode("utf-8")
+        if self.sent_raw is not None:
+            self.sent_raw += data
         for i in range(0, len(data), chunk):
             self.sock.sendall(data[i:i + chunk])
             if pause:
@@ -364,6 +393,8 @@ class Client:
             return False
         except ConnectionResetError:
             b = b""
+        if self.recv_raw is not None:
+            self.recv_raw += b
         if not b:
             self.eof = True
             self.data += self.decoder.decode(b"", final=True)

@@ -1,0 +1,277 @@
+/*
+ * statusview: the agent's status file in words for people and as JSON for
+ * scripts ("xcomp status"), and the verdict: connected, not connected, or
+ * stale. The text comes from a file anyone could have written: every key may
+ * be missing or hold anything.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "probe.h"
+#include "status.h"
+#include "statusview.h"
+#include "util.h"
+
+/* "1 minute, 2 seconds" */
+static void
+ago(time_t secs, char *buf, size_t len)
+{
+	static const struct {
+		const char *unit;
+		time_t s;
+	} units[] = {{"day", 86400}, {"hour", 3600}, {"minute", 60}, {"second", 1}};
+	size_t i, used = 0;
+	int parts = 0;
+
+	if (secs < 0)
+		secs = 0;
+	buf[0] = '\0';
+	for (i = 0; i < nitems(units) && parts < 2; i++) {
+		time_t n = secs / units[i].s;
+
+		if (n == 0 && !(i == nitems(units) - 1 && parts == 0))
+			continue;
+		secs -= n * units[i].s;
+		used += snprintf(buf + used, len - used, "%s%lld %s%s", parts ? ", " : "",
+		    (long long)n, units[i].unit, n == 1 ? "" : "s");
+		parts++;
+		if (used >= len)
+			break;
+	}
+}
+
+static const char *
+error_words(const char *code)
+{
+	static const struct {
+		const char *code, *words;
+	} w[] = {{"dns", "DNS error"}, {"dnssec", "DNSSEC validation failure"},
+	    {"connect", "connection failure"}, {"timeout", "timeout"}, {"tls", "TLS failure"},
+	    {"auth", "authentication failure"},
+	    {"conflict", "conflict (component already connected)"}, {"stream", "stream error"},
+	    {"closed", "connection closed"}, {"config", "configuration error"}};
+	size_t i;
+
+	for (i = 0; i < nitems(w); i++)
+		if (strcmp(code, w[i].code) == 0)
+			return w[i].words;
+	return code;
+}
+
+static void
+json_str(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(out, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(out, "\\u%04x", (unsigned char)*s);
+		else
+			fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static void
+json_node(FILE *out, const char *v)
+{
+	char target[300];
+	unsigned prio = 0, weight = 0;
+	char result[32] = "";
+	int port = 0;
+	const char *colon;
+
+	/* target:port priority=P weight=W result=R */
+	if (sscanf(v, "%299s priority=%u weight=%u result=%31s", target, &prio, &weight, result) !=
+	        4 ||
+	    (colon = strrchr(target, ':')) == NULL) {
+		json_str(out, v);
+		return;
+	}
+	port = atoi(colon + 1);
+	target[colon - target] = '\0';
+	fprintf(out, "{\"target\": ");
+	json_str(out, target);
+	fprintf(out, ", \"port\": %d, \"priority\": %u, \"weight\": %u, \"result\": ", port, prio,
+	    weight);
+	json_str(out, result);
+	fprintf(out, "}");
+}
+
+void
+status_print_json(FILE *out, const struct status_file *f, const char *verdict)
+{
+	size_t i, nodes = 0;
+
+	fprintf(out, "{\n  \"verdict\": ");
+	json_str(out, verdict);
+	for (i = 0; i < f->n; i++) {
+		const char *k = f->kv[i].key, *v = f->kv[i].value;
+
+		if (strcmp(k, "node") == 0)
+			continue;
+		fprintf(out, ",\n  ");
+		json_str(out, k);
+		if (strcmp(k, "pid") == 0 || strcmp(k, "failovers") == 0)
+			fprintf(out, ": %ld", strtol(v, NULL, 10));
+		else {
+			fprintf(out, ": ");
+			json_str(out, v);
+		}
+	}
+	fprintf(out, ",\n  \"nodes\": [");
+	for (i = 0; i < f->n; i++)
+		if (strcmp(f->kv[i].key, "node") == 0) {
+			fprintf(out, "%s\n    ", nodes++ ? "," : "");
+			json_node(out, f->kv[i].value);
+		}
+	fprintf(out, "%s]\n}\n", nodes ? "\n  " : "");
+}
+
+/*
+ * The node the last error names: the first node= target that the error
+ * text mentions, as the Meeting Server says "failed to connect to cb2...".
+ */
+static const char *
+failed_node(const struct status_file *f)
+{
+	static char target[300];
+	const char *text = status_get(f, "last-error-text");
+	size_t i, n;
+
+	for (i = 0; text && i < f->n; i++) {
+		if (strcmp(f->kv[i].key, "node") != 0)
+			continue;
+		n = strcspn(f->kv[i].value, " ");
+		if (n >= sizeof(target))
+			continue;
+		memcpy(target, f->kv[i].value, n);
+		target[n] = '\0';
+		if (strstr(text, target) != NULL)
+			return target;
+		/* Without the port: "no DNS A or AAAA records for cb2.tptac9.com" */
+		if (strrchr(target, ':'))
+			*strrchr(target, ':') = '\0';
+		if (strstr(text, target) != NULL)
+			return target;
+	}
+	return NULL;
+}
+
+/* "connected", "not connected", "stale" (agent dead or silent). */
+const char *
+status_verdict(const struct status_file *f, unsigned keepalive, time_t now)
+{
+	const char *state = status_get(f, "state"), *pid = status_get(f, "pid");
+	const char *updated = status_get(f, "updated");
+	time_t t;
+	long p;
+
+	if (state == NULL || updated == NULL || status_parse_time(updated, &t) == -1)
+		return "stale";
+	if (strcmp(state, "stopped") == 0)
+		return "not connected";
+	p = pid ? strtol(pid, NULL, 10) : 0;
+	if (p <= 0 || (kill((pid_t)p, 0) == -1 && errno == ESRCH))
+		return "stale";
+	/* Written at least every keepalive seconds: allow two missed beats. */
+	if (now - t > (time_t)(2 * keepalive + 5))
+		return "stale";
+	return strcmp(state, "connected") == 0 ? "connected" : "not connected";
+}
+
+/* The TLS session the agent reports while connected over TLS (tls = direct). */
+static void
+print_tls(FILE *out, const struct status_file *f, time_t now)
+{
+	const char *version = status_get(f, "tls"), *cipher = status_get(f, "tls-cipher");
+	const char *peer = status_get(f, "tls-peer"), *issuer = status_get(f, "tls-issuer");
+	const char *expires = status_get(f, "tls-expires");
+	char words[64] = "";
+	time_t t;
+
+	if (version == NULL)
+		return;
+	fprintf(out, "TLS:             %s%s%s\n", version, cipher && *cipher ? ", cipher " : "",
+	    cipher && *cipher ? cipher : "");
+	if (expires && status_parse_time(expires, &t) == 0)
+		probe_expiry_words(t, now, words, sizeof(words));
+	fprintf(out, "Certificate:     %s, issued by %s, valid until %s%s%s%s\n",
+	    peer && *peer ? peer : "?", issuer && *issuer ? issuer : "?", expires ? expires : "?",
+	    words[0] ? " (" : "", words, words[0] ? ")" : "");
+}
+
+/* The relay, when the agent runs one (relay-listen). */
+static void
+print_relay(FILE *out, const struct status_file *f)
+{
+	const char *relay = status_get(f, "relay"), *queued = status_get(f, "relay-queued");
+	const char *bounced = status_get(f, "relay-bounced"), *dropped;
+
+	if (relay != NULL && strcmp(relay, "off") != 0)
+		fprintf(out, "Relay:           %s, %s stanza%s queued, %s bounced\n",
+		    strcmp(relay, "connected") == 0 ? "local component connected"
+		                                    : "listening, no local component",
+		    queued ? queued : "0", queued && strcmp(queued, "1") == 0 ? "" : "s",
+		    bounced ? bounced : "0");
+	if ((dropped = status_get(f, "events-dropped")) != NULL && strcmp(dropped, "0") != 0)
+		fprintf(
+		    out, "Events:          %s dropped (the receiver was down too long)\n", dropped);
+}
+
+void
+status_print_human(FILE *out, const struct status_file *f, const char *v, time_t now)
+{
+	const char *state = status_get(f, "state"), *server = status_get(f, "server");
+	const char *err = status_get(f, "last-error"), *text = status_get(f, "last-error-text");
+	const char *at = status_get(f, "last-error-at"), *since = status_get(f, "since");
+	char when[64] = "", up[64] = "", section[16];
+	size_t i, nodes = 0;
+	time_t t;
+
+	if (at && status_parse_time(at, &t) == 0)
+		ago(now - t, when, sizeof(when));
+	if (since && status_parse_time(since, &t) == 0)
+		ago(now - t, up, sizeof(up));
+	if (strcmp(v, "stale") == 0)
+		fprintf(out,
+		    "XMPP connection: unknown: the agent (pid %s) is not running or has not "
+		    "written its status since %s\n",
+		    status_get(f, "pid") ? status_get(f, "pid") : "?",
+		    status_get(f, "updated") ? status_get(f, "updated") : "?");
+	else if (strcmp(v, "connected") == 0)
+		fprintf(out, "XMPP connection: connected to %s (%s) for %s\n",
+		    server ? server : "?",
+		    status_get(f, "address") ? status_get(f, "address") : "?", up);
+	else if (state && strcmp(state, "stopped") == 0)
+		fprintf(out, "XMPP connection: stopped (%s ago)\n", up);
+	else if (err)
+		fprintf(out, "XMPP connection: %s; failed to connect%s%s due to %s (%s ago)\n",
+		    state, failed_node(f) ? " to " : "", failed_node(f) ? failed_node(f) : "",
+		    error_words(err), when);
+	else
+		fprintf(out, "XMPP connection: %s (for %s)\n", state ? state : "?", up);
+	fprintf(out, "Component:       %s (domain %s)\n",
+	    status_get(f, "component") ? status_get(f, "component") : "?",
+	    status_get(f, "domain") ? status_get(f, "domain") : "?");
+	fprintf(out, "State:           %s since %s\n", state ? state : "?", since ? since : "?");
+	print_tls(out, f, now);
+	print_relay(out, f);
+	fprintf(out, "Failovers:       %s\n",
+	    status_get(f, "failovers") ? status_get(f, "failovers") : "0");
+	if (err) {
+		fprintf(out, "Last error:      %s (%s ago)\n", text ? text : err, when);
+		status_section(err, section, sizeof(section));
+		fprintf(
+		    out, "                 See xcomp-troubleshooting(7), section %s.\n", section);
+	}
+	for (i = 0; i < f->n; i++)
+		if (strcmp(f->kv[i].key, "node") == 0)
+			fprintf(out, "%s  %s\n", nodes++ ? "" : "Nodes, in the order tried:\n",
+			    f->kv[i].value);
+}

@@ -79,7 +79,8 @@ struct agent {
 	size_t addr;   /* address index within it */
 	size_t prefer; /* see-other-host: try this node next, or NONE */
 	struct dns_query *srvq;
-	int refreshing; /* re-resolving while connected */
+	int refreshing;      /* re-resolving while connected */
+	size_t srv_left_out; /* SRV records beyond SRV_USE_MAX, last said in the log */
 
 	struct io *io;
 	struct xs *xs;
@@ -379,6 +380,15 @@ session_end(struct agent *a)
 	timer_cancel(tq, &a->t_stable);
 	a->waiting_ping = 0;
 	memset(&a->tlsinfo, 0, sizeof(a->tlsinfo));
+	/*
+	 * A refresh asked for this session is moot (the next round resolves);
+	 * its answer, arriving in a backoff, would start an attempt of its own.
+	 */
+	if (a->refreshing) {
+		dns_cancel(a->dns, a->srvq);
+		a->srvq = NULL;
+		a->refreshing = 0;
+	}
 	if (a->relay && a->state == STATE_CONNECTED)
 		relay_upstream_down(a->relay);
 	if (a->in_feed) {
@@ -785,6 +795,13 @@ authenticated(struct agent *a)
 	log_info("connected to %s (%s) as %s", a->server, a->address, a->conf->component);
 	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive * 1000ull);
 	timer_add(loop_timers(a->loop), &a->t_stable, STABLE_MS);
+	/*
+	 * The TTL ran out during the attempts that led here (ttl_expired skips
+	 * a refresh while not connected, and a failover within a round does not
+	 * resolve): refresh now, or this session never looks at the records again.
+	 */
+	if (a->conf->nservers == 0 && !timer_armed(&a->t_ttl))
+		timer_add(loop_timers(a->loop), &a->t_ttl, 0);
 	set_state(a, STATE_CONNECTED);
 	if (a->relay)
 		relay_upstream_up(a->relay);
@@ -958,7 +975,8 @@ static void
 x_error(void *arg, const char *cond, const char *text)
 {
 	struct agent *a = arg;
-	char *s = xs_stream_error(cond, NULL);
+	/* The text tells the server's operator which limit or rule was broken. */
+	char *s = xs_stream_error(cond, text);
 
 	send_str(a, s);
 	free(s);
@@ -966,6 +984,9 @@ x_error(void *arg, const char *cond, const char *text)
 		finish_stop(a);
 		return;
 	}
+	/* Let the error reach the server: the io closes itself once it is written. */
+	io_close_after_flush(a->io);
+	a->io = NULL;
 	set_error(a, "stream", "%s sent bad XML: %s (%s)", a->server, text, cond);
 	session_failed(a, "stream");
 }
@@ -1002,6 +1023,19 @@ nodes_from_config(struct agent *a)
 	nodes_replace(a, fresh, a->conf->nservers);
 }
 
+/* Say so when records were left out, and again when their number changes. */
+static void
+srv_cap_note(struct agent *a, const struct dns_srv_result *r, size_t used)
+{
+	size_t left = used == SRV_USE_MAX ? r->n - used : 0;
+
+	if (left > 0 && left != a->srv_left_out)
+		log_warnx("%s: %zu SRV records; trying the first %d nodes in RFC 2782 order "
+		          "and leaving out the other %zu records",
+		    r->name, r->n, SRV_USE_MAX, left);
+	a->srv_left_out = left;
+}
+
 static void
 on_srv(void *arg, const struct dns_srv_result *r)
 {
@@ -1024,7 +1058,8 @@ on_srv(void *arg, const struct dns_srv_result *r)
 		return;
 	}
 	order = xcalloc(r->n, sizeof(*order));
-	n = srv_order(r->rrs, r->n, rnd, NULL, order);
+	n = srv_order_max(r->rrs, r->n, SRV_USE_MAX, rnd, NULL, order);
+	srv_cap_note(a, r, n);
 	fresh = xcalloc(n ? n : 1, sizeof(*fresh));
 	for (i = 0; i < n; i++) {
 		const struct srv_rr *rr = &r->rrs[order[i]];

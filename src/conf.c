@@ -291,7 +291,8 @@ set_servers(struct conf *c, const char *value, char *err, size_t errlen)
 		struct conf_server *s = &c->servers[c->nservers];
 
 		if (c->nservers == CONF_MAX_SERVERS) {
-			why = "server: too many entries";
+			snprintf(err, errlen, "server: more than %d entries", CONF_MAX_SERVERS);
+			why = err;
 			break;
 		}
 		s->port = -1;
@@ -403,8 +404,10 @@ conf_set(void *arg, const char *key, const char *value, char *err, size_t errlen
 	} else if (strcmp(key, "secret-file") == 0) {
 		set_str(&c->secret_file, value);
 	} else if (strcmp(key, "secret") == 0) {
-		if (strlen(value) > CONF_SECRET_MAX)
-			return "secret: longer than 1024 characters";
+		if (strlen(value) > CONF_SECRET_MAX) {
+			snprintf(err, errlen, "secret: longer than %d characters", CONF_SECRET_MAX);
+			return err;
+		}
 		conf_wipe_free(c->secret);
 		c->secret = xstrdup(value);
 		c->secret_inline = 1;
@@ -524,16 +527,20 @@ conf_read_secret(const char *path, char **secret, char *err, size_t errlen)
 		return -1;
 	}
 	line[n] = '\0';
-	len = strcspn(line, "\r\n");
+	/* Not strcspn: a NUL inside the first line must be seen, not end it. */
+	for (len = 0; len < (size_t)n && line[len] != '\n' && line[len] != '\r'; len++)
+		;
 	if (len > CONF_SECRET_MAX) {
 		util_wipe(line, sizeof(line));
-		snprintf(err, errlen, "secret-file %s: the secret is longer than %d characters",
+		snprintf(err, errlen,
+		    "secret-file %s: the secret is longer than %d characters; use a shorter one",
 		    path, CONF_SECRET_MAX);
 		return -1;
 	}
 	if (len == 0 || memchr(line, '\0', len) != NULL) {
 		util_wipe(line, sizeof(line));
-		snprintf(err, errlen, "secret-file %s: the first line is empty", path);
+		snprintf(err, errlen, "secret-file %s: the first line is %s", path,
+		    len == 0 ? "empty" : "binary (it holds a NUL byte)");
 		return -1;
 	}
 	*secret = xstrndup(line, len);

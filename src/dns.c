@@ -368,7 +368,10 @@ dns_deliver_srv(struct dns_query *q)
 
 	dns_srv_result_make(q->name, q->ask[0].err, q->ask[0].res, &r);
 	if (r.nbad > 0)
-		log_warnx("%s: %zu malformed SRV records ignored", q->name, r.nbad);
+		log_warnx(
+		    "%s: %zu malformed SRV records ignored (a target must be a host name of "
+		    "at most 253 characters, labels of at most 63: letters, digits, '-', '_')",
+		    q->name, r.nbad);
 	q->srv_cb(q->arg, &r);
 	dns_srv_result_clear(&r);
 }

@@ -270,6 +270,7 @@ struct event_sink {
 	struct timer wake; /* send the head: at once, or after the backoff */
 	struct timer curl; /* CURLMOPT_TIMERFUNCTION's timeout */
 	size_t body;       /* answer bytes seen */
+	int cut_said;      /* an answer over EVENT_BODY_MAX was logged */
 	LIST_HEAD(, event_sock) socks;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -514,6 +515,12 @@ event_finish(struct event_sink *s, CURLcode rc)
 	curl_multi_remove_handle(s->multi, s->easy);
 	s->q.busy = 0;
 	s->state = EVENT_IDLE;
+	if (s->body > EVENT_BODY_MAX && !s->cut_said) {
+		s->cut_said = 1;
+		log_warnx("events: %s answers with more than %d KiB; the agent reads no further "
+		          "(a 2xx answer still delivers the event); the answer needs no body",
+		    s->where, EVENT_BODY_MAX / 1024);
+	}
 	if (code >= 200 && code <= 299)
 		event_delivered(s, code);
 	else

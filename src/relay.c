@@ -78,6 +78,7 @@ struct relay {
 	unsigned ping_n;
 	struct timer t_ack;
 	unsigned long bounced;
+	int full; /* bouncing, and said so in the log */
 };
 
 static void local_end(struct local *, int flush);
@@ -283,11 +284,18 @@ from_local(struct local *l, const struct xs_elem *e, const char *raw, size_t len
 
 	if (r->queue.bytes + r->unacked.bytes + len > r->conf.queue_max) {
 		if (is_error(e)) {
-			log_warnx("relay: queue full (%zu bytes): an error stanza from the local "
-			          "component was dropped (errors are never bounced)",
+			log_warnx(
+			    "relay: queue full (relay-queue = %zu bytes): an error stanza from "
+			    "the local component was dropped (errors are never bounced)",
 			    r->conf.queue_max);
 			return;
 		}
+		if (!r->full)
+			log_warnx("relay: queue full (relay-queue = %zu bytes): stanzas from the "
+			          "local component are bounced (resource-constraint) until a node "
+			          "takes them",
+			    r->conf.queue_max);
+		r->full = 1;
 		s = stanza_error(e, "wait", "resource-constraint");
 		local_str(l, s);
 		free(s);
@@ -295,6 +303,7 @@ from_local(struct local *l, const struct xs_elem *e, const char *raw, size_t len
 		r->up->changed(r->arg);
 		return;
 	}
+	r->full = 0;
 	it = xmalloc(sizeof(*it) + len);
 	it->seq = ++r->seq;
 	it->len = len;

@@ -2,10 +2,13 @@
  * srv: parsing SRV rdata and ordering SRV records as RFC 2782 prescribes.
  * No I/O: the resolver fetches, this file decides.
  */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "srv.h"
+#include "util.h"
 
 /* RFC 1035 limits: 63 octets per label, 255 octets per name in wire form. */
 #define SRV_LABEL_MAX 63
@@ -110,32 +113,32 @@ srv_move_front(size_t *idx, size_t j)
 	idx[0] = chosen;
 }
 
-/* Stable insertion sort of the indices by ascending priority. */
-static void
-srv_sort_priority(const struct srv_rr *rrs, size_t n, size_t *idx)
+static int
+srv_key_cmp(const void *a, const void *b)
 {
-	size_t i, j;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 
-	for (i = 1; i < n; i++) {
-		for (j = i; j > 0; j--)
-			if (rrs[idx[j - 1]].priority <= rrs[idx[i]].priority)
-				break;
-		srv_move_front(idx + j, i - j);
-	}
+	return x < y ? -1 : x > y;
 }
 
-/* Stable partition: the weight-0 records go to the front. */
+/*
+ * The indices by ascending priority, the weight-0 records first within a
+ * priority, each group in the order received (the index is the last part
+ * of the key, which makes qsort stable). O(n log n): the records of one
+ * answer may number thousands.
+ */
 static void
-srv_zero_first(const struct srv_rr *rrs, size_t n, size_t *idx)
+srv_sort(const struct srv_rr *rrs, size_t n, size_t *idx)
 {
-	size_t i, zeros = 0;
+	uint64_t *key = xcalloc(n > 0 ? n : 1, sizeof(*key));
+	size_t i;
 
-	for (i = 0; i < n; i++) {
-		if (rrs[idx[i]].weight != 0)
-			continue;
-		srv_move_front(idx + zeros, i - zeros);
-		zeros++;
-	}
+	for (i = 0; i < n; i++)
+		key[i] = (uint64_t)rrs[i].priority << 33 | (uint64_t)(rrs[i].weight != 0) << 32 | i;
+	qsort(key, n, sizeof(*key), srv_key_cmp);
+	for (i = 0; i < n; i++)
+		idx[i] = (size_t)(key[i] & 0xffffffffu);
+	free(key);
 }
 
 /*
@@ -163,37 +166,58 @@ srv_pick(const struct srv_rr *rrs, size_t n, const size_t *idx, srv_random_fn *r
 	return n - 1;
 }
 
-/* Order one priority's records by weighted selection without replacement. */
-static void
-srv_order_group(const struct srv_rr *rrs, size_t n, size_t *idx, srv_random_fn *rnd, void *arg)
-{
-	size_t k;
-
-	srv_zero_first(rrs, n, idx);
-	for (k = 0; k + 1 < n; k++)
-		srv_move_front(idx + k, srv_pick(rrs, n - k, idx + k, rnd, arg));
-}
-
 static int
 srv_same_node(const struct srv_rr *a, const struct srv_rr *b)
 {
 	return a->port == b->port && strcasecmp(a->target, b->target) == 0;
 }
 
-/* Drop "." targets and later copies of a target:port; returns what is left. */
-static size_t
-srv_compact(const struct srv_rr *rrs, size_t n, size_t *idx)
+/* Is record i a node to try: not ".", and not among the kept ones? */
+static int
+srv_is_new(const struct srv_rr *rrs, const size_t *kept, size_t nkept, size_t i)
 {
-	size_t i, j, kept = 0;
+	size_t j;
 
-	for (i = 0; i < n; i++) {
-		if (srv_target_is_root(&rrs[idx[i]]))
-			continue;
-		for (j = 0; j < kept; j++)
-			if (srv_same_node(&rrs[idx[j]], &rrs[idx[i]]))
-				break;
-		if (j == kept)
-			idx[kept++] = idx[i];
+	if (srv_target_is_root(&rrs[i]))
+		return 0;
+	for (j = 0; j < nkept; j++)
+		if (srv_same_node(&rrs[kept[j]], &rrs[i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * Order one priority's records (idx, n of them) by weighted selection
+ * without replacement, appending each new node to order, which holds
+ * *kept already, until max are kept. order ends at or before idx, so an
+ * entry is written only where one was already placed.
+ */
+static void
+srv_order_group(const struct srv_rr *rrs, size_t n, size_t *idx, size_t *order, size_t *kept,
+    size_t max, srv_random_fn *rnd, void *arg)
+{
+	size_t k;
+
+	for (k = 0; k < n && *kept < max; k++) {
+		if (k + 1 < n)
+			srv_move_front(idx + k, srv_pick(rrs, n - k, idx + k, rnd, arg));
+		if (srv_is_new(rrs, order, *kept, idx[k]))
+			order[(*kept)++] = idx[k];
+	}
+}
+
+size_t
+srv_order_max(
+    const struct srv_rr *rrs, size_t n, size_t max, srv_random_fn *rnd, void *arg, size_t *order)
+{
+	size_t start, end, kept = 0;
+
+	srv_sort(rrs, n, order);
+	for (start = 0; start < n && kept < max; start = end) {
+		end = start + 1;
+		while (end < n && rrs[order[end]].priority == rrs[order[start]].priority)
+			end++;
+		srv_order_group(rrs, end - start, order + start, order, &kept, max, rnd, arg);
 	}
 	return kept;
 }
@@ -201,16 +225,5 @@ srv_compact(const struct srv_rr *rrs, size_t n, size_t *idx)
 size_t
 srv_order(const struct srv_rr *rrs, size_t n, srv_random_fn *rnd, void *arg, size_t *order)
 {
-	size_t i, start, end;
-
-	for (i = 0; i < n; i++)
-		order[i] = i;
-	srv_sort_priority(rrs, n, order);
-	for (start = 0; start < n; start = end) {
-		end = start + 1;
-		while (end < n && rrs[order[end]].priority == rrs[order[start]].priority)
-			end++;
-		srv_order_group(rrs, end - start, order + start, rnd, arg);
-	}
-	return srv_compact(rrs, n, order);
+	return srv_order_max(rrs, n, n, rnd, arg, order);
 }

@@ -58,4 +58,19 @@ int srv_is_null(const struct srv_rr *rrs, size_t n);
  */
 size_t srv_order(const struct srv_rr *rrs, size_t n, srv_random_fn *rnd, void *arg, size_t *order);
 
+/*
+ * The agent tries at most this many nodes from the SRV records: the first
+ * ones of the order. More would only cost address lookups and status lines
+ * (one DNS answer can carry some 2,600 records) and never be reached in time.
+ */
+#define SRV_USE_MAX 32
+
+/*
+ * srv_order, stopping once max nodes are placed: the same random choices
+ * give the first max entries of srv_order's order, and the work done grows
+ * with max, not with the square of n.
+ */
+size_t srv_order_max(
+    const struct srv_rr *rrs, size_t n, size_t max, srv_random_fn *rnd, void *arg, size_t *order);
+
 #endif

@@ -99,6 +99,7 @@ static uint64_t xs_endpos(struct xs *);
 static void xs_discard(struct xs *, uint64_t);
 static int xs_keep(struct xs *, uint64_t);
 static int xs_toobig(struct xs *, uint64_t);
+static int xs_attrs_ok(struct xs *, const char **, unsigned);
 static void xs_header_start(struct xs *, const char *, const char **, unsigned);
 static void xs_deliver(struct xs *, uint64_t);
 
@@ -130,6 +131,8 @@ xs_limits_default(struct xs_limits *l)
 	l->header = 4096;
 	l->depth = 32;
 	l->attrs = 64;
+	l->nsdecls = 16;
+	l->attrlen = 8192;
 }
 
 struct xs *
@@ -400,6 +403,31 @@ xs_toobig(struct xs *s, uint64_t pos)
 	return 1;
 }
 
+/* Does an element's attribute list keep to the limits? Reports when not. */
+static int
+xs_attrs_ok(struct xs *s, const char **atts, unsigned nattrs)
+{
+	const char *name;
+	size_t i;
+
+	if (nattrs > s->limits.attrs) {
+		xs_abort(s, "policy-violation", "more than %u attributes on one element",
+		    s->limits.attrs);
+		return 0;
+	}
+	for (i = 0; atts[i] != NULL; i += 2) {
+		if (strlen(atts[i + 1]) <= s->limits.attrlen)
+			continue;
+		/* A qualified name is "URI local": name the local part. */
+		name = strrchr(atts[i], XS_SEP);
+		name = name != NULL ? name + 1 : atts[i];
+		xs_abort(s, "policy-violation", "value of attribute %.64s longer than %zu bytes",
+		    name, s->limits.attrlen);
+		return 0;
+	}
+	return 1;
+}
+
 static void XMLCALL
 xs_start(void *arg, const XML_Char *name, const XML_Char **atts)
 {
@@ -425,11 +453,8 @@ xs_start(void *arg, const XML_Char *name, const XML_Char **atts)
 		    s->limits.depth);
 		return;
 	}
-	if (nattrs > s->limits.attrs) {
-		xs_abort(s, "policy-violation", "more than %u attributes on one element",
-		    s->limits.attrs);
+	if (!xs_attrs_ok(s, atts, nattrs))
 		return;
-	}
 	if (s->depth == 1) {
 		s->stanza_start = xs_pos(s);
 		xs_discard(s, s->stanza_start);
@@ -488,11 +513,8 @@ xs_header_start(struct xs *s, const char *name, const char **atts, unsigned natt
 		    s, "policy-violation", "stream header larger than %zu bytes", s->limits.header);
 		return;
 	}
-	if (nattrs > s->limits.attrs) {
-		xs_abort(s, "policy-violation", "more than %u attributes on one element",
-		    s->limits.attrs);
+	if (!xs_attrs_ok(s, atts, nattrs))
 		return;
-	}
 
 	s->depth = 1;
 	/* From here on raw follows the input; it starts after the header. */
@@ -601,7 +623,11 @@ xs_text(void *arg, const XML_Char *text, int len)
 		tail_add(s->cur->last, text, (size_t)len);
 }
 
-/* Called before xs_start for the same element. */
+/*
+ * Called before xs_start for the same element. expat keeps a binding for
+ * each declaration while its element is open: their number and size are
+ * limited here, where they are seen first.
+ */
 static void XMLCALL
 xs_nsdecl(void *arg, const XML_Char *prefix, const XML_Char *uri)
 {
@@ -609,7 +635,16 @@ xs_nsdecl(void *arg, const XML_Char *prefix, const XML_Char *uri)
 
 	if (s->dead || s->closed)
 		return;
-	s->nsdecls++;
+	if (++s->nsdecls > s->limits.nsdecls) {
+		xs_abort(s, "policy-violation",
+		    "more than %u namespace declarations on one element", s->limits.nsdecls);
+		return;
+	}
+	if (uri != NULL && strlen(uri) > s->limits.attrlen) {
+		xs_abort(s, "policy-violation", "namespace name longer than %zu bytes",
+		    s->limits.attrlen);
+		return;
+	}
 	if (s->depth == 0 && prefix == NULL)
 		s->default_ns_ok = uri != NULL && strcmp(uri, s->content_ns) == 0;
 }

@@ -41,14 +41,20 @@ struct xs_elem {
 	struct xs_elem *next;  /* next sibling */
 };
 
+/*
+ * What a peer may make the parser hold. Exceeding any of them ends the
+ * stream with policy-violation and a text that names the limit.
+ */
 struct xs_limits {
-	size_t stanza;  /* raw bytes of one depth-1 element */
-	size_t header;  /* raw bytes of the stream header */
-	unsigned depth; /* element nesting below the stream */
-	unsigned attrs; /* attributes on one element */
+	size_t stanza;    /* raw bytes of one depth-1 element */
+	size_t header;    /* raw bytes of the stream header */
+	unsigned depth;   /* element nesting below the stream */
+	unsigned attrs;   /* attributes on one element, namespace declarations included */
+	unsigned nsdecls; /* namespace declarations on one element */
+	size_t attrlen;   /* bytes of one attribute value or namespace name, as parsed */
 };
 
-/* stanza 256 KiB, header 4 KiB, depth 32, attrs 64. */
+/* stanza 256 KiB, header 4 KiB, depth 32, attrs 64, nsdecls 16, attrlen 8 KiB. */
 void xs_limits_default(struct xs_limits *);
 
 /*

@@ -9,6 +9,9 @@ records every POST, and answers as its control file says, re-read every
     500    500 Internal Server Error
     hang   no answer; the request is held until the client gives up
     big    200 with a 1 MiB body (the body is recorded as with ok)
+    endless  200 announcing a 1 GiB body, written until the client stops
+           reading it; the bytes written are logged to standard error as
+           "endless answer: N bytes sent" (the body is recorded as with ok)
     down   the listening socket is closed: connections are refused; it is
            bound again, on the same port, when the mode changes back
 
@@ -33,7 +36,7 @@ import sys
 import threading
 import time
 
-MODES = ("ok", "500", "hang", "big", "down")
+MODES = ("ok", "500", "hang", "big", "endless", "down")
 
 
 class Receiver(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -131,7 +134,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.answer(500, b"no\n")
             return
         self.server.record(self.server.args.out, body)
+        if mode == "endless":
+            self.endless()
+            return
         self.answer(200, b"x" * (1 << 20) if mode == "big" else b"ok\n")
+
+    def endless(self):
+        """200 with a 1 GiB body, written until the client closes or stalls."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(1 << 30))
+        self.end_headers()
+        chunk, sent = b"x" * 65536, 0
+        try:
+            while sent < (1 << 30):
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        sys.stderr.write("http_receiver: endless answer: %d bytes sent\n" % sent)
+        self.close_connection = True
 
     def hang(self):
         """Hold the request until the client closes it (or 60 s pass)."""

@@ -22,18 +22,34 @@ from agenttest import (DOMAIN, SRV_NAME, Agent, Cluster, Unbound, a_record,  # n
                        srv_record)
 
 CB1 = "cb1." + DOMAIN
+SERVER_HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+                 "xmlns:stream='http://etherx.jabber.org/streams' id='x1' from='%s'>" % CB1)
+
+
+def dns_wire_len(name):
+    return sum(len(label) + 1 for label in name.strip(".").split(".")) + 1
+
+
+def srv_answer_size(targets):
+    """Bytes of unbound's answer with SRV records to these targets: header,
+    question, EDNS and one record each (owner compressed, target not)."""
+    return 12 + dns_wire_len(SRV_NAME) + 4 + 11 + sum(18 + dns_wire_len(t) for t in targets)
 
 
 class ScriptedPeer:
     """A TCP listener on 127.0.0.x that answers every connection with reply
-    (after reading the client's stream header), then closes; counts them."""
+    (after reading the client's stream header), then closes; counts them.
+    With keep_reading, what the client sends after the reply, up to its
+    close, is kept in received (bytes, one entry per connection)."""
 
-    def __init__(self, host, reply=b""):
+    def __init__(self, host, reply=b"", keep_reading=False):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind((host, 0))
         self.sock.listen(64)
         self.address = self.sock.getsockname()
         self.reply = reply
+        self.keep_reading = keep_reading
+        self.received = []
         self.accepted = 0
         self.stopping = False
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -52,9 +68,79 @@ class ScriptedPeer:
                 try:
                     conn.recv(4096)
                     conn.sendall(self.reply)
+                    if self.keep_reading:
+                        self.received.append(self.read_to_eof(conn))
                 except OSError:
                     pass
             conn.close()
+
+    @staticmethod
+    def read_to_eof(conn):
+        got = b""
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(2)
+        self.sock.close()
+
+
+class HoldingDNSProxy:
+    """A UDP proxy in front of unbound that holds the answers back while
+    holding is set, until release()."""
+
+    def __init__(self, upstream_port):
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.address = "127.0.0.1@%d" % self.sock.getsockname()[1]
+        self.clients = {}  # DNS id -> client address
+        self.held = []  # (answer, client address)
+        self.holding = False
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except OSError:
+                continue
+            if peer != self.upstream:
+                self.clients[data[:2]] = peer
+                self.sock.sendto(data, self.upstream)
+                continue
+            client = self.clients.get(data[:2])
+            with self.lock:
+                if self.holding:
+                    self.held.append((data, client))
+                elif client:
+                    self.sock.sendto(data, client)
+
+    @staticmethod
+    def qtype(msg):
+        i = 12
+        while msg[i]:
+            i += msg[i] + 1
+        return int.from_bytes(msg[i + 1:i + 3], "big")
+
+    def held_types(self):
+        with self.lock:
+            return [self.qtype(m) for m, _ in self.held]
+
+    def release(self):
+        with self.lock:
+            self.holding = False
+            for m, client in self.held:
+                self.sock.sendto(m, client)
+            self.held = []
 
     def stop(self):
         self.stopping = True
@@ -224,6 +310,55 @@ class AgentTest(xt.LabTest):
         u.set_records(SRV_NAME, [srv_record(10, 1, c.node("c").address[1], "c." + DOMAIN, 2)])
         st = a.wait_connected(seconds=6, server=c.target(c.node("c")))
         self.assertEqual([n["target"] for n in st["nodes"]], ["c.tptac9.test"])
+
+    def test_ttl_expiring_during_failover(self):
+        # Found by the chaos soak: the records' TTL ran out while the agent
+        # was failing over within a round (no new resolve), and the session
+        # it then set up never looked at the records again.
+        c = self.cluster()
+        u = self.dns(c.records(prio=(10, 20, 30), ttl=1))
+        a = self.agent(u)  # handshake-timeout 3 s: longer than the TTL
+        a.wait_connected(server=c.target(c.node("a")))
+        b = c.node("b")
+        b.process.signal(signal.SIGSTOP)  # accepts, never answers
+        try:
+            c.node("a").process.signal(signal.SIGKILL)
+            a.wait_connected(seconds=6, server=c.target(c.node("c")))
+        finally:
+            b.process.signal(signal.SIGCONT)
+        u.set_records(SRV_NAME, [srv_record(20, 1, b.address[1], b.host, 1)])
+        a.wait_connected(seconds=5, server=c.target(b))
+        self.assertIn("c.tptac9.test:%d is no longer in the SRV records; moving" %
+                      c.node("c").address[1], a.log_text())
+
+    def test_refresh_answer_after_the_drop(self):
+        # The answer to a TTL refresh asked while connected comes back after
+        # the session dropped, while the agent backs off: it must not start
+        # an attempt of its own (the backoff would then resolve again under
+        # a live session and open a second one, leaking the first).
+        c = self.cluster(nodes=1)
+        u = self.dns(c.records(ttl=1))
+        proxy = HoldingDNSProxy(u.port)
+        self.cleanups.append(proxy.stop)
+        a = self.agent(dns_server=proxy.address, backoff_min=3, backoff_max=3)
+        n = c.node("a")
+        a.wait_connected()
+        proxy.holding = True
+        xt.wait_until(lambda: 33 in proxy.held_types(), 5, "a refresh of the SRV records")
+        n.process.signal(signal.SIGKILL)
+        n.process.wait()
+        a.wait_status(lambda s: s["state"] == "backoff", 3, "backoff")
+        c.restart(n)
+        proxy.release()
+        a.wait_connected(seconds=6)
+        time.sleep(4)  # past the backoff that was in force
+        st = a.wait_connected()
+        self.assertEqual(st["failovers"], "1")
+        log = a.log_text()
+        self.assertNotIn("no longer in the SRV records", log)
+        self.assertNotIn("conflict", log)
+        self.assertEqual(log.count("connected to a.tptac9.test"), 2, log)
+        self.assertEqual(n.must("status").stdout.count("Component  : " + CB1), 1)
 
     def test_conflict_on_kick_new_node(self):
         c = self.cluster()
@@ -412,12 +547,135 @@ class AgentTest(xt.LabTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("unknown key \"colour\"", r.stderr)
 
+    def test_config_limits(self):
+        """A line over 4096 bytes and a secret over 1024 characters: -t and a
+        start both refuse, exit 1, naming the file and line or the secret file."""
+        a = self.agent(start=False)
+        with open(a.conf_path, "a") as f:
+            f.write("status-file = /run/%s\n" % ("x" * 5000))
+        lines = open(a.conf_path).read().count("\n")
+        for argv in (["-t", "-f", a.conf_path], ["-f", a.conf_path]):
+            r = subprocess.run([xt.program("xcompd")] + argv, capture_output=True, text=True,
+                               timeout=10)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("%s:%d: line longer than 4096 bytes" % (a.conf_path, lines), r.stderr)
+        a.write_conf(a.conf)
+        a.write_secret("k" * 1025)
+        r = subprocess.run([xt.program("xcompd"), "-t", "-f", a.conf_path], capture_output=True,
+                           text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("secret-file %s: the secret is longer than 1024 characters" %
+                      a.secret_path, r.stderr)
+        a.write_secret("k" * 1024)
+        r = subprocess.run([xt.program("xcompd"), "-t", "-f", a.conf_path], capture_output=True,
+                           text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_fixed_servers_skip_dns(self):
         c = self.cluster(nodes=2)
         a = self.agent(server="%s:%d %s:%d" % (c.nodes[0].address + c.nodes[1].address),
                        dns_server="127.0.0.1@9")
         st = a.wait_connected()
         self.assertEqual(st["server"], "127.0.0.1:%d" % c.nodes[0].address[1])
+
+    # ---------------------------------------------------------- limits
+
+    def test_largest_srv_answer(self):
+        """As many SRV records as one DNS message carries (64 KiB, here 2,600 and
+        more): the agent orders them, uses the first 32 nodes, says how many it
+        left out, and connects as fast as with three records, at little CPU."""
+        c = self.cluster()
+        records = c.records(prio=(10, 10, 10))
+        targets = [n.host for n in c.nodes]
+        # Decoys after the cluster, with single-label targets (NXDOMAIN here)
+        # so that as many as possible fit in the 65,535 bytes of one answer.
+        while srv_answer_size(targets + ["d%d." % len(targets)]) <= 65535:
+            records.append("%s. 60 IN SRV 20 %d 5347 d%d." % (SRV_NAME, len(targets) % 100,
+                                                             len(targets)))
+            targets.append("d%d." % len(targets))
+        total = len(targets)
+        self.assertGreater(total, 2600)
+        u = self.dns(records)
+        t0 = time.monotonic()
+        a = self.agent(u)
+        st = a.wait_connected(xt.timeout(5))
+        elapsed, cpu = time.monotonic() - t0, a.cpu_seconds()
+        sys.stderr.write("%d SRV records: connected in %.3f s, agent CPU %.3f s\n" % (
+            total, elapsed, cpu))
+        self.assertLess(elapsed, xt.timeout(2.0))
+        self.assertLess(cpu, xt.timeout(0.5))
+        self.assertEqual(len(st["nodes"]), 32)
+        self.assertEqual(sorted(n["target"] for n in st["nodes"][:3]),
+                         [n.host for n in c.nodes])
+        self.assertIn("%s: %d SRV records; trying the first 32 nodes in RFC 2782 order and "
+                      "leaving out the other %d records" % (SRV_NAME, total, total - 32),
+                      a.log_text())
+
+    def test_srv_records_beyond_one_dns_message(self):
+        """10,000 SRV records under one name are some 360 KB: no DNS message
+        carries them, so unbound answers truncated, with no records, even over
+        TCP. The agent reports a dns error that names the query, quickly, and
+        waits in backoff without spinning."""
+        records = [srv_record(10, i % 100, 5347, "n%d.%s" % (i, DOMAIN)) for i in range(10000)]
+        self.assertGreater(srv_answer_size(["n%d.%s" % (i, DOMAIN) for i in range(10000)]),
+                           65535)
+        u = self.dns(records)
+        t0 = time.monotonic()
+        a = self.agent(u, backoff_min=1, backoff_max=2)
+        st = a.wait_status(lambda s: s.get("last-error") == "dns", xt.timeout(5), "dns error")
+        elapsed = time.monotonic() - t0
+        self.assertIn(SRV_NAME, st["last-error-text"])
+        self.assertIn("SERVFAIL", st["last-error-text"])
+        cpu0 = a.cpu_seconds()
+        time.sleep(2)
+        sys.stderr.write("10000 SRV records: dns error after %.3f s, agent CPU %.3f s "
+                         "then %.3f s over 2 s of backoff\n" % (
+                             elapsed, cpu0, a.cpu_seconds() - cpu0))
+        self.assertLess(elapsed, xt.timeout(2.0))
+        self.assertLess(a.cpu_seconds() - cpu0, xt.timeout(0.1))
+
+    def upstream_sends(self, payload):
+        """An agent whose only node authenticates it, then sends payload;
+        the status once it has given up on the node, and what it sent back."""
+        peer = ScriptedPeer("127.0.0.4", (SERVER_HEADER + "<handshake/>" + payload).encode(),
+                            keep_reading=True)
+        self.cleanups.append(peer.stop)
+        a = self.agent(server="127.0.0.4:%d" % peer.address[1], backoff_min=5, backoff_max=10,
+                       name="xcompd-%d" % peer.address[1])
+        st = a.wait_status(lambda s: s.get("last-error") == "stream", xt.timeout(5), "stream")
+        xt.wait_until(lambda: peer.received, xt.timeout(3), "the agent's close")
+        a.stop()
+        return st, peer.received[0].decode()
+
+    def test_upstream_xml_limits(self):
+        """A node that breaks a parser limit gets policy-violation with a text
+        that names the limit; the status says the same to the operator."""
+        cases = [
+            ("<message from='x@%s' to='%s'><body>%s</body></message>" % (
+                DOMAIN, CB1, "b" * (1 << 20)), "stanza larger than 1048576 bytes"),
+            ("<message>%s" % ("<a>" * 40), "elements nested deeper than 32 levels"),
+            ("<message%s/>" % "".join(" a%d='v'" % i for i in range(65)),
+             "more than 64 attributes on one element"),
+            ("<message%s/>" % "".join(" xmlns:p%d='urn:p%d'" % (i, i) for i in range(17)),
+             "more than 16 namespace declarations on one element"),
+            ("<message to='%s'/>" % ("t" * 8193), "value of attribute to longer than 8192 bytes"),
+        ]
+        for payload, text in cases:
+            with self.subTest(text=text):
+                st, sent = self.upstream_sends(payload)
+                self.assertIn("sent bad XML: %s (policy-violation)" % text,
+                              st["last-error-text"])
+                self.assertIn("<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                              "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>%s</text>" %
+                              text, sent)
+        # The stanza limit itself passes: a 1 MiB stanza is delivered, not refused.
+        body = "b" * ((1 << 20) - len("<message><body></body></message>"))
+        peer = ScriptedPeer("127.0.0.5", (SERVER_HEADER + "<handshake/><message><body>" + body +
+                                          "</body></message>").encode())
+        self.cleanups.append(peer.stop)
+        a = self.agent(server="127.0.0.5:%d" % peer.address[1], name="xcompd-exact")
+        a.wait_status(lambda s: s.get("last-error") == "closed", xt.timeout(5), "the close")
+        self.assertNotIn("sent bad XML", a.log_text())
 
     # ---------------------------------------------------------- xcomp
 

@@ -8,6 +8,7 @@ the receiver was down, and a hanging receiver that must not delay failover.
 
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -33,6 +34,7 @@ class EventsTest(xt.LabTest):
                         port_file, "--out", self.out, "--control", self.control],
                        self.wd.path, "receiver").start()
         self.cleanups.append(p.stop)
+        self.receiver_process = p
         xt.wait_for_file(port_file, 5, p)
         return "http://127.0.0.1:%s/events" % open(port_file).read().strip()
 
@@ -106,6 +108,39 @@ class EventsTest(xt.LabTest):
         a.wait_connected()
         st = a.wait_status(lambda s: int(s.get("events-dropped", "0")) >= 1, 3, "drops")
         self.assertGreaterEqual(int(st["events-dropped"]), 1)
+
+    def test_endless_answer(self):
+        """A receiver that answers 200 with a body of 1 GiB: the agent reads
+        64 KiB of each answer, counts the event delivered (the 2xx came) and
+        goes on; its memory does not grow with the answers."""
+        url = self.receiver(mode="endless")
+        c, a = self.setup_agent(url)
+        st = a.wait_connected()
+        xt.wait_until(lambda: len(self.events()) >= 4, 5, "four events")
+        rss0 = rss_kib(a.pid)
+        for failovers in ("1", "2"):
+            c.by_server(st["server"]).process.signal(signal.SIGKILL)
+            st = a.wait_status(lambda s: s["failovers"] == failovers and
+                               s["state"] == "connected", 3, "failover " + failovers)
+        xt.wait_until(lambda: len(self.events()) >= 10, 5, "ten events")
+        time.sleep(0.3)  # a retry would show up as an eleventh
+        states = [e["state"] for e in self.events()]
+        self.assertEqual(states, ["resolving", "connecting", "authenticating", "connected"] +
+                         ["connecting", "authenticating", "connected"] * 2)
+        grown = rss_kib(a.pid) - rss0
+        sys.stderr.write("endless answers: agent RSS grew %d KiB over 6 events\n" % grown)
+        self.assertLess(grown, 2048)
+        self.assertEqual(a.status()["events-dropped"], "0")
+        self.assertEqual(a.log_text().count("answers with more than 64 KiB; the agent reads "
+                                            "no further"), 1)
+        sent = [int(n) for n in re.findall(r"endless answer: (\d+) bytes sent",
+                                           self.receiver_process.log_text())]
+        self.assertTrue(sent and all(n < 64 << 20 for n in sent), sent)
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
 
 
 if __name__ == "__main__":

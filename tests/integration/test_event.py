@@ -219,6 +219,25 @@ class EventTest(unittest.TestCase):
             self.check_bodies(rcv, [1, 2])
             self.assertEqual(len(rcv.requests()), 2)
 
+    def test_endless_answer(self):
+        """A 200 announcing 1 GiB: the driver reads 64 KiB, cuts the transfer,
+        says so once and counts the events delivered (no retry). What the
+        receiver managed to write is the cap plus the sockets' buffers."""
+        with xt.Workdir("event-endless") as wd, Receiver(wd, mode="endless") as rcv, \
+                Driver(wd, rcv.url, 3, "-b", "0,1") as drv:
+            t0 = time.monotonic()
+            drv.finish()
+            self.assertLess(time.monotonic() - t0, 5)
+            self.check_bodies(rcv, [1, 2, 3])
+            self.assertEqual(len(rcv.requests()), 3)
+            self.assertEqual(drv.failures(), 0)
+            self.assertEqual(drv.log().count("answers with more than 64 KiB"), 1)
+            xt.wait_until(lambda: rcv.process.log_text().count("endless answer:") == 3, 5,
+                          "three answers ended")
+            sent = [int(n) for n in re.findall(r"endless answer: (\d+) bytes sent",
+                                               rcv.process.log_text())]
+            self.assertTrue(all(n < 64 << 20 for n in sent), sent)
+
     def test_https_verified(self):
         """https with the CA file: verified and delivered."""
         with xt.Workdir("event-https") as wd:

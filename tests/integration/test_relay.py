@@ -237,6 +237,10 @@ class RelayTest(xt.LabTest):
         local.send("<message from='%s' to='%s' type='error' id='e2'><body>%s</body></message>"
                    % (CB1, CB2, big))
         local.expect_nothing(0.3)
+        # The operator is told once, not once per stanza.
+        self.assertEqual(a.log_text().count("relay: queue full (relay-queue = 4096 bytes): "
+                                            "stanzas from the local component are bounced"), 1)
+        self.assertIn("an error stanza from the local component was dropped", a.log_text())
 
     def test_replay_on_failover(self):
         self._failover(replay=True)

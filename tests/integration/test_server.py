@@ -332,6 +332,39 @@ class ServerTest(unittest.TestCase):
             b.ping(DOMAIN, CB2)
             srv.component("cb1", name="cb1-again").ping(DOMAIN, CB1)
 
+    def test_parser_limits(self):
+        """Each limit of the XML parser ends the stream with policy-violation and
+        a text that names it, before and after authentication; the server
+        goes on serving."""
+        stanza_cases = [
+            ("<message from='%s' to='%s'>%s" % (CB1, CB2, "<a>" * 40),
+             "elements nested deeper than 32 levels"),
+            ("<message%s/>" % "".join(" a%d='v'" % i for i in range(65)),
+             "more than 64 attributes on one element"),
+            ("<message%s/>" % "".join(" xmlns:p%d='urn:p%d'" % (i, i) for i in range(17)),
+             "more than 16 namespace declarations on one element"),
+            ("<message from='%s' to='%s' id='%s'/>" % (CB1, CB2, "i" * 8193),
+             "value of attribute id longer than 8192 bytes"),
+            ("<message xmlns:p='urn:%s'/>" % ("u" * 8189),
+             "namespace name longer than 8192 bytes"),
+        ]
+        with self.server() as srv:
+            b = srv.component("cb2")
+            for i, (payload, text) in enumerate(stanza_cases):
+                a = srv.component("cb1", name="limit%d" % i)
+                a.send(payload)
+                a.expect_stream_error("policy-violation", text)
+            c = srv.connect(name="big-header")
+            c.send(c.stream_header(CB1, extra=" x='%s'" % ("h" * 4096)))
+            c.expect_header()
+            c.expect_stream_error("policy-violation", "stream header larger than 4096 bytes")
+            b.expect_nothing(0.1)
+            b.ping(DOMAIN, CB2)
+            srv.component("cb1", name="cb1-again").ping(DOMAIN, CB1)
+            log = srv.log_text()
+            for _, text in stanza_cases:
+                self.assertIn("stream error <policy-violation/>: %s" % text, log)
+
     def test_doctype_billion_laughs(self):
         with self.server() as srv:
             ents = ['<!ENTITY lol "lol">'] + [

@@ -97,17 +97,36 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* "a = xxx...", n bytes long, after a first line "b = 1". */
+static char *
+long_line(size_t n)
+{
+	char *text = malloc(n + 8);
+
+	ck_assert_ptr_nonnull(text);
+	memcpy(text, "b = 1\na = ", 10);
+	memset(text + 10, 'x', n - 4);
+	strcpy(text + 6 + n, "\n");
+	return text;
+}
+
 START_TEST(test_long_line)
 {
-	char *text = malloc(CONF_LINE_MAX + 100);
 	struct seen s;
-	char err[512];
+	char err[512], *text;
 
-	memset(text, 'x', CONF_LINE_MAX + 50);
-	memcpy(text, "a = ", 4);
-	strcpy(text + CONF_LINE_MAX + 50, "\n");
+	/* The limit itself passes; one byte more names the file and line. */
+	text = long_line(CONF_LINE_MAX);
+	ck_assert_int_eq(parse(text, &s, err), 0);
+	ck_assert_int_eq(s.n, 2);
+	free(text);
+	text = long_line(CONF_LINE_MAX + 1);
 	ck_assert_int_eq(parse(text, &s, err), -1);
-	ck_assert_str_eq(err, "test.conf:1: line longer than 4096 bytes");
+	ck_assert_str_eq(err, "test.conf:2: line longer than 4096 bytes");
+	free(text);
+	text = long_line(100000);
+	ck_assert_int_eq(parse(text, &s, err), -1);
+	ck_assert_str_eq(err, "test.conf:2: line longer than 4096 bytes");
 	free(text);
 }
 END_TEST
@@ -354,6 +373,9 @@ START_TEST(test_key_errors)
 	key_error("server = a.example:0\n", "xcompd.conf:1: server: \"a.example:0\" is not "
 	                                    "host[:port]");
 	key_error("server = a b:x\n", "xcompd.conf:1: server: \"b:x\" is not host[:port]");
+	key_error("server = a1 a2 a3 a4 a5 a6 a7 a8 a9 a10 a11 a12 a13 a14 a15 a16 a17 a18 a19 a20 "
+	          "a21 a22 a23 a24 a25 a26 a27 a28 a29 a30 a31 a32 a33\n",
+	    "xcompd.conf:1: server: more than 32 entries");
 	key_error("service = xmpp-component.tcp\n", "xcompd.conf:1: service: expected two labels "
 	                                            "like _xmpp-component._tcp");
 	key_error("dns-server = dns.example\n", "xcompd.conf:1: dns-server: expected an IP "
@@ -440,6 +462,51 @@ START_TEST(test_secret_file)
 }
 END_TEST
 
+/* The secret, inline or in its file: 1024 characters at most, and text. */
+START_TEST(test_secret_limits)
+{
+	char text[1200], expect[512], err[512], *secret;
+	const char *path;
+	struct conf *c;
+	FILE *fp;
+
+	memset(text, 'k', 1025);
+	strcpy(text + 1025, "\n");
+	path = write_file("long-secret", text, 0600);
+	ck_assert_int_eq(conf_read_secret(path, &secret, err, sizeof(err)), -1);
+	snprintf(expect, sizeof(expect),
+	    "secret-file %s: the secret is longer than 1024 characters; use a shorter one", path);
+	ck_assert_str_eq(err, expect);
+	ck_assert_ptr_null(secret);
+	strcpy(text + 1024, "\nsecond line, longer than the limit ....................\n");
+	path = write_file("longest-secret", text, 0600);
+	ck_assert_int_eq(conf_read_secret(path, &secret, err, sizeof(err)), 0);
+	ck_assert_uint_eq(strlen(secret), 1024);
+	conf_wipe_free(secret);
+
+	path = write_file("nul-secret", "", 0600);
+	fp = fopen(path, "w");
+	fwrite("ab\0cd\n", 1, 6, fp);
+	fclose(fp);
+	ck_assert_int_eq(conf_read_secret(path, &secret, err, sizeof(err)), -1);
+	snprintf(expect, sizeof(expect),
+	    "secret-file %s: the first line is binary (it holds a NUL byte)", path);
+	ck_assert_str_eq(err, expect);
+
+	c = conf_new();
+	memcpy(text, "secret = ", 9);
+	memset(text + 9, 'k', 1024);
+	strcpy(text + 9 + 1024, "\n");
+	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
+	ck_assert_uint_eq(strlen(c->secret), 1024);
+	strcpy(text + 9 + 1024, "k\n");
+	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "t:1: secret: longer than 1024 characters");
+	conf_free(c);
+	remove_tmpdir();
+}
+END_TEST
+
 START_TEST(test_override)
 {
 	struct conf *c = conf_new();
@@ -493,6 +560,7 @@ main(void)
 	tcase_add_test(tc, test_key_errors);
 	tcase_add_test(tc, test_finish_errors);
 	tcase_add_test(tc, test_secret_file);
+	tcase_add_test(tc, test_secret_limits);
 	tcase_add_test(tc, test_override);
 	tcase_add_test(tc, test_contrib_example);
 	suite_add_tcase(s, tc);

@@ -16,6 +16,7 @@
 
 #include "dns.h"
 #include "srv.h"
+#include "util.h"
 #include "unit.h"
 
 /* Each literal's terminating NUL is the root label that ends the target. */
@@ -470,6 +471,83 @@ START_TEST(test_order_single)
 }
 END_TEST
 
+/*
+ * The cap: with the same random numbers, srv_order_max gives the first max
+ * entries of srv_order's order, over record sets with every kind of record
+ * (weight 0, ".", duplicates).
+ */
+START_TEST(test_order_max_is_prefix)
+{
+	static const size_t maxes[] = {0, 1, 2, 5, 32, 300};
+	struct srv_rr rrs[300];
+	size_t full[300], capped[300], i, m, n, nfull, ncapped;
+	uint32_t seed = 777, s1, s2;
+	char target[32];
+	int round;
+
+	for (round = 0; round < 300; round++) {
+		n = test_rnd(&seed, 300) + 1;
+		for (i = 0; i < n; i++) {
+			snprintf(target, sizeof(target), "n%u.test", test_rnd(&seed, 200));
+			rrs[i] = mkrr((uint16_t)test_rnd(&seed, 5),
+			    (uint16_t)(test_rnd(&seed, 3) == 0 ? 0 : test_rnd(&seed, 100)), 5347,
+			    test_rnd(&seed, 50) == 0 ? "." : target);
+		}
+		for (m = 0; m < nitems(maxes); m++) {
+			s1 = s2 = seed;
+			nfull = srv_order(rrs, n, test_rnd, &s1, full);
+			ncapped = srv_order_max(rrs, n, maxes[m], test_rnd, &s2, capped);
+			if (ncapped != (nfull < maxes[m] ? nfull : maxes[m]))
+				ck_abort_msg("round %d, max %zu: %zu placed of %zu", round,
+				    maxes[m], ncapped, nfull);
+			if (memcmp(full, capped, ncapped * sizeof(*full)) != 0)
+				ck_abort_msg("round %d, max %zu: not a prefix", round, maxes[m]);
+		}
+	}
+}
+END_TEST
+
+/* Counts the random numbers drawn: one per weighted choice. */
+static uint32_t
+counting_rnd(void *arg, uint32_t bound)
+{
+	(*(unsigned *)arg)++;
+	return bound / 2;
+}
+
+/*
+ * 10,000 records of one priority: the first 32 cost 32 choices, where the
+ * whole order costs 9,999, so a huge answer does not slow the agent.
+ */
+START_TEST(test_order_max_work)
+{
+	enum { N = 10000 };
+	struct srv_rr *rrs = calloc(N, sizeof(*rrs));
+	size_t *order = calloc(N, sizeof(*order)), i, j;
+	unsigned draws = 0;
+	char target[32];
+
+	ck_assert_ptr_nonnull(rrs);
+	ck_assert_ptr_nonnull(order);
+	for (i = 0; i < N; i++) {
+		snprintf(target, sizeof(target), "n%zu.test", i);
+		rrs[i] = mkrr((uint16_t)(10 + i % 3), (uint16_t)(i % 100), 5347, target);
+	}
+	ck_assert_uint_eq(srv_order_max(rrs, N, SRV_USE_MAX, counting_rnd, &draws, order), 32);
+	ck_assert_uint_eq(draws, 32);
+	for (i = 0; i < 32; i++) {
+		ck_assert_uint_eq(rrs[order[i]].priority, 10);
+		for (j = 0; j < i; j++)
+			ck_assert_uint_ne(order[i], order[j]);
+	}
+	draws = 0;
+	ck_assert_uint_eq(srv_order(rrs, N, counting_rnd, &draws, order), N);
+	ck_assert_uint_eq(draws, N - 3);
+	free(rrs);
+	free(order);
+}
+END_TEST
+
 /* libunbound results built by hand, as ub_resolve_async delivers them. */
 struct fake {
 	struct ub_result res;
@@ -796,6 +874,8 @@ srv_suite(void)
 	tcase_add_test(order, test_order_duplicates);
 	tcase_add_test(order, test_order_root_target_left_out);
 	tcase_add_test(order, test_order_single);
+	tcase_add_test(order, test_order_max_is_prefix);
+	tcase_add_test(order, test_order_max_work);
 	suite_add_tcase(s, order);
 
 	tcase_add_test(dns, test_dns_parse_addr);

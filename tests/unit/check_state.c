@@ -141,6 +141,28 @@ START_TEST(test_add_secret_replaces_and_checks)
 }
 END_TEST
 
+/* A secret of STATE_SECRET_MAX characters is stored; one more is refused. */
+START_TEST(test_secret_length)
+{
+	char in[STATE_SECRET_MAX + 3];
+	struct state st;
+
+	memset(in, 's', STATE_SECRET_MAX);
+	strcpy(in + STATE_SECRET_MAX, "\n");
+	ck_assert_int_eq(run(in, "callbridge add-secret cb1"), 0);
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_uint_eq(strlen(st.cbs[0].secret), STATE_SECRET_MAX);
+	state_free(&st);
+	strcpy(in + STATE_SECRET_MAX, "s\n");
+	ck_assert_int_eq(run(in, "callbridge add-secret cb1"), 1);
+	ck_assert_str_eq(err, "secret longer than 256 characters");
+	/* Without a newline the same. */
+	in[STATE_SECRET_MAX + 1] = '\0';
+	ck_assert_int_eq(run(in, "callbridge add-secret cb1"), 1);
+	ck_assert_str_eq(err, "secret longer than 256 characters");
+}
+END_TEST
+
 START_TEST(test_secrets_file_mode)
 {
 	char path[128];
@@ -567,6 +589,7 @@ main(void)
 	tcase_add_test(tc, test_add_prints_secret);
 	tcase_add_test(tc, test_add_twice_remove);
 	tcase_add_test(tc, test_add_secret_replaces_and_checks);
+	tcase_add_test(tc, test_secret_length);
 	tcase_add_test(tc, test_secrets_file_mode);
 	tcase_add_test(tc, test_listen);
 	tcase_add_test(tc, test_policy_and_numbers);

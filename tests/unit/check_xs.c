@@ -1007,6 +1007,131 @@ START_TEST(test_attrs_limit)
 }
 END_TEST
 
+/* A stanza whose <x/> declares n namespaces: a default one, then prefixes. */
+static char *
+with_nsdecls(unsigned n)
+{
+	char *in = xstrdup(HDR "<message><x"), *t;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		if (i == 0)
+			t = xasprintf("%s xmlns='urn:x'", in);
+		else
+			t = xasprintf("%s xmlns:p%u='urn:p%u'", in, i, i);
+		free(in);
+		in = t;
+	}
+	t = xasprintf("%s/></message>%s", in, END);
+	free(in);
+	return t;
+}
+
+START_TEST(test_nsdecls_limit)
+{
+	struct xs_limits l;
+	struct rec r;
+	char *in;
+
+	/* The default: 16 declarations on one element pass, 17 do not. */
+	in = with_nsdecls(16);
+	parse_str(in, NULL, &r);
+	ck_assert_int_eq(r.nerror, 0);
+	ck_assert_int_eq(r.nstanza, 1);
+	rec_free(&r);
+	free(in);
+	in = with_nsdecls(17);
+	expect_error(
+	    in, NULL, "policy-violation", "more than 16 namespace declarations on one element");
+	free(in);
+
+	/* Counted per element: 3 on each of two nested elements pass a limit of 3. */
+	xs_limits_default(&l);
+	l.nsdecls = 3;
+	parse_str(HDR "<message xmlns:a='urn:a' xmlns:b='urn:b' xmlns:c='urn:c'>"
+	              "<x xmlns='urn:x' xmlns:d='urn:d' xmlns:e='urn:e'/></message>" END,
+	    &l, &r);
+	ck_assert_int_eq(r.nerror, 0);
+	ck_assert_int_eq(r.nstanza, 1);
+	rec_free(&r);
+	expect_error(HDR "<message xmlns:a='urn:a' xmlns:b='urn:b' xmlns:c='urn:c' "
+	                 "xmlns:d='urn:d'/>" END,
+	    &l, "policy-violation", "more than 3 namespace declarations on one element");
+
+	/* The stream header declares two already. */
+	l.nsdecls = 2;
+	parse_str(HDR IQ END, &l, &r);
+	ck_assert_int_eq(r.nerror, 0);
+	rec_free(&r);
+	expect_error("<stream:stream " NS_DECLS " xmlns:db='jabber:server:dialback'>" END, &l,
+	    "policy-violation", "more than 2 namespace declarations on one element");
+}
+END_TEST
+
+/* "<message to='...'/>" with a value of n bytes, after entities are expanded. */
+static char *
+with_value(size_t n, const char *unit, size_t unitlen)
+{
+	char *in = xstrdup(HDR "<message to='"), *t;
+	size_t i;
+
+	for (i = 0; i < n; i += unitlen) {
+		t = xasprintf("%s%s", in, unit);
+		free(in);
+		in = t;
+	}
+	t = xasprintf("%s'/>%s", in, END);
+	free(in);
+	return t;
+}
+
+START_TEST(test_attrlen_limit)
+{
+	struct xs_limits l;
+	struct rec r;
+	char *in, *uri;
+
+	xs_limits_default(&l);
+	l.attrlen = 40;
+	in = with_value(40, "x", 1);
+	parse_str(in, &l, &r);
+	ck_assert_int_eq(r.nerror, 0);
+	ck_assert_int_eq(r.nstanza, 1);
+	rec_free(&r);
+	free(in);
+	in = with_value(41, "x", 1);
+	expect_error(in, &l, "policy-violation", "value of attribute to longer than 40 bytes");
+	free(in);
+
+	/* The parsed value counts: 40 "&amp;" are 200 bytes sent but 40 held. */
+	in = with_value(40, "&amp;", 1);
+	parse_str(in, &l, &r);
+	ck_assert_int_eq(r.nerror, 0);
+	rec_free(&r);
+	free(in);
+
+	/* A qualified attribute is named by its local name. */
+	expect_error(HDR "<message xmlns:p='urn:p' p:flag='" /* 41 bytes */
+	                 "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy'/>" END,
+	    &l, "policy-violation", "value of attribute flag longer than 40 bytes");
+	/* In the stream header too. */
+	expect_error("<stream:stream " NS_DECLS
+	             " id='zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz'>" END,
+	    &l, "policy-violation", "value of attribute id longer than 40 bytes");
+
+	/* A namespace name is an attribute value as well. */
+	uri = xasprintf("urn:%s", "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"); /* 41 bytes */
+	ck_assert_uint_eq(strlen(uri), 41);
+	in = xasprintf(HDR "<message><x xmlns='%s'/></message>" END, uri);
+	expect_error(in, &l, "policy-violation", "namespace name longer than 40 bytes");
+	free(in);
+	in = xasprintf(HDR "<message xmlns:q='%s'/>" END, uri);
+	expect_error(in, &l, "policy-violation", "namespace name longer than 40 bytes");
+	free(in);
+	free(uri);
+}
+END_TEST
+
 START_TEST(test_between_stanzas)
 {
 	struct rec r;
@@ -1151,6 +1276,8 @@ START_TEST(test_limits_default)
 	ck_assert_uint_eq(l.header, 4096);
 	ck_assert_uint_eq(l.depth, 32);
 	ck_assert_uint_eq(l.attrs, 64);
+	ck_assert_uint_eq(l.nsdecls, 16);
+	ck_assert_uint_eq(l.attrlen, 8192);
 }
 END_TEST
 
@@ -1434,6 +1561,8 @@ xs_suite(void)
 	tcase_add_test(tc, test_not_well_formed);
 	tcase_add_test(tc, test_depth_limit);
 	tcase_add_test(tc, test_attrs_limit);
+	tcase_add_test(tc, test_nsdecls_limit);
+	tcase_add_test(tc, test_attrlen_limit);
 	tcase_add_test(tc, test_between_stanzas);
 	tcase_add_test(tc, test_after_close);
 	tcase_add_test(tc, test_handler_stop);

@@ -334,6 +334,21 @@ io_write(struct io *io, const void *p, size_t n)
 }
 
 int
+io_flush(struct io *io)
+{
+	if (io->done || io->closing || io->connecting || io->handshaking || io->err ||
+	    io->out.len == 0)
+		return 0;
+	if (flush(io) == -1) {
+		io->err = errno;
+		update_events(io);
+		return -1;
+	}
+	update_events(io);
+	return 0;
+}
+
+int
 io_print(struct io *io, const char *fmt, ...)
 {
 	va_list ap;

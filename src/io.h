@@ -70,6 +70,11 @@ struct io *io_connect(
 int io_write(struct io *, const void *, size_t);
 int io_print(struct io *, const char *, ...) __attribute__((format(printf, 2, 3)));
 /* Bytes queued and not yet written. */
+/*
+ * Write what is queued now instead of at the loop's next pass, as far as the
+ * socket takes it; -1 when the write failed (reported as closed next pass).
+ */
+int io_flush(struct io *);
 size_t io_queued(const struct io *);
 /* Stop reading; close once the queue is flushed (or at once on error). */
 void io_close_after_flush(struct io *);

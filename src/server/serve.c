@@ -389,6 +389,22 @@ is_error(const struct xs_elem *e)
 	return type && strcmp(type, "error") == 0;
 }
 
+/*
+ * Before a ping's answer: write out what was routed to others. A component
+ * (the agent's relay) takes the answer as proof that everything it sent
+ * before the ping was handled; the stanzas must not be waiting in a queue
+ * then, to be lost if this server dies before its next pass.
+ */
+static void
+flush_routed(struct server *srv)
+{
+	struct conn *c;
+
+	for (c = srv->conns; c; c = c->next)
+		if (io_queued(c->io) > 0)
+			(void)io_flush(c->io);
+}
+
 /* A stanza to the server's own domain: answer pings, refuse the rest. */
 static void
 to_server(struct conn *c, const struct xs_elem *e)
@@ -402,6 +418,7 @@ to_server(struct conn *c, const struct xs_elem *e)
 		to = xs_escape(xs_attr(e, "from"));
 		from = xs_escape(xs_attr(e, "to"));
 		s = xasprintf("<iq type='result' id='%s' from='%s' to='%s'/>", eid, from, to);
+		flush_routed(c->srv);
 		send_str(c, s);
 		free(s);
 		free(eid);

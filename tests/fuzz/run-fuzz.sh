@@ -17,7 +17,9 @@ for t in "$@"; do
 	mkdir -p "$work"
 	dict=
 	case $t in
-	xs_* | relay) dict=-dict=$here/xmpp.dict ;;
+	xs_*) dict=-dict=$here/xmpp.dict ;;
+	# Each input is a session over a socket: keep them short.
+	relay) dict="-dict=$here/xmpp.dict -max_len=4096" ;;
 	conf) dict=-dict=$here/conf.dict ;;
 	esac
 	# -rss_limit_mb: the agent's own limits keep far below it.

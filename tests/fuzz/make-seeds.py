@@ -38,7 +38,7 @@ class Corpus:
         self.dir = os.path.join(CORPUS, target)
         os.makedirs(self.dir, exist_ok=True)
         for f in os.listdir(self.dir):
-            if not f.startswith("regress-"):
+            if not f.startswith(("regress-", "found-")):
                 os.unlink(os.path.join(self.dir, f))
         self.seen = set()
 

@@ -90,13 +90,13 @@ run_sanitizers() {
 }
 
 # Every fuzz target under libFuzzer for FUZZ_SECONDS (30 s here; make fuzz
-# alone: 60 s), built with clang from the tarball in _fuzz/.
+# alone: 60 s), one per core at a time, built with clang from the tarball in _fuzz/.
 run_fuzz() {
 	say "fuzz: each target ${FUZZ_SECONDS:-30} s under libFuzzer, ASan and UBSan (_fuzz/)"
 	[ -f xcomp-*.tar.gz ] || make -s dist >/dev/null
 	rm -rf _fuzz && mkdir _fuzz && tar -xzf xcomp-*.tar.gz -C _fuzz
 	if (cd _fuzz/xcomp-* && ./configure -q CC=clang --enable-werror --enable-fuzzing &&
-		make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}") >_fuzz/fuzz.log 2>&1; then
+		make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_JOBS="$(nproc)") >_fuzz/fuzz.log 2>&1; then
 		grep '^fuzz ' _fuzz/fuzz.log
 		return 0
 	fi

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run each fuzz target under libFuzzer for FUZZ_SECONDS and print its
-# figures. Usage (from make fuzz): run-fuzz.sh TARGET...
+# figures, FUZZ_JOBS targets at a time (default 1; each target is one
+# process). Usage (from make fuzz): run-fuzz.sh TARGET...
 # New inputs go to fuzz-work/TARGET/ in the build tree; the committed seeds
 # in tests/fuzz/corpus/TARGET/ are read, never written. A crash leaves
 # fuzz-work/TARGET-crash-* (copy it into the corpus as a regression test
@@ -9,9 +10,12 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 build=${XCOMP_BUILDDIR:-.}
 seconds=${FUZZ_SECONDS:-60}
-status=0
+jobs=${FUZZ_JOBS:-1}
 mkdir -p "$build/fuzz-work"
-for t in "$@"; do
+
+# fuzz TARGET: run it, print one line, leave the exit status in fuzz-work/TARGET.rc.
+fuzz() {
+	t=$1
 	work=$build/fuzz-work/$t
 	log=$build/fuzz-work/$t.log
 	mkdir -p "$work"
@@ -37,10 +41,28 @@ for t in "$@"; do
 	if [ $rc -eq 0 ]; then
 		echo "fuzz $t: ${seconds} s, ${runs:-?} runs, ${eps:-?} exec/s, coverage ${cov:-?} edges, ${ft:-?} features, corpus ${corp:-?}, peak RSS ${rss:-?} MB, no finding"
 	else
-		status=1
 		echo "fuzz $t: FAILED after ${runs:-?} runs (exit $rc); the input is in $build/fuzz-work/$t-*"
 		grep -E 'ERROR|SUMMARY|check failed|==[0-9]+==' "$log" | head -n 20
 		tail -n 40 "$log"
 	fi
+	echo $rc >"$build/fuzz-work/$t.rc"
+}
+
+for t in "$@"; do
+	rm -f "$build/fuzz-work/$t.rc"
+done
+running=0
+for t in "$@"; do
+	fuzz "$t" &
+	running=$((running + 1))
+	if [ $running -ge "$jobs" ]; then
+		wait
+		running=0
+	fi
+done
+wait
+status=0
+for t in "$@"; do
+	[ "$(cat "$build/fuzz-work/$t.rc" 2>/dev/null)" = 0 ] || status=1
 done
 exit $status

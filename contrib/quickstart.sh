@@ -74,13 +74,20 @@ summary() {
 		END { printf "tests: %d passed, %d failed\n", n - f, f }'
 }
 
+# A fresh copy of the tarball in DIR (the source tree itself is configured
+# for the normal build); prints the tree's path.
+unpack() {
+	[ -f xcomp-*.tar.gz ] || make -s dist >/dev/null
+	rm -rf "$1" && mkdir "$1" && tar -xzf xcomp-*.tar.gz -C "$1"
+	echo "$1"/xcomp-*
+}
+
 # The whole suite again, built with AddressSanitizer and UndefinedBehaviorSanitizer,
 # from the tarball in _san/ (the source tree itself is configured for the normal build).
 run_sanitizers() {
 	say "make check again under AddressSanitizer and UndefinedBehaviorSanitizer (_san/)"
-	[ -f xcomp-*.tar.gz ] || make -s dist >/dev/null
-	rm -rf _san && mkdir _san && tar -xzf xcomp-*.tar.gz -C _san
-	(cd _san/xcomp-* && ./configure -q --enable-werror --enable-sanitizers &&
+	tree=$(unpack _san)
+	(cd "$tree" && ./configure -q --enable-werror --enable-sanitizers &&
 		make -s -j"$(nproc)" && make -s -j"$(nproc)" check) >_san/check.log 2>&1 || {
 		tail -n 60 _san/check.log
 		cat _san/xcomp-*/test-suite.log 2>/dev/null | tail -n 80
@@ -93,9 +100,8 @@ run_sanitizers() {
 # alone: 60 s), one per core at a time, built with clang from the tarball in _fuzz/.
 run_fuzz() {
 	say "fuzz: each target ${FUZZ_SECONDS:-30} s under libFuzzer, ASan and UBSan (_fuzz/)"
-	[ -f xcomp-*.tar.gz ] || make -s dist >/dev/null
-	rm -rf _fuzz && mkdir _fuzz && tar -xzf xcomp-*.tar.gz -C _fuzz
-	if (cd _fuzz/xcomp-* && ./configure -q CC=clang --enable-werror --enable-fuzzing &&
+	tree=$(unpack _fuzz)
+	if (cd "$tree" && ./configure -q CC=clang --enable-werror --enable-fuzzing &&
 		make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}" FUZZ_JOBS="$(nproc)") >_fuzz/fuzz.log 2>&1; then
 		grep '^fuzz ' _fuzz/fuzz.log
 		return 0

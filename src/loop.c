@@ -245,10 +245,8 @@ run_pass(struct loop *l, int wait_ms)
 	run_signals(l);
 	if (!l->stop)
 		timerq_run(l->timers, util_now_ms());
-	if (l->stop) {
-		l->running = 0;
-		return 0;
-	}
+	if (l->stop)
+		goto done;
 	n = build_pollfds(l, &pending);
 	tsp = timeout_ts(l, pending, &ts) ? &ts : NULL;
 	if (wait_ms >= 0 && (tsp == NULL || ts.tv_sec * 1000 + ts.tv_nsec / 1000000 > wait_ms)) {
@@ -264,6 +262,7 @@ run_pass(struct loop *l, int wait_ms)
 	}
 	if (r > 0 || pending)
 		dispatch(l, n);
+done:
 	l->running = 0;
 	sweep(l);
 	return 0;
@@ -276,8 +275,6 @@ loop_run(struct loop *l)
 	while (!l->stop)
 		if (run_pass(l, -1) == -1)
 			return -1;
-	l->running = 0;
-	sweep(l);
 	return 0;
 }
 

@@ -230,6 +230,7 @@ status_print_human(FILE *out, const struct status_file *f, const char *v, time_t
 	const char *state = status_get(f, "state"), *server = status_get(f, "server");
 	const char *err = status_get(f, "last-error"), *text = status_get(f, "last-error-text");
 	const char *at = status_get(f, "last-error-at"), *since = status_get(f, "since");
+	const char *node = err ? failed_node(f) : NULL; /* the node the error names */
 	char when[64] = "", up[64] = "", section[16];
 	size_t i, nodes = 0;
 	time_t t;
@@ -252,8 +253,7 @@ status_print_human(FILE *out, const struct status_file *f, const char *v, time_t
 		fprintf(out, "XMPP connection: stopped (%s ago)\n", up);
 	else if (err)
 		fprintf(out, "XMPP connection: %s; failed to connect%s%s due to %s (%s ago)\n",
-		    state, failed_node(f) ? " to " : "", failed_node(f) ? failed_node(f) : "",
-		    error_words(err), when);
+		    state, node ? " to " : "", node ? node : "", error_words(err), when);
 	else
 		fprintf(out, "XMPP connection: %s (for %s)\n", state ? state : "?", up);
 	fprintf(out, "Component:       %s (domain %s)\n",

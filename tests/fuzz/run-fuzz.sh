@@ -19,17 +19,17 @@ fuzz() {
 	work=$build/fuzz-work/$t
 	log=$build/fuzz-work/$t.log
 	mkdir -p "$work"
-	dict=
+	opts=
 	case $t in
-	xs_*) dict=-dict=$here/xmpp.dict ;;
+	xs_*) opts=-dict=$here/xmpp.dict ;;
 	# Each input is a session over a socket: keep them short.
-	relay) dict="-dict=$here/xmpp.dict -max_len=4096" ;;
-	conf) dict=-dict=$here/conf.dict ;;
+	relay) opts="-dict=$here/xmpp.dict -max_len=4096" ;;
+	conf) opts=-dict=$here/conf.dict ;;
 	esac
 	# -rss_limit_mb: the agent's own limits keep far below it.
 	"$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -print_final_stats=1 \
 		-rss_limit_mb=1024 -timeout=10 -artifact_prefix="$build/fuzz-work/$t-" \
-		$dict "$work" "$here/corpus/$t" >"$log" 2>&1
+		$opts "$work" "$here/corpus/$t" >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")

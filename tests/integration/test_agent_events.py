@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xcomptest as xt  # noqa: E402
-from agenttest import Agent, Cluster, Unbound  # noqa: E402
+from agenttest import Agent, Cluster, Unbound, rss_kib  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -136,11 +136,6 @@ class EventsTest(xt.LabTest):
         sent = [int(n) for n in re.findall(r"endless answer: (\d+) bytes sent",
                                            self.receiver_process.log_text())]
         self.assertTrue(sent and all(n < 64 << 20 for n in sent), sent)
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
 
 
 if __name__ == "__main__":

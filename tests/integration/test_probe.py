@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -132,21 +131,7 @@ class TLSPeer:
         self.sock.close()
 
 
-class ProbeTest(unittest.TestCase):
-    maxDiff = None
-
-    def setUp(self):
-        self.wd = xt.Workdir(self._testMethodName.replace("test_", "")).__enter__()
-        self.cleanups = []
-        self.ok = False
-
-    def tearDown(self):
-        for fn in reversed(self.cleanups):
-            try:
-                fn()
-            except Exception as e:  # keep stopping the rest
-                sys.stderr.write("  cleanup: %s\n" % e)
-        self.wd.__exit__(None if self.ok else AssertionError, None, None)
+class ProbeTest(xt.LabTest):
 
     def cluster(self, wrong_secret_on=None, **kw):
         c = Cluster(self.wd.path, secret=SECRET, **kw)
@@ -220,7 +205,6 @@ class ProbeTest(unittest.TestCase):
             self.assertIn("%s authenticated" % CB1, n.log_text())
         self.assertIn("Summary: 3 nodes probed, 3 passed, 0 failed.", out)
         self.assertNotIn("TLS ", out.split("TLS: off")[1])
-        self.ok = True
 
     def test_wrong_secret_on_one_node(self):
         c = self.cluster(wrong_secret_on="b")
@@ -241,7 +225,6 @@ class ProbeTest(unittest.TestCase):
         self.assert_passed(out, c.target(c.node("a")))
         self.assert_passed(out, c.target(c.node("c")))
         self.assertIn("Summary: 3 nodes probed, 2 passed, 1 failed: %s (auth)." % b, out)
-        self.ok = True
 
     def test_no_srv_records(self):
         u = self.dns([a_record("a." + DOMAIN, "127.0.0.1")])
@@ -252,7 +235,6 @@ class ProbeTest(unittest.TestCase):
         self.assertIn("See xcomp-troubleshooting(7), section DNS.", out)
         self.assertNotIn("Node 1", out)
         self.assertIn("Summary: the SRV lookup failed; no node probed.", out)
-        self.ok = True
 
     def test_no_address_for_target(self):
         u = self.dns([srv_record(10, 10, 5347, "gone." + DOMAIN)])
@@ -261,7 +243,6 @@ class ProbeTest(unittest.TestCase):
         text = self.node_text(out, "gone.%s:5347" % DOMAIN)
         self.assertRegex(text, step_re("DNS", r"FAILED: no DNS A or AAAA records for gone\."))
         self.assertIn("section DNS.", text)
-        self.ok = True
 
     def test_refused_port(self):
         port = free_port("127.0.0.1", socket.SOCK_STREAM)
@@ -276,7 +257,6 @@ class ProbeTest(unittest.TestCase):
         # HOST:PORT on the command line says the same.
         out2 = self.probe("-f", a.conf_path, target, expect=1).stdout
         self.assertIn("section CONNECT.", self.node_text(out2, target))
-        self.ok = True
 
     def test_agent_holds_the_session_here(self):
         c = self.cluster()  # kick-new everywhere
@@ -301,7 +281,6 @@ class ProbeTest(unittest.TestCase):
         st2 = a.status()
         self.assertEqual((st2["state"], st2["server"], st2["connected-since"], st2["failovers"]),
                          ("connected", held, st["connected-since"], "0"))
-        self.ok = True
 
     def test_conflict_without_the_agent_is_a_failure(self):
         c = self.cluster(nodes=1)
@@ -312,7 +291,6 @@ class ProbeTest(unittest.TestCase):
         self.assertRegex(out, step_re("handshake", r"FAILED: conflict at 127\.0\.0\.1:\d+: %s "
                                       r"is already connected there" % re.escape(CB1)))
         self.assertIn("section CONFLICT.", out)
-        self.ok = True
 
     def test_silent_node_times_out(self):
         # A listener that never accepts: the kernel completes the TCP connect, nobody talks.
@@ -328,7 +306,6 @@ class ProbeTest(unittest.TestCase):
         self.assertIsNotNone(m, out)
         self.assertGreaterEqual(int(re.search(r"(\d+) ms", m.group(0)).group(1)), 950)
         self.assertIn("section TIMEOUT.", out)
-        self.ok = True
 
     def test_unknown_component(self):
         srv = xt.Server(self.wd.path, name="a", domain=DOMAIN, listen=("127.0.0.1:0",),
@@ -338,7 +315,6 @@ class ProbeTest(unittest.TestCase):
         out = self.probe("-f", a.conf_path, expect=1).stdout
         self.assertRegex(out, r"FAILED: stream error from 127\.0\.0\.1:\d+: host-unknown")
         self.assertIn("section STREAM.", out)
-        self.ok = True
 
     def test_secret_file_refused(self):
         c = self.cluster(nodes=1)
@@ -352,7 +328,6 @@ class ProbeTest(unittest.TestCase):
             "handshake", r"FAILED: not attempted: secret-file %s: readable by group or others "
             r"\(mode 644\); run: chmod 600 " % re.escape(a.secret_path)))
         self.assertIn("section CONFIG.", out)
-        self.ok = True
 
     def test_config_errors(self):
         missing = os.path.join(self.wd.path, "nope.conf")
@@ -372,7 +347,6 @@ class ProbeTest(unittest.TestCase):
             r = self.probe(expect=2)
             self.assertIn("%s: cannot open" % m.group(1), r.stderr)
             self.assertIn("xcompd's default configuration file", r.stderr)
-        self.ok = True
 
     # ------------------------------------------------------------ TLS
 
@@ -414,7 +388,6 @@ class ProbeTest(unittest.TestCase):
         self.assertRegex(text, r"verified: the chain leads to a CA in %s" % re.escape(
             self.pki.ca))
         self.assertEqual(peer.authenticated, 1, peer.tls_errors)
-        self.ok = True
 
     def test_tls_untrusted_issuer(self):
         other = PKI(self.wd.path, name="other", cn="other")
@@ -430,7 +403,6 @@ class ProbeTest(unittest.TestCase):
         self.assertIn("failed at the TLS step (tls)", text)
         self.assertNotRegex(text, step_re("stream header", ""))
         self.assertEqual(peer.authenticated, 0)
-        self.ok = True
 
     def test_tls_incomplete_chain(self):
         peer, a, target = self.tls_setup(chain="leaf")
@@ -442,7 +414,6 @@ class ProbeTest(unittest.TestCase):
         self.assert_chain(text, 1)
         self.assertIn("See xcomp-troubleshooting(7), section TLS.", text)
         self.assertEqual(peer.authenticated, 0)
-        self.ok = True
 
     def test_tls_to_a_plain_node(self):
         c = self.cluster(nodes=1)
@@ -452,7 +423,6 @@ class ProbeTest(unittest.TestCase):
         out = self.probe("-f", a.conf_path, expect=1).stdout
         self.assertRegex(out, step_re("TLS", r"FAILED: .*does not speak TLS here"))
         self.assertIn("section TLS.", out)
-        self.ok = True
 
     def test_tls_xcomp_server_nodes(self):
         """xcomp-server's own TLS listener: a node with its bundle, one without."""
@@ -483,7 +453,6 @@ class ProbeTest(unittest.TestCase):
         self.assertRegex(text, step_re("TLS", r"FAILED: .*incomplete chain"))
         self.assert_chain(text, 1)
         self.assertIn("section TLS.", text)
-        self.ok = True
 
     def test_tls_agent_status_and_probe(self):
         peer, a, target = self.tls_setup()
@@ -502,7 +471,6 @@ class ProbeTest(unittest.TestCase):
         self.assertRegex(text, step_re("TLS", r"TLS1\.[23]"))
         self.assertIn("Result: %s passed: the agent holds the session here." % target, text)
         self.assertEqual(peer.authenticated, 1)
-        self.ok = True
 
     # ------------------------------------------------------------ xcomp status
 
@@ -548,7 +516,6 @@ class ProbeTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertNotIn("TLS:", r.stdout)
         self.assertNotIn("Certificate:", r.stdout)
-        self.ok = True
 
 
 if __name__ == "__main__":

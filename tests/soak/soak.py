@@ -60,7 +60,7 @@ sys.path.insert(0, os.path.join(TOP, "tests", "integration"))
 
 import xcomptest as xt  # noqa: E402
 from agenttest import (DOMAIN, SRV_NAME, Agent, Cluster, Unbound, a_record,  # noqa: E402
-                       free_port, parse_status, srv_record)
+                       cpu_seconds, free_port, parse_status, rss_kib, srv_record)
 
 CB1 = "cb1." + DOMAIN
 SECRET = "s3cret"
@@ -244,16 +244,7 @@ class Watcher:
 
 def resources(pid):
     """(open fds, VmRSS in kB, user + system CPU seconds) of a process."""
-    fds = len(os.listdir("/proc/%d/fd" % pid))
-    rss = 0
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return fds, rss, cpu
+    return len(os.listdir("/proc/%d/fd" % pid)), rss_kib(pid), cpu_seconds(pid)
 
 
 # ------------------------------------------------------------------ the chaos

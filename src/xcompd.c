@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,8 +35,8 @@ static void __attribute__((noreturn)) usage(int status)
 	    "  -f CONFIG     configuration file (default %s/xcompd.conf)\n"
 	    "  -o KEY=VALUE  override one configuration key (repeatable)\n"
 	    "  -t            check the configuration and exit\n"
-	    "  -V            print the version and exit\n"
-	    "  -h            this help\n"
+	    "  -V, --version print the version and exit\n"
+	    "  -h, --help    this help\n"
 	    "See xcompd(8) and xcompd.conf(5).\n",
 	    SYSCONFDIR);
 	exit(status);
@@ -130,6 +131,8 @@ on_hup(int signo, void *arg)
 int
 main(int argc, char **argv)
 {
+	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
 	struct opts o = {SYSCONFDIR "/xcompd.conf", NULL, 0};
 	struct ctx x = {&o, NULL};
 	struct loop *loop;
@@ -138,7 +141,7 @@ main(int argc, char **argv)
 	int ch, check = 0;
 
 	o.overrides = xcalloc(argc, sizeof(char *));
-	while ((ch = getopt(argc, argv, "f:ho:tV")) != -1) {
+	while ((ch = getopt_long(argc, argv, "f:ho:tV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			o.path = optarg;

@@ -4,6 +4,7 @@
  * Meeting Server.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,10 @@
 static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-	    "usage: xcomp-server [-v] -d DIR COMMAND [ARGUMENTS]\n"
+	    "usage: xcomp-server [-hv] -d DIR COMMAND [ARGUMENTS]\n"
+	    "  -d DIR       the state directory\n"
+	    "  -v           with run: log each connection and stream\n"
+	    "  -h, --help   this help\n"
 	    "\n"
 	    "commands (the state lives in DIR):\n"
 	    "  domain [DOMAIN]                  the XMPP domain served\n"
@@ -59,11 +63,13 @@ run(const char *dir, int verbose)
 int
 main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	const char *dir = NULL;
 	char err[1024];
 	int ch, verbose = 0;
 
-	while ((ch = getopt(argc, argv, "+d:hv")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+d:hv", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd':
 			dir = optarg;

@@ -718,6 +718,30 @@ class AgentTest(xt.LabTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("_xmpp-component._tcp.nonexistent.test", r.stdout)
 
+    # ---------------------------------------------------------- what a new operator tripped over
+
+    def xcompd(self, *args):
+        return subprocess.run([xt.program("xcompd")] + list(args), capture_output=True, text=True,
+                              timeout=xt.timeout(10))
+
+    def test_help(self):
+        for argv in (["xcompd", "--help"], ["xcompd", "-h"], ["xcomp-server", "--help"],
+                     ["xcomp-server", "-h"], ["xcomp", "--help"], ["xcomp", "-h"]):
+            r = subprocess.run([xt.program(argv[0])] + argv[1:], capture_output=True, text=True,
+                               timeout=xt.timeout(10))
+            self.assertEqual(r.returncode, 0, "%s: %s" % (argv, r.stderr))
+            self.assertTrue(r.stdout.startswith("usage: " + argv[0]), r.stdout)
+            self.assertEqual(r.stderr, "")
+        r = subprocess.run([xt.program("xcomp-server"), "--help"], capture_output=True, text=True,
+                           timeout=xt.timeout(10))
+        self.assertIn("usage: xcomp-server [-hv] -d DIR", r.stdout)
+        r = self.xcompd("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^xcompd \S+\n$")
+        r = self.xcompd("--no-such-option")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("usage: xcompd", r.stderr)
+
 
 if __name__ == "__main__":
     sys.exit(xt.main(AgentTest, sys.argv[1:], ("xcompd", "xcomp", "xcomp-server")))

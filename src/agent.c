@@ -488,6 +488,7 @@ static void
 connect_addr(struct agent *a)
 {
 	struct node *n = &a->nodes[a->cur];
+	char msg[DNS_WHY_MAX + 300];
 	const char *ip;
 
 	if (!n->resolved) {
@@ -496,8 +497,8 @@ connect_addr(struct agent *a)
 	}
 	if (n->naddrs == 0) {
 		/* The seed's wording: "No DNS A or AAAA records for ..." */
-		set_error(a, n->bogus ? "dnssec" : "dns", "no DNS A or AAAA records for %s%s%s%s",
-		    n->target, n->why[0] ? " (" : "", n->why, n->why[0] ? ")" : "");
+		dns_addr_failure(n->target, n->why, msg, sizeof(msg));
+		set_error(a, n->bogus ? "dnssec" : "dns", "%s", msg);
 		session_failed(a, n->bogus ? "dnssec" : "dns");
 		return;
 	}

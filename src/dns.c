@@ -315,6 +315,25 @@ dns_addr_result_clear(struct dns_addr_result *r)
 	r->n = 0;
 }
 
+void
+dns_addr_failure(const char *host, const char *why, char *out, size_t len)
+{
+	size_t n = strlen(host);
+	char generic[DNS_WHY_MAX];
+
+	/* "HOST: NXDOMAIN ...", "HOST A: SERVFAIL ...": the sentence names HOST already. */
+	if (strncmp(why, host, n) == 0 && (why[n] == ':' || why[n] == ' ')) {
+		why += n + 1;
+		why += *why == ' ';
+	}
+	/* Both families answered NODATA: the sentence says it all. */
+	dns_why(generic, "no A or AAAA records for %s", host);
+	if (strcmp(why, generic) == 0)
+		why = "";
+	snprintf(out, len, "no DNS A or AAAA records for %s%s%s%s", host, *why ? " (" : "", why,
+	    *why ? ")" : "");
+}
+
 /* The shell: queries in flight inside the loop. */
 
 /* One libunbound query; a dns_query holds one (SRV) or two (AAAA, A). */

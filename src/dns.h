@@ -119,5 +119,11 @@ void dns_srv_result_clear(struct dns_srv_result *);
 void dns_addr_result_make(const char *host, int err6, const struct ub_result *res6, int err4,
     const struct ub_result *res4, struct dns_addr_result *);
 void dns_addr_result_clear(struct dns_addr_result *);
+/*
+ * A failed address lookup in the seed's words, "no DNS A or AAAA records for
+ * HOST (REASON)", where REASON is the result's why without the host name
+ * that the sentence already gives: "(NXDOMAIN (no such domain))".
+ */
+void dns_addr_failure(const char *host, const char *why, char *out, size_t len);
 
 #endif

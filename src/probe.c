@@ -650,13 +650,14 @@ static void
 on_addrs(void *arg, const struct dns_addr_result *r)
 {
 	struct probe *p = arg;
-	char list[512];
+	char list[512], msg[DNS_WHY_MAX + 300];
 	size_t i, used = 0;
 
 	p->q = NULL;
 	timer_cancel(loop_timers(p->loop), &p->t_step);
 	if (r->status != DNS_OK) {
-		step_line(p, "FAILED: no DNS A or AAAA records for %s (%s)", r->name, r->why);
+		dns_addr_failure(r->name, r->why, msg, sizeof(msg));
+		step_line(p, "FAILED: %s", msg);
 		node_failed(p, r->status == DNS_BOGUS ? "dnssec" : "dns");
 		return;
 	}

@@ -834,6 +834,36 @@ START_TEST(test_dns_addrs_baddata)
 }
 END_TEST
 
+/* The agent's and probe's sentence names the host once, whatever the why says. */
+static void
+addr_failure(const char *host, const char *why, const char *expect)
+{
+	char out[DNS_WHY_MAX + 300];
+
+	dns_addr_failure(host, why, out, sizeof(out));
+	ck_assert_str_eq(out, expect);
+}
+
+START_TEST(test_dns_addr_failure)
+{
+	addr_failure("_xmpp-component._tcp.tptac9.com",
+	    "_xmpp-component._tcp.tptac9.com: NXDOMAIN (no such domain)",
+	    "no DNS A or AAAA records for _xmpp-component._tcp.tptac9.com (NXDOMAIN (no such "
+	    "domain))");
+	addr_failure("x.test", "x.test A: SERVFAIL (server failure)",
+	    "no DNS A or AAAA records for x.test (A: SERVFAIL (server failure))");
+	addr_failure("x.test", "x.test A: DNSSEC validation failed (signature expired)",
+	    "no DNS A or AAAA records for x.test (A: DNSSEC validation failed (signature "
+	    "expired))");
+	addr_failure(
+	    "x.test", "no A or AAAA records for x.test", "no DNS A or AAAA records for x.test");
+	addr_failure("x.test", "", "no DNS A or AAAA records for x.test");
+	/* Another host's name is not the one the sentence gives. */
+	addr_failure("x.test", "x.testing: NXDOMAIN (no such domain)",
+	    "no DNS A or AAAA records for x.test (x.testing: NXDOMAIN (no such domain))");
+}
+END_TEST
+
 START_TEST(test_dns_status_str)
 {
 	ck_assert_str_eq(dns_status_str(DNS_OK), "OK");
@@ -890,6 +920,7 @@ srv_suite(void)
 	tcase_add_test(dns, test_dns_addrs_one_family);
 	tcase_add_test(dns, test_dns_addrs_failures);
 	tcase_add_test(dns, test_dns_addrs_baddata);
+	tcase_add_test(dns, test_dns_addr_failure);
 	tcase_add_test(dns, test_dns_status_str);
 	suite_add_tcase(s, dns);
 	return s;

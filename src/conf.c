@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,10 +468,120 @@ conf_set(void *arg, const char *key, const char *value, char *err, size_t errlen
 		if (log_level_parse(value, &c->log_level) == -1)
 			return "log-level: expected error, warning, info or debug";
 	} else {
-		snprintf(err, errlen, "unknown key \"%.60s\" (see xcompd.conf(5))", key);
+		const char *near = conf_suggest(key);
+
+		if (near != NULL)
+			snprintf(err, errlen,
+			    "unknown key \"%.60s\"; did you mean \"%s\"? (see xcompd.conf(5))", key,
+			    near);
+		else
+			snprintf(err, errlen, "unknown key \"%.60s\" (see xcompd.conf(5))", key);
 		return err;
 	}
 	return NULL;
+}
+
+/*
+ * The keys conf_set takes besides numkeys, for suggestions. A key added to
+ * conf_set belongs here and in xcompd.conf(5); check_conf compares the three.
+ */
+static const char *const strkeys[] = {"name", "domain", "component", "secret-file", "secret",
+    "server", "service", "dns-server", "dnssec-trust-anchor", "tls", "tls-ca", "tls-name",
+    "tls-cert", "tls-key", "tls-priority", "event-url", "event-ca", "relay-listen",
+    "relay-secret-file", "relay-replay", "status-file", "log", "log-level"};
+
+#define CONF_SUGGEST_MAX 64
+
+/*
+ * Optimal string alignment distance (Damerau-Levenshtein without repeated
+ * edits of one substring), case folded: a transposed pair ("lgo") costs one
+ * edit, as a typist makes it. Strings longer than CONF_SUGGEST_MAX are far
+ * from everything.
+ */
+static size_t
+conf_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j, d[3][CONF_SUGGEST_MAX + 1];
+	size_t *prev2 = d[0], *prev = d[1], *cur = d[2], *t;
+
+	if (la > CONF_SUGGEST_MAX || lb > CONF_SUGGEST_MAX)
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (j = 1; j <= lb; j++) {
+			int ca = tolower((unsigned char)a[i - 1]),
+			    cb = tolower((unsigned char)b[j - 1]);
+			size_t v = prev[j - 1] + (ca != cb);
+
+			if (prev[j] + 1 < v)
+				v = prev[j] + 1;
+			if (cur[j - 1] + 1 < v)
+				v = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+			    cb == tolower((unsigned char)a[i - 2]) && prev2[j - 2] + 1 < v)
+				v = prev2[j - 2] + 1;
+			cur[j] = v;
+		}
+		t = prev2;
+		prev2 = prev;
+		prev = cur;
+		cur = t;
+	}
+	return prev[lb];
+}
+
+/* The same key but for case, '-' and '_': "secret_file", "statusfile", "Log-Level". */
+static int
+conf_same_letters(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		while (*a == '-' || *a == '_')
+			a++;
+		while (*b == '-' || *b == '_')
+			b++;
+		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+			return 0;
+		if (*a == '\0')
+			return 1;
+	}
+}
+
+static const char *
+conf_key_at(size_t i)
+{
+	return i < nitems(numkeys) ? numkeys[i].key : strkeys[i - nitems(numkeys)];
+}
+
+int
+conf_known_key(const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < nitems(numkeys) + nitems(strkeys); i++)
+		if (strcmp(key, conf_key_at(i)) == 0)
+			return 1;
+	return 0;
+}
+
+const char *
+conf_suggest(const char *key)
+{
+	/* One edit in a short key, two in a longer one: "lag" is "log", "to" is nothing. */
+	size_t i, d, best = strlen(key) <= 4 ? 1 : 2;
+	const char *near = NULL;
+
+	for (i = 0; i < nitems(numkeys) + nitems(strkeys); i++)
+		if (conf_same_letters(key, conf_key_at(i)))
+			return conf_key_at(i);
+	for (i = 0; i < nitems(numkeys) + nitems(strkeys); i++)
+		if ((d = conf_distance(key, conf_key_at(i))) <= best &&
+		    (near == NULL || d < best)) {
+			near = conf_key_at(i);
+			best = d;
+		}
+	return near;
 }
 
 int
@@ -643,4 +754,46 @@ char *
 conf_srv_name(const struct conf *c)
 {
 	return xasprintf("%s.%s", c->service, c->domain);
+}
+
+/*
+ * An SRV owner name rather than a host: a "_service" label followed by
+ * "_tcp" or "_udp", as in _xmpp-component._tcp.tptac9.com. No node has such
+ * a name, so its address lookup can only fail.
+ */
+static int
+conf_srv_like(const char *host)
+{
+	const char *p = host, *dot;
+
+	for (; p != NULL && *p != '\0'; p = dot ? dot + 1 : NULL) {
+		dot = strchr(p, '.');
+		if (*p == '_' && dot != NULL &&
+		    (strncasecmp(dot + 1, "_tcp", 4) == 0 ||
+		        strncasecmp(dot + 1, "_udp", 4) == 0) &&
+		    (dot[5] == '.' || dot[5] == '\0'))
+			return 1;
+	}
+	return 0;
+}
+
+const char *
+conf_warning(const struct conf *c, char *buf, size_t len)
+{
+	const char *file = c->path ? c->path : "configuration";
+	char *srv;
+	size_t i;
+
+	for (i = 0; i < c->nservers; i++) {
+		if (!conf_srv_like(c->servers[i].host))
+			continue;
+		srv = conf_srv_name(c);
+		snprintf(buf, len,
+		    "%s: server %s is an SRV name, not a host; remove \"server\" and the agent "
+		    "looks up the SRV records (%s) itself, or list the nodes' own host names",
+		    file, c->servers[i].host, srv);
+		free(srv);
+		return buf;
+	}
+	return NULL;
 }

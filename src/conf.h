@@ -108,6 +108,20 @@ char *conf_srv_name(const struct conf *);
  * can read. *secret is freed with conf_wipe_free.
  */
 int conf_read_secret(const char *path, char **secret, char *err, size_t errlen);
+/*
+ * Something that passes every check but is almost surely a mistake (a
+ * "server" that is an SRV name): the message, written into buf, or NULL.
+ * For -t and the start; call it after conf_check.
+ */
+const char *conf_warning(const struct conf *, char *buf, size_t len);
+/* 1 when key is one of xcompd.conf(5)'s keys, else 0. */
+int conf_known_key(const char *key);
+/*
+ * The known key an unknown one was probably meant to be ("keep-alive":
+ * "keepalive"): equal but for case, '-' and '_', or within one edit (keys
+ * of up to 4 characters) or two; NULL when none is that close.
+ */
+const char *conf_suggest(const char *key);
 /* Wipe a string, then free it. */
 void conf_wipe_free(char *);
 #endif

@@ -172,6 +172,8 @@ main(int argc, char **argv)
 		conf_free(c);
 		return 1;
 	}
+	if (check && conf_warning(c, err, sizeof(err)) != NULL)
+		fprintf(stderr, "xcompd: warning: %s\n", err);
 	if (check) {
 		printf("xcompd: configuration %s OK (component %s, %s)\n", o.path, c->component,
 		    c->nservers ? "fixed servers" : "SRV records");
@@ -187,6 +189,8 @@ main(int argc, char **argv)
 	/* The secret is in memory: keep it out of core dumps. */
 	prctl(PR_SET_DUMPABLE, 0);
 	log_init("xcompd", c->log_syslog, c->log_level);
+	if (conf_warning(c, err, sizeof(err)) != NULL)
+		log_warnx("%s", err);
 	signal(SIGPIPE, SIG_IGN);
 	loop = loop_new();
 	if ((x.agent = agent_new(loop, c, err, sizeof(err))) == NULL) {

@@ -724,6 +724,29 @@ class AgentTest(xt.LabTest):
         return subprocess.run([xt.program("xcompd")] + list(args), capture_output=True, text=True,
                               timeout=xt.timeout(10))
 
+    def test_srv_name_as_server(self):
+        """An SRV name in "server": -t warns and says to remove "server"; the
+        agent warns at start, and its lookup error names the host once."""
+        u = self.dns([a_record("a." + DOMAIN, "127.0.0.1")])
+        a = self.agent(u, start=False, server=SRV_NAME + ":5223")
+        warning = ("%s: server %s is an SRV name, not a host; remove \"server\" and the agent "
+                   "looks up the SRV records (%s) itself" % (a.conf_path, SRV_NAME, SRV_NAME))
+        r = self.xcompd("-t", "-f", a.conf_path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("xcompd: warning: " + warning, r.stderr)
+        self.assertIn("OK", r.stdout)
+        a.start()
+        self.cleanups.append(a.stop)
+        st = a.wait_status(lambda s: s.get("last-error") == "dns", xt.timeout(5), "dns error")
+        self.assertEqual(st["last-error-text"], "no DNS A or AAAA records for %s "
+                         "(NXDOMAIN (no such domain))" % SRV_NAME)
+        self.assertIn(warning, a.log_text())
+        # The other server entries of a list are not SRV names: no warning.
+        a.write_conf(dict(a.conf, server="cb_1.%s:5223 a.%s" % (DOMAIN, DOMAIN)))
+        r = self.xcompd("-t", "-f", a.conf_path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("warning", r.stderr)
+
     def test_help(self):
         for argv in (["xcompd", "--help"], ["xcompd", "-h"], ["xcomp-server", "--help"],
                      ["xcomp-server", "-h"], ["xcomp", "--help"], ["xcomp", "-h"]):
@@ -741,6 +764,20 @@ class AgentTest(xt.LabTest):
         r = self.xcompd("--no-such-option")
         self.assertEqual(r.returncode, 1)
         self.assertIn("usage: xcompd", r.stderr)
+
+    def test_unknown_key_suggests_the_nearest(self):
+        a = self.agent(start=False)
+        r = self.xcompd("-t", "-f", a.conf_path, "-o", "keep-alive=5")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('-o:1: unknown key "keep-alive"; did you mean "keepalive"?', r.stderr)
+        with open(a.conf_path, "a") as f:
+            f.write("handshake_timout = 5\n")
+        lines = open(a.conf_path).read().count("\n")
+        for argv in (["-t", "-f", a.conf_path], ["-f", a.conf_path]):
+            r = self.xcompd(*argv)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn('%s:%d: unknown key "handshake_timout"; did you mean '
+                          '"handshake-timeout"?' % (a.conf_path, lines), r.stderr)
 
 
 if __name__ == "__main__":

@@ -538,6 +538,126 @@ START_TEST(test_contrib_example)
 }
 END_TEST
 
+START_TEST(test_suggest)
+{
+	/* Equal but for case, '-' and '_'. */
+	ck_assert_str_eq(conf_suggest("keep-alive"), "keepalive");
+	ck_assert_str_eq(conf_suggest("secret_file"), "secret-file");
+	ck_assert_str_eq(conf_suggest("statusfile"), "status-file");
+	ck_assert_str_eq(conf_suggest("Log_Level"), "log-level");
+	/* One or two edits, a transposed pair counting as one. */
+	ck_assert_str_eq(conf_suggest("keepalive-timout"), "keepalive-timeout");
+	ck_assert_str_eq(conf_suggest("handshake-timeuot"), "handshake-timeout");
+	ck_assert_str_eq(conf_suggest("servers"), "server");
+	ck_assert_str_eq(conf_suggest("domian"), "domain");
+	ck_assert_str_eq(conf_suggest("lgo"), "log");
+	ck_assert_str_eq(conf_suggest("prot"), "port");
+	ck_assert_str_eq(conf_suggest("backof-max"), "backoff-max");
+	/* Too far, or too short for two edits to mean anything. */
+	ck_assert_ptr_null(conf_suggest("colour"));
+	ck_assert_ptr_null(conf_suggest("to"));
+	ck_assert_ptr_null(conf_suggest("ab"));
+	ck_assert_ptr_null(conf_suggest("keepalive-seconds"));
+	ck_assert_ptr_null(conf_suggest("x"));
+	/* Longer than any key: no suggestion, no overflow. */
+	ck_assert_ptr_null(conf_suggest("status-file-status-file-status-file-status-file-status-"
+	                                "file-status-file"));
+}
+END_TEST
+
+START_TEST(test_unknown_key_suggests)
+{
+	struct conf *c = conf_new();
+	char err[512];
+
+	key_error("keep-alive = 30\n", "xcompd.conf:1: unknown key \"keep-alive\"; did you mean "
+	                               "\"keepalive\"? (see xcompd.conf(5))");
+	key_error("name = cb1\nstatus_file = /tmp/s\n",
+	    "xcompd.conf:2: unknown key \"status_file\"; did you mean \"status-file\"? (see "
+	    "xcompd.conf(5))");
+	ck_assert_int_eq(conf_override(c, "keep-alive=5", err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "-o:1: unknown key \"keep-alive\"; did you mean \"keepalive\"? (see "
+	                      "xcompd.conf(5))");
+	conf_free(c);
+}
+END_TEST
+
+/*
+ * The keys conf_suggest knows are the keys conf_set takes and the keys
+ * xcompd.conf(5) documents: a key added in one place only fails here.
+ */
+START_TEST(test_known_keys_match_the_man_page)
+{
+	const char *src = getenv("XCOMP_SRCDIR");
+	char path[512], line[512], key[64], err[512], *p;
+	int documented = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/man/xcompd.conf.5", src ? src : ".");
+	fp = fopen(path, "r");
+	ck_assert_msg(fp != NULL, "%s", path);
+	/* ".It Cm keepalive No = Ar seconds", ".It Cm tls-cert No = Ar file , Cm tls-key No = ..."
+	 */
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		if (strncmp(line, ".It Cm ", 7) != 0)
+			continue;
+		for (p = line; (p = strstr(p, "Cm ")) != NULL; p += 3) {
+			struct conf *c;
+			const char *why;
+
+			if (sscanf(p, "Cm %63s", key) != 1 ||
+			    strncmp(p + 3 + strlen(key), " No =", 5) != 0)
+				continue;
+			documented++;
+			ck_assert_msg(conf_known_key(key), "%s is documented but not known", key);
+			/* conf_set takes it: any complaint but "unknown key". */
+			c = conf_new();
+			why = conf_set(c, key, "x", err, sizeof(err));
+			ck_assert_msg(
+			    why == NULL || strstr(why, "unknown key") == NULL, "%s: %s", key, why);
+			conf_free(c);
+		}
+	}
+	fclose(fp);
+	/* As many as numkeys and strkeys hold: a new key raises both counts. */
+	ck_assert_int_eq(documented, 33);
+	ck_assert_int_eq(conf_known_key("keep-alive"), 0);
+}
+END_TEST
+
+START_TEST(test_warning_srv_name_as_server)
+{
+	struct conf *c = conf_new();
+	char err[512], warn[512];
+
+	ck_assert_int_eq(conf_parse_string("t",
+	                     "name = cb1\ndomain = tptac9.com\nsecret = s\n"
+	                     "server = cb1.tptac9.com:5223 _xmpp-component._tcp.tptac9.com:5223\n",
+	                     conf_set, c, err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(conf_check(c, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(conf_warning(c, warn, sizeof(warn)));
+	ck_assert_str_eq(warn, "configuration: server _xmpp-component._tcp.tptac9.com is an SRV "
+	                       "name, not a host; remove \"server\" and the agent looks up the SRV "
+	                       "records (_xmpp-component._tcp.tptac9.com) itself, or list the "
+	                       "nodes' own host names");
+	/* _udp too, and any service label. */
+	ck_assert_int_eq(
+	    conf_set(c, "server", "_xmpp-server._UDP.example.net", err, sizeof(err)) == NULL, 1);
+	ck_assert_ptr_nonnull(conf_warning(c, warn, sizeof(warn)));
+	/* Host names with underscores that are not SRV names pass. */
+	ck_assert_int_eq(
+	    conf_set(c, "server", "cb_1.tptac9.com _a.tptac9.com _x._tcpx.com 10.0.0.1", err,
+	        sizeof(err)) == NULL,
+	    1);
+	ck_assert_ptr_null(conf_warning(c, warn, sizeof(warn)));
+	/* No server at all: SRV records, nothing to say. */
+	c->nservers = 0;
+	ck_assert_ptr_null(conf_warning(c, warn, sizeof(warn)));
+	conf_free(c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -563,6 +683,10 @@ main(void)
 	tcase_add_test(tc, test_secret_limits);
 	tcase_add_test(tc, test_override);
 	tcase_add_test(tc, test_contrib_example);
+	tcase_add_test(tc, test_suggest);
+	tcase_add_test(tc, test_unknown_key_suggests);
+	tcase_add_test(tc, test_known_keys_match_the_man_page);
+	tcase_add_test(tc, test_warning_srv_name_as_server);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }

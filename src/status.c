@@ -4,9 +4,12 @@
  * reader never sees half a file.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "status.h"
@@ -115,6 +118,61 @@ status_write(const char *path, const char *text, char *err, size_t errlen)
 {
 	/* Rewritten every few seconds: no fsync, a reader only needs it whole. */
 	return util_write_file(path, text, strlen(text), 0644, 0, err, errlen);
+}
+
+/* Try the lock once: 0 and fd locked, -1 with err set, or 1 when it was freed meanwhile. */
+static int
+status_lock_try(int fd, const char *path, const char *lpath, char *err, size_t errlen)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+
+	if (fcntl(fd, F_SETLK, &fl) == 0)
+		return 0;
+	if (errno != EACCES && errno != EAGAIN) {
+		snprintf(err, errlen, "status-file %s: cannot lock %s: %s", path, lpath,
+		    strerror(errno));
+		return -1;
+	}
+	fl.l_type = F_WRLCK;
+	if (fcntl(fd, F_GETLK, &fl) == -1) {
+		snprintf(err, errlen, "status-file %s: cannot lock %s: %s", path, lpath,
+		    strerror(errno));
+		return -1;
+	}
+	if (fl.l_type == F_UNLCK)
+		return 1; /* the holder has just exited */
+	snprintf(err, errlen,
+	    "status-file %s is in use by another xcompd (pid %ld holds %s); stop that one, or "
+	    "give this one a status-file of its own",
+	    path, (long)fl.l_pid, lpath);
+	return -1;
+}
+
+int
+status_lock(const char *path, char *err, size_t errlen)
+{
+	char *lpath = xasprintf("%s.lock", path);
+	int fd, r = 1, tries;
+
+	if ((fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) == -1) {
+		snprintf(err, errlen, "status-file %s: cannot open %s: %s", path, lpath,
+		    strerror(errno));
+		free(lpath);
+		return -1;
+	}
+	for (tries = 0; tries < 3 && r == 1; tries++)
+		r = status_lock_try(fd, path, lpath, err, errlen);
+	if (r == 1)
+		snprintf(err, errlen,
+		    "status-file %s: cannot lock %s: another xcompd keeps "
+		    "taking and releasing it",
+		    path, lpath);
+	free(lpath);
+	if (r != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 int

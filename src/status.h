@@ -63,6 +63,14 @@ char *status_format(const struct status *, time_t now);
 /* Write through a temporary file in the same directory, then rename. */
 int status_write(const char *path, const char *text, char *err, size_t errlen);
 
+/*
+ * Keep a second agent off this status file: an fcntl lock on PATH.lock,
+ * since the status file itself is replaced by rename. The lock's descriptor
+ * (held open until exit, close to release), or -1 with err naming the pid
+ * that holds it.
+ */
+int status_lock(const char *path, char *err, size_t errlen);
+
 /* A parsed status file: its lines as key/value pairs, in order. */
 struct status_kv {
 	char *key, *value;

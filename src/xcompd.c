@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
+#include "status.h"
 #include "util.h"
 
 struct opts {
@@ -63,38 +64,43 @@ fail:
 }
 
 /*
- * The status file's directory must exist or be creatable (like /run/xcomp);
- * create it unless only checking.
+ * The status file's directory must exist, or be creatable (one level, like
+ * /run/xcomp), and be writable. The agent creates it; -t only checks. Both
+ * say the same words when it cannot be.
  */
 static int
 check_status_dir(const char *path, int create, char *err, size_t errlen)
 {
-	char *copy = xstrdup(path), *dir = dirname(copy), *pcopy, *parent;
+	char *copy = xstrdup(path), *dir = dirname(copy), *pcopy = xstrdup(dir);
 	struct stat sb;
-	int r = 0;
+	int r = -1;
 
-	if (stat(dir, &sb) == -1 && errno == ENOENT && !create) {
-		/* Only checking: the parent must let us create it. */
-		pcopy = xstrdup(dir);
-		parent = dirname(pcopy);
-		if (access(parent, W_OK) == -1) {
-			snprintf(err, errlen, "status-file %s: cannot create %s: %s", path, dir,
+	if (stat(dir, &sb) == 0) {
+		if (!S_ISDIR(sb.st_mode))
+			snprintf(err, errlen, "status-file %s: %s is not a directory", path, dir);
+		else if (access(dir, W_OK) == -1)
+			snprintf(err, errlen, "status-file %s: cannot write in %s: %s", path, dir,
 			    strerror(errno));
-			r = -1;
-		}
-		free(pcopy);
-		free(copy);
-		return r;
-	}
-	if (stat(dir, &sb) == -1 && (errno != ENOENT || mkdir(dir, 0755) == -1)) {
+		else
+			r = 0;
+	} else if (errno != ENOENT) {
 		snprintf(
 		    err, errlen, "status-file %s: directory %s: %s", path, dir, strerror(errno));
-		r = -1;
-	} else if (access(dir, W_OK) == -1) {
-		snprintf(err, errlen, "status-file %s: cannot write in %s: %s", path, dir,
-		    strerror(errno));
-		r = -1;
+	} else if ((create ? mkdir(dir, 0755) : access(dirname(pcopy), W_OK)) == 0) {
+		r = 0; /* created, or the agent will be able to */
+	} else if (errno == ENOENT) {
+		/* Its parent is missing too: one level is all the agent makes. */
+		snprintf(err, errlen,
+		    "status-file %s: directory %s does not exist; create it (mkdir -p %s) or set "
+		    "status-file",
+		    path, dir, dir);
+	} else {
+		snprintf(err, errlen,
+		    "status-file %s: directory %s does not exist and cannot be created (%s); "
+		    "create it (mkdir -p %s) or set status-file",
+		    path, dir, strerror(errno), dir);
 	}
+	free(pcopy);
 	free(copy);
 	return r;
 }
@@ -102,7 +108,27 @@ check_status_dir(const char *path, int create, char *err, size_t errlen)
 struct ctx {
 	struct opts *opts;
 	struct agent *agent;
+	char *status_file; /* the one locked */
+	int lock;          /* status_lock's descriptor */
 };
+
+/* Move the lock to a status file that a reload names; the old one stays until then. */
+static int
+relock(struct ctx *x, const char *path, char *err, size_t errlen)
+{
+	int fd;
+
+	if (strcmp(path, x->status_file) == 0)
+		return 0;
+	if (check_status_dir(path, 1, err, errlen) == -1 ||
+	    (fd = status_lock(path, err, errlen)) == -1)
+		return -1;
+	close(x->lock);
+	x->lock = fd;
+	free(x->status_file);
+	x->status_file = xstrdup(path);
+	return 0;
+}
 
 static void
 on_stop(int signo, void *arg)
@@ -125,6 +151,13 @@ on_hup(int signo, void *arg)
 		agent_config_error(x->agent, err);
 		return;
 	}
+	if (relock(x, c->status_file, err, sizeof(err)) == -1) {
+		agent_config_error(x->agent, err);
+		conf_free(c);
+		return;
+	}
+	if (conf_warning(c, err, sizeof(err)) != NULL)
+		log_warnx("%s", err);
 	agent_reload(x->agent, c);
 }
 
@@ -134,11 +167,11 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
 	struct opts o = {SYSCONFDIR "/xcompd.conf", NULL, 0};
-	struct ctx x = {&o, NULL};
+	struct ctx x = {&o, NULL, NULL, -1};
 	struct loop *loop;
 	struct conf *c;
 	char err[1024];
-	int ch, check = 0;
+	int ch, check = 0, r;
 
 	o.overrides = xcalloc(argc, sizeof(char *));
 	while ((ch = getopt_long(argc, argv, "f:ho:tV", longopts, NULL)) != -1) {
@@ -181,11 +214,14 @@ main(int argc, char **argv)
 		free(o.overrides);
 		return 0;
 	}
-	if (check_status_dir(c->status_file, 1, err, sizeof(err)) == -1) {
+	/* Two agents writing one status file would each hide the other. */
+	if (check_status_dir(c->status_file, 1, err, sizeof(err)) == -1 ||
+	    (x.lock = status_lock(c->status_file, err, sizeof(err))) == -1) {
 		fprintf(stderr, "xcompd: %s\n", err);
 		conf_free(c);
 		return 1;
 	}
+	x.status_file = xstrdup(c->status_file);
 	/* The secret is in memory: keep it out of core dumps. */
 	prctl(PR_SET_DUMPABLE, 0);
 	log_init("xcompd", c->log_syslog, c->log_level);
@@ -197,19 +233,18 @@ main(int argc, char **argv)
 		log_error("cannot start: %s", err);
 		conf_free(c);
 		loop_free(loop);
+		free(x.status_file);
 		return 2;
 	}
 	loop_signal(loop, SIGTERM, on_stop, &x);
 	loop_signal(loop, SIGINT, on_stop, &x);
 	loop_signal(loop, SIGHUP, on_hup, &x);
 	agent_start(x.agent);
-	if (loop_run(loop) == -1) {
-		agent_free(x.agent);
-		loop_free(loop);
-		return 2;
-	}
+	r = loop_run(loop) == -1 ? 2 : 0;
 	agent_free(x.agent);
 	loop_free(loop);
 	free(o.overrides);
-	return 0;
+	free(x.status_file);
+	close(x.lock);
+	return r;
 }

@@ -747,6 +747,56 @@ class AgentTest(xt.LabTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("warning", r.stderr)
 
+    def test_second_agent_on_one_status_file(self):
+        """A second xcompd with the same status file refuses to start, naming
+        the first one's pid; -t beside the first is fine; once the first has
+        stopped, the second starts."""
+        c = self.cluster(nodes=1)
+        u = self.dns(c.records())
+        first = self.agent(u)
+        first.wait_connected()
+        second = self.agent(u, start=False, name="xcompd-2", status_file=first.status_path)
+        second.status_path = first.status_path
+        r = self.xcompd("-f", second.conf_path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("xcompd: status-file %s is in use by another xcompd (pid %d holds %s.lock)"
+                      % (first.status_path, first.pid, first.status_path), r.stderr)
+        st = first.status()
+        self.assertEqual(int(st["pid"]), first.pid)
+        self.assertEqual(st["state"], "connected")
+        r = self.xcompd("-t", "-f", second.conf_path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(first.stop(), 0)
+        second.start()
+        self.cleanups.append(second.stop)
+        second.wait_status(lambda s: s.get("pid") == str(second.pid) and
+                           s.get("state") == "connected", xt.timeout(5), "the second agent")
+
+    def test_reload_onto_a_held_status_file(self):
+        """SIGHUP naming a status file that another agent holds keeps the old
+        configuration; naming a free one moves the lock there."""
+        first = self.agent(server="127.0.0.5:9", backoff_min=30, backoff_max=60)
+        first.wait_status(lambda s: s.get("state") == "backoff", xt.timeout(5), "backoff")
+        second = self.agent(server="127.0.0.5:9", backoff_min=30, backoff_max=60,
+                            name="xcompd-2")
+        second.wait_status(lambda s: s.get("state") == "backoff", xt.timeout(5), "backoff")
+        second.write_conf(dict(second.conf, **{"status-file": first.status_path}))
+        second.process.signal(signal.SIGHUP)
+        st = second.wait_status(lambda s: s.get("last-error") == "config", xt.timeout(5),
+                                "config error")
+        self.assertEqual(st["last-error-text"], "configuration not reloaded: status-file %s is "
+                         "in use by another xcompd (pid %d holds %s.lock); stop that one, or "
+                         "give this one a status-file of its own" % (
+                             first.status_path, first.pid, first.status_path))
+        self.assertEqual(int(first.status()["pid"]), first.pid)
+        moved = self.wd.join("moved.status")
+        second.write_conf(dict(second.conf, **{"status-file": moved}))
+        second.process.signal(signal.SIGHUP)
+        xt.wait_until(lambda: os.path.exists(moved), xt.timeout(5), "the new status file")
+        r = self.xcompd("-f", second.conf_path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("pid %d holds %s.lock" % (second.pid, moved), r.stderr)
+
     def test_help(self):
         for argv in (["xcompd", "--help"], ["xcompd", "-h"], ["xcomp-server", "--help"],
                      ["xcomp-server", "-h"], ["xcomp", "--help"], ["xcomp", "-h"]):
@@ -778,6 +828,26 @@ class AgentTest(xt.LabTest):
             self.assertEqual(r.returncode, 1)
             self.assertIn('%s:%d: unknown key "handshake_timout"; did you mean '
                           '"handshake-timeout"?' % (a.conf_path, lines), r.stderr)
+
+    def test_status_directory_missing(self):
+        """-t and a start say the same words about a status directory that
+        cannot be created; one missing level is still created at start."""
+        a = self.agent(start=False, server="127.0.0.5:9")
+        deep = self.wd.join("no", "such", "status")
+        words = ("xcompd: status-file %s: directory %s does not exist; create it (mkdir -p %s) "
+                 "or set status-file\n" % (deep, os.path.dirname(deep), os.path.dirname(deep)))
+        for argv in (["-t"], []):
+            r = self.xcompd(*argv, "-f", a.conf_path, "-o", "status-file=" + deep)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr, words)
+        self.assertFalse(os.path.exists(self.wd.join("no")))
+        one = self.wd.join("new", "status")
+        r = self.xcompd("-t", "-f", a.conf_path, "-o", "status-file=" + one)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.exists(os.path.dirname(one)))
+        a.start("-o", "status-file=" + one)
+        self.cleanups.append(a.stop)
+        xt.wait_until(lambda: os.path.exists(one), xt.timeout(5), "the status file")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-/* Unit tests for status.c: the status file's format, and parsing it back. */
+/*
+ * Unit tests for status.c: the status file's format, parsing it back and its
+ * lock.
+ */
+#include <sys/wait.h>
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +192,46 @@ START_TEST(test_write_atomic)
 }
 END_TEST
 
+START_TEST(test_lock)
+{
+	char dir[] = "/tmp/check_status.XXXXXX", path[64], err[512], want[256], c;
+	int fd, up[2], down[2];
+	pid_t child;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/status", dir);
+	ck_assert_int_eq(pipe(up), 0);
+	ck_assert_int_eq(pipe(down), 0);
+	/* fcntl locks are per process: another process must hold it. */
+	if ((child = fork()) == 0) {
+		fd = status_lock(path, err, sizeof(err));
+		c = fd == -1 ? 'n' : 'y';
+		if (write(up[1], &c, 1) != 1 || read(down[0], &c, 1) != 1)
+			_exit(2);
+		_exit(0);
+	}
+	ck_assert_int_eq(read(up[0], &c, 1), 1);
+	ck_assert_int_eq(c, 'y');
+	ck_assert_int_eq(status_lock(path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want),
+	    "status-file %s is in use by another xcompd (pid %ld holds %s.lock); stop that one, "
+	    "or give this one a status-file of its own",
+	    path, (long)child, path);
+	ck_assert_str_eq(err, want);
+	/* Its holder gone, the lock is free again, file and all. */
+	ck_assert_int_eq(write(down[1], "x", 1), 1);
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+	ck_assert_int_ge(fd = status_lock(path, err, sizeof(err)), 0);
+	close(fd);
+	snprintf(want, sizeof(want), "%s.lock", path);
+	unlink(want);
+	rmdir(dir);
+	ck_assert_int_eq(status_lock("/nonexistent/dir/status", err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "status-file /nonexistent/dir/status: cannot open "
+	                      "/nonexistent/dir/status.lock: No such file or directory");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -201,6 +246,7 @@ main(void)
 	tcase_add_test(tc, test_parse_round_trip);
 	tcase_add_test(tc, test_parse_garbage);
 	tcase_add_test(tc, test_write_atomic);
+	tcase_add_test(tc, test_lock);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }

@@ -104,12 +104,16 @@ json_node(FILE *out, const char *v)
 }
 
 void
-status_print_json(FILE *out, const struct status_file *f, const char *verdict)
+status_print_json(FILE *out, const struct status_file *f, const char *verdict, const char *reason)
 {
 	size_t i, nodes = 0;
 
 	fprintf(out, "{\n  \"verdict\": ");
 	json_str(out, verdict);
+	if (reason != NULL) {
+		fprintf(out, ",\n  \"reason\": ");
+		json_str(out, reason);
+	}
 	for (i = 0; i < f->n; i++) {
 		const char *k = f->kv[i].key, *v = f->kv[i].value;
 
@@ -131,6 +135,16 @@ status_print_json(FILE *out, const struct status_file *f, const char *verdict)
 			json_node(out, f->kv[i].value);
 		}
 	fprintf(out, "%s]\n}\n", nodes ? "\n  " : "");
+}
+
+void
+status_print_json_unknown(FILE *out, const char *path, const char *reason)
+{
+	fprintf(out, "{\n  \"verdict\": \"unknown\",\n  \"state\": \"unknown\",\n  \"reason\": ");
+	json_str(out, reason);
+	fprintf(out, ",\n  \"status-file\": ");
+	json_str(out, path);
+	fprintf(out, ",\n  \"nodes\": []\n}\n");
 }
 
 /*
@@ -163,24 +177,44 @@ failed_node(const struct status_file *f)
 	return NULL;
 }
 
-/* "connected", "not connected", "stale" (agent dead or silent). */
 const char *
-status_verdict(const struct status_file *f, unsigned keepalive, time_t now)
+status_stale_reason(
+    const struct status_file *f, unsigned keepalive, time_t now, char *buf, size_t len)
 {
 	const char *state = status_get(f, "state"), *pid = status_get(f, "pid");
 	const char *updated = status_get(f, "updated");
 	time_t t;
 	long p;
 
-	if (state == NULL || updated == NULL || status_parse_time(updated, &t) == -1)
-		return "stale";
-	if (strcmp(state, "stopped") == 0)
-		return "not connected";
-	p = pid ? strtol(pid, NULL, 10) : 0;
-	if (p <= 0 || (kill((pid_t)p, 0) == -1 && errno == ESRCH))
-		return "stale";
+	if (state == NULL)
+		snprintf(buf, len, "the file has no state");
+	else if (updated == NULL || status_parse_time(updated, &t) == -1)
+		snprintf(buf, len, "the file has no valid updated time");
+	else if (strcmp(state, "stopped") == 0)
+		return NULL; /* the agent said goodbye: its pid is gone for good */
+	else if ((p = pid ? strtol(pid, NULL, 10) : 0) <= 0)
+		snprintf(buf, len, "the file has no valid pid");
+	else if (kill((pid_t)p, 0) == -1 && errno == ESRCH)
+		snprintf(buf, len, "the agent (pid %ld) is not running", p);
 	/* Written at least every keepalive seconds: allow two missed beats. */
-	if (now - t > (time_t)(2 * keepalive + 5))
+	else if (now - t > (time_t)(2 * keepalive + 5))
+		snprintf(buf, len,
+		    "the agent (pid %ld) has not written its status since %s, %lld s ago; it "
+		    "writes at least every %u s (keepalive)",
+		    p, updated, (long long)(now - t), keepalive);
+	else
+		return NULL;
+	return buf;
+}
+
+/* "connected", "not connected", "stale" (agent dead or silent). */
+const char *
+status_verdict(const struct status_file *f, unsigned keepalive, time_t now)
+{
+	const char *state = status_get(f, "state");
+	char why[256];
+
+	if (status_stale_reason(f, keepalive, now, why, sizeof(why)) != NULL)
 		return "stale";
 	return strcmp(state, "connected") == 0 ? "connected" : "not connected";
 }

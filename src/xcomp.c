@@ -54,14 +54,28 @@ read_text(const char *path, size_t *len)
 		return NULL;
 	text = xmalloc(STATUS_READ_MAX + 1);
 	*len = fread(text, 1, STATUS_READ_MAX + 1, fp);
-	fclose(fp);
-	if (*len > STATUS_READ_MAX) {
+	/* A directory opens, then fails to read (EISDIR): that is no empty status. */
+	if (ferror(fp) || *len > STATUS_READ_MAX) {
+		int e = ferror(fp) ? errno : EFBIG;
+
+		fclose(fp);
 		free(text);
-		errno = EFBIG;
+		errno = e;
 		return NULL;
 	}
+	fclose(fp);
 	text[*len] = '\0';
 	return text;
+}
+
+/* No status to show: scripts still get one JSON object, people the reason. */
+static void
+no_status(const char *path, const char *why, const char *hint, int json)
+{
+	if (json)
+		status_print_json_unknown(stdout, path, why);
+	else
+		fprintf(stderr, "xcomp: %s\n%s", why, hint);
 }
 
 static int
@@ -106,15 +120,17 @@ cmd_status(int argc, char **argv)
 	if (path == NULL)
 		path = c->status_file;
 	if ((text = read_text(path, &len)) == NULL) {
-		fprintf(stderr,
-		    "xcomp: cannot read the status file %s: %s\n"
-		    "Is xcompd running? (see xcompd(8); -s names another status file)\n",
-		    path, strerror(errno));
+		snprintf(
+		    err, sizeof(err), "cannot read the status file %s: %s", path, strerror(errno));
+		no_status(path, err,
+		    "Is xcompd running? (see xcompd(8); -s names another status file)\n", json);
 		conf_free(c);
 		return EXIT_NO_STATUS;
 	}
 	if (status_parse(text, len, &f) == -1) {
-		fprintf(stderr, "xcomp: %s is not a status file (a line is not key=value)\n", path);
+		snprintf(
+		    err, sizeof(err), "%s is not a status file (a line is not key=value)", path);
+		no_status(path, err, "", json);
 		free(text);
 		conf_free(c);
 		return EXIT_NO_STATUS;
@@ -123,7 +139,8 @@ cmd_status(int argc, char **argv)
 	conf_free(c);
 	v = status_verdict(&f, keepalive, now);
 	if (json)
-		status_print_json(stdout, &f, v);
+		status_print_json(
+		    stdout, &f, v, status_stale_reason(&f, keepalive, now, err, sizeof(err)));
 	else
 		status_print_human(stdout, &f, v, now);
 	status_file_free(&f);

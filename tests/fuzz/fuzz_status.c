@@ -38,7 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct status_file f;
 	const char *v;
-	char *json = NULL;
+	char *json = NULL, why[256];
 	size_t jsonlen = 0, i;
 	FILE *out;
 	time_t now = 1795000000; /* 2026-11-18 */
@@ -56,7 +56,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	v = status_verdict(&f, 30, now);
 	status_print_human(devnull, &f, v, now);
 	FUZZ_CHECK((out = open_memstream(&json, &jsonlen)) != NULL);
-	status_print_json(out, &f, v);
+	status_print_json(out, &f, v, status_stale_reason(&f, 30, now, why, sizeof(why)));
 	fclose(out);
 	check_json(json, jsonlen);
 	free(json);

@@ -815,6 +815,43 @@ class AgentTest(xt.LabTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("usage: xcompd", r.stderr)
 
+    def test_xcomp_status_json_without_status(self):
+        """No status file, one that cannot be read, one that is not a status
+        file, and a stale one: --json prints one object that says why, exit 3."""
+        import json
+        missing = self.wd.join("no-status-here")
+        r = self.xcomp("status", "-s", missing, "--json")
+        self.assertEqual(r.returncode, 3)
+        j = json.loads(r.stdout)
+        self.assertEqual((j["verdict"], j["state"], j["status-file"], j["nodes"]),
+                         ("unknown", "unknown", missing, []))
+        self.assertEqual(j["reason"], "cannot read the status file %s: No such file or directory"
+                         % missing)
+        r = self.xcomp("status", "-s", self.wd.path, "--json")  # a directory
+        self.assertEqual(r.returncode, 3)
+        self.assertEqual(json.loads(r.stdout)["reason"], "cannot read the status file %s: "
+                         "Is a directory" % self.wd.path)
+        garbage = self.wd.join("garbage")
+        with open(garbage, "w") as f:
+            f.write("not a status file\n")
+        r = self.xcomp("status", "-s", garbage, "--json")
+        self.assertEqual(r.returncode, 3)
+        j = json.loads(r.stdout)
+        self.assertEqual(j["state"], "unknown")
+        self.assertIn("is not a status file", j["reason"])
+        # Stale: the agent was killed; the file still says what it said, and why exit is 3.
+        a = self.agent(self.dns([a_record("a." + DOMAIN, "127.0.0.1")]))
+        a.wait_status(lambda s: s.get("state") == "backoff", xt.timeout(5), "backoff")
+        pid = a.pid
+        a.process.signal(signal.SIGKILL)
+        a.process.wait()
+        r = self.xcomp("status", "-s", a.status_path, "--json")
+        self.assertEqual(r.returncode, 3)
+        j = json.loads(r.stdout)
+        self.assertEqual(j["verdict"], "stale")
+        self.assertEqual(j["reason"], "the agent (pid %d) is not running" % pid)
+        self.assertEqual(j["pid"], pid)
+
     def test_unknown_key_suggests_the_nearest(self):
         a = self.agent(start=False)
         r = self.xcompd("-t", "-f", a.conf_path, "-o", "keep-alive=5")

@@ -1,6 +1,6 @@
 /*
  * Unit tests for status.c: the status file's format, parsing it back and its
- * lock.
+ * lock; and for statusview.c's stale reasons and JSON.
  */
 #include <sys/wait.h>
 
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "status.h"
+#include "statusview.h"
 #include "unit.h"
 
 static const struct status_node sample_nodes[] = {
@@ -232,6 +233,77 @@ START_TEST(test_lock)
 }
 END_TEST
 
+static const char *
+stale_reason(const char *text, time_t now, char *why)
+{
+	struct status_file f;
+	const char *r;
+
+	ck_assert_int_eq(status_parse(text, strlen(text), &f), 0);
+	r = status_stale_reason(&f, 30, now, why, 256);
+	ck_assert_str_eq(status_verdict(&f, 30, now), r ? "stale" : "not connected");
+	status_file_free(&f);
+	return r;
+}
+
+START_TEST(test_stale_reasons)
+{
+	time_t now = 1795680751 + 60; /* updated + 60 s */
+	char text[256], why[256], want[256];
+
+	ck_assert_str_eq(stale_reason("pid=1\n", now, why), "the file has no state");
+	ck_assert_str_eq(stale_reason("state=backoff\nupdated=soon\n", now, why),
+	    "the file has no valid updated time");
+	ck_assert_str_eq(stale_reason("state=backoff\nupdated=2026-11-26T08:12:31Z\n", now, why),
+	    "the file has no valid pid");
+	/* Larger than any pid_max: no such process. */
+	ck_assert_str_eq(
+	    stale_reason("state=backoff\nupdated=2026-11-26T08:12:31Z\npid=2147483000\n", now, why),
+	    "the agent (pid 2147483000) is not running");
+	snprintf(text, sizeof(text), "state=backoff\nupdated=2026-11-26T08:12:31Z\npid=%ld\n",
+	    (long)getpid());
+	ck_assert_ptr_null(stale_reason(text, now, why));
+	snprintf(want, sizeof(want),
+	    "the agent (pid %ld) has not written its status since 2026-11-26T08:12:31Z, 66 s ago; "
+	    "it writes at least every 30 s (keepalive)",
+	    (long)getpid());
+	ck_assert_str_eq(stale_reason(text, now + 6, why), want);
+	/* A stopped agent is gone by design: not stale. */
+	ck_assert_ptr_null(stale_reason(
+	    "state=stopped\nupdated=2026-11-26T08:12:31Z\npid=2147483000\n", now + 1000, why));
+}
+END_TEST
+
+START_TEST(test_json_reason_and_unknown)
+{
+	const char *text = "state=backoff\npid=7\n";
+	struct status_file f;
+	char *json = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	ck_assert_int_eq(status_parse(text, strlen(text), &f), 0);
+	ck_assert_ptr_nonnull(out = open_memstream(&json, &len));
+	status_print_json(out, &f, "stale", "the file has no \"updated\"");
+	fclose(out);
+	ck_assert_str_eq(json, "{\n  \"verdict\": \"stale\",\n  \"reason\": \"the file has no "
+	                       "\\\"updated\\\"\",\n  \"state\": \"backoff\",\n  \"pid\": 7,\n  "
+	                       "\"nodes\": []\n}\n");
+	free(json);
+	status_file_free(&f);
+	ck_assert_ptr_nonnull(out = open_memstream(&json, &len));
+	status_print_json_unknown(out, "/run/xcomp/status",
+	    "cannot read the status file /run/xcomp/status: No such file or directory");
+	fclose(out);
+	ck_assert_str_eq(json,
+	    "{\n  \"verdict\": \"unknown\",\n  \"state\": \"unknown\",\n  "
+	    "\"reason\": \"cannot read the status file /run/xcomp/status: No such "
+	    "file or directory\",\n  \"status-file\": \"/run/xcomp/status\",\n  "
+	    "\"nodes\": []\n}\n");
+	free(json);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -247,6 +319,8 @@ main(void)
 	tcase_add_test(tc, test_parse_garbage);
 	tcase_add_test(tc, test_write_atomic);
 	tcase_add_test(tc, test_lock);
+	tcase_add_test(tc, test_stale_reasons);
+	tcase_add_test(tc, test_json_reason_and_unknown);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }

@@ -382,7 +382,7 @@ session_end(struct agent *a)
 	a->waiting_ping = 0;
 	memset(&a->tlsinfo, 0, sizeof(a->tlsinfo));
 	/*
-	 * A refresh asked for this session is moot (the next round resolves);
+	 * A refresh asked for this session is moot (the next wait resolves);
 	 * its answer, arriving in a backoff, would start an attempt of its own.
 	 */
 	if (a->refreshing) {
@@ -862,7 +862,7 @@ authenticated(struct agent *a)
 	timer_add(loop_timers(a->loop), &a->t_stable, STABLE_MS);
 	/*
 	 * The TTL ran out during the attempts that led here (ttl_expired skips
-	 * a refresh while not connected, and a failover within a round does not
+	 * a refresh while not connected, and a failover to a node not held does not
 	 * resolve): refresh now, or this session never looks at the records again.
 	 */
 	if (a->conf->nservers == 0 && !timer_armed(&a->t_ttl))
@@ -1063,7 +1063,7 @@ ttl_expired(void *arg)
 {
 	struct agent *a = arg;
 
-	/* Only a live session needs fresh records now; a new round resolves anyway. */
+	/* Only a live session needs fresh records now; a wait resolves anyway. */
 	if (a->state == STATE_CONNECTED && a->srvq == NULL && a->conf->nservers == 0) {
 		a->refreshing = 1;
 		start_resolve(a);

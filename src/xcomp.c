@@ -438,7 +438,8 @@ cmd_probe(int argc, char **argv)
 	}
 	memset(&o, 0, sizeof(o));
 	if (optind < argc) {
-		port = (int)c->port;
+		/* 0 when not given: the probe takes it from the SRV records or the config. */
+		port = 0;
 		if (util_split_hostport(argv[optind], host, sizeof(host), &port) == -1 ||
 		    !valid_host(host)) {
 			fprintf(stderr, "xcomp: \"%s\" is not HOST[:PORT]\n", argv[optind]);

@@ -781,6 +781,19 @@ class AgentTest(xt.LabTest):
                          "%s: NXDOMAIN (no such domain)" % SRV_NAME)
         self.assertNotIn("found", a.log_text())
 
+    def test_xcomp_resolve_address_target(self):
+        # An SRV target may be an address: nothing to look up, as for the agent and probe.
+        a = "a." + DOMAIN
+        u = self.dns([srv_record(10, 10, 5347, "127.0.0.2"), srv_record(20, 10, 5348, a),
+                      a_record(a, "127.0.0.1")])
+        r = self.xcomp("resolve", "--dns-server", u.address, DOMAIN)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"\n  10 +10 +5347 +127\.0\.0\.2 +- +127\.0\.0\.2 "
+                         r"\(an address: nothing to look up\)\n")
+        self.assertRegex(r.stdout, r"\n  20 +10 +5348 +a\.tptac9\.test +60 +127\.0\.0\.1\n")
+        self.assertNotIn("NXDOMAIN", r.stdout)
+        self.assertIn("1. 127.0.0.2:5347", r.stdout)
+
 
 if __name__ == "__main__":
     sys.exit(xt.main(AgentTest, sys.argv[1:], ("xcompd", "xcomp", "xcomp-server")))

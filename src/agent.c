@@ -83,6 +83,13 @@ struct agent {
 	int refreshing;      /* re-resolving while connected */
 	size_t srv_left_out; /* SRV records beyond SRV_USE_MAX, last said in the log */
 
+	/* The SRV name's usual misspellings (agent_hint_answer) */
+	struct dns_hint *hintq;      /* being asked */
+	char hint_name[512];         /* the failure they were asked for: the name */
+	enum dns_status hint_status; /* and its status */
+	char hint_text[600];         /* what they found, or "" */
+	int hint_active;             /* the last SRV answer was that failure */
+
 	struct io *io;
 	struct xs *xs;
 	int in_feed;
@@ -1099,6 +1106,63 @@ srv_cap_note(struct agent *a, const struct dns_srv_result *r, size_t used)
 	a->srv_left_out = left;
 }
 
+/*
+ * Hints: when the SRV name has no records, the agent looks for them under
+ * the usual misspellings (srv_variants), once per failure: a failure is the
+ * name and its status, remembered until records come, the failure changes
+ * or the configuration does. What was found replaces the error's text.
+ */
+
+static void
+agent_hint_forget(struct agent *a)
+{
+	dns_hint_cancel(a->dns, a->hintq);
+	a->hintq = NULL;
+	a->hint_name[0] = a->hint_text[0] = '\0';
+	a->hint_active = 0;
+}
+
+static void
+agent_hint_done(void *arg, const struct dns_hint_result *h)
+{
+	struct agent *a = arg;
+
+	a->hintq = NULL;
+	if (h->nfound == 0)
+		return;
+	srv_variant_text(a->hint_text, sizeof(a->hint_text), h->name,
+	    dns_status_str(a->hint_status), h->found[0].v);
+	/* Meanwhile the session may be up, or another error said. */
+	if (!a->hint_active || a->stopping)
+		return;
+	set_error(a, "dns", "%s", a->hint_text);
+	write_status(a);
+}
+
+/* The text to report for an SRV answer: its own, or what the hint found. */
+static const char *
+agent_hint_answer(struct agent *a, const struct dns_srv_result *r, int refreshing)
+{
+	a->hint_active = 0;
+	if (r->status == DNS_OK)
+		agent_hint_forget(a);
+	/* A server failure says nothing about the name; a refresh keeps its session. */
+	if (refreshing || (r->status != DNS_NXDOMAIN && r->status != DNS_NODATA))
+		return r->why;
+	if (r->status == a->hint_status && strcmp(r->name, a->hint_name) == 0) {
+		a->hint_active = 1;
+		return a->hint_text[0] ? a->hint_text : r->why;
+	}
+	agent_hint_forget(a);
+	a->hint_active = 1;
+	snprintf(a->hint_name, sizeof(a->hint_name), "%s", r->name);
+	a->hint_status = r->status;
+	if (dns_srv_hint(
+	        a->dns, a->conf->service, a->conf->domain, agent_hint_done, a, &a->hintq) == -1)
+		log_debug("%s: cannot look up its usual misspellings", r->name);
+	return r->why;
+}
+
 static void
 on_srv(void *arg, const struct dns_srv_result *r)
 {
@@ -1106,11 +1170,13 @@ on_srv(void *arg, const struct dns_srv_result *r)
 	struct node *fresh;
 	size_t *order, n, i;
 	int refreshing = a->refreshing;
+	const char *why;
 
 	a->srvq = NULL;
 	a->refreshing = 0;
+	why = agent_hint_answer(a, r, refreshing);
 	if (r->status != DNS_OK) {
-		set_error(a, r->status == DNS_BOGUS ? "dnssec" : "dns", "%s", r->why);
+		set_error(a, r->status == DNS_BOGUS ? "dnssec" : "dns", "%s", why);
 		if (refreshing) {
 			/* Keep the session and the records we have; ask again later. */
 			timer_add(loop_timers(a->loop), &a->t_ttl, a->conf->backoff_max * 1000ull);
@@ -1292,6 +1358,7 @@ cancel_all(struct agent *a)
 		dns_cancel(a->dns, a->srvq);
 	a->srvq = NULL;
 	a->refreshing = 0;
+	agent_hint_forget(a);
 }
 
 static void

@@ -19,7 +19,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xcomptest as xt  # noqa: E402
 from agenttest import (DOMAIN, SRV_NAME, Agent, Cluster, GapWatch, Unbound,  # noqa: E402
-                       a_record, cluster_rolling_restart, srv_record)
+                       a_record, cluster_rolling_restart, dns_query, srv_record)
 
 CB1 = "cb1." + DOMAIN
 SERVER_HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
@@ -821,6 +821,82 @@ class AgentTest(xt.LabTest):
         r = self.xcomp("resolve", "--dns-server", u.address, "nonexistent.test")
         self.assertEqual(r.returncode, 1)
         self.assertIn("_xmpp-component._tcp.nonexistent.test", r.stdout)
+
+    # ---------------------------------------------------------- misspelt SRV records
+
+    def assert_hint(self, records, found, words, status="NXDOMAIN"):
+        """The records published under a usual misspelling of SRV_NAME: the status
+        file's last-error-text and xcomp status name the one found and the fix."""
+        u = self.dns(records)
+        a = self.agent(u, backoff_min=1, backoff_max=1)
+        text = "no SRV records for %s (%s); found %s instead: %s" % (SRV_NAME, status, found,
+                                                                     words)
+        st = a.wait_status(lambda s: "found" in s.get("last-error-text", ""), 5, "the hint")
+        self.assertEqual((st["state"], st["last-error"], st["last-error-text"]),
+                         ("backoff", "dns", text))
+        r = self.xcomp("status", "-s", a.status_path)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("due to DNS error", r.stdout)
+        self.assertIn("\nLast error:      %s (" % text, r.stdout)
+        self.assertIn("section DNS.", r.stdout)
+        self.assertIn(text, a.log_text())
+        return u, a, text
+
+    def test_hint_srv_name_without_the_dot(self):
+        name = "_xmpp-component_tcp." + DOMAIN
+        # TTL 0: libunbound keeps no copy, so every lookup of it reaches unbound.
+        u, a, text = self.assert_hint(
+            ["%s. 0 IN SRV 10 60 5347 a.%s." % (name, DOMAIN)], name,
+            "the dot between _xmpp-component and _tcp is missing; rename the record")
+        u.control("set_option", "log-queries:", "yes")
+        # Backoff retries (1 s apart) keep the hint without asking again.
+        rounds = a.log_text().count("state resolving")
+        xt.wait_until(lambda: a.log_text().count("state resolving") >= rounds + 3,
+                      xt.timeout(8), "three more rounds")
+        self.assertEqual(a.status()["last-error-text"], text)
+        # One query of this test's own, to show that unbound logs them: the only one.
+        self.assertEqual(dns_query(u.port, name, qtype=33), 0)
+        with open(os.path.join(u.dir, "unbound.log")) as f:
+            self.assertEqual(f.read().count(" %s. SRV IN" % name), 1)
+
+    def test_hint_client_records_only(self):
+        name = "_xmpp-client._tcp." + DOMAIN
+        self.assert_hint(
+            ["%s. 60 IN SRV 0 0 5222 a.%s." % (name, DOMAIN),
+             a_record("a." + DOMAIN, "127.0.0.1")],
+            name, "those are the XMPP client records (port 5222), not for components; publish "
+            "_xmpp-component._tcp records with the port the nodes accept components on")
+
+    def test_hint_domain_doubled_by_a_zone_file(self):
+        name = "%s.%s" % (SRV_NAME, DOMAIN)
+        # NODATA: the name exists (an A record) but has no SRV records.
+        self.assert_hint(
+            ["%s. 60 IN SRV 10 60 5347 a.%s." % (name, DOMAIN), a_record(SRV_NAME, "127.0.0.9")],
+            name, "the record was written in a zone file without the trailing dot, which "
+            "appends the zone's name again; write its name as %s. (with the dot)" % SRV_NAME,
+            status="NODATA")
+
+    def test_hint_nothing_found(self):
+        u = self.dns([a_record("a." + DOMAIN, "127.0.0.1")])
+        a = self.agent(u, backoff_min=1, backoff_max=1)
+        xt.wait_until(lambda: a.log_text().count("state resolving") >= 3, xt.timeout(5),
+                      "a second round")
+        self.assertEqual(a.status()["last-error-text"],
+                         "%s: NXDOMAIN (no such domain)" % SRV_NAME)
+        self.assertNotIn("found", a.log_text())
+
+    def test_xcomp_resolve_address_target(self):
+        # An SRV target may be an address: nothing to look up, as for the agent and probe.
+        a = "a." + DOMAIN
+        u = self.dns([srv_record(10, 10, 5347, "127.0.0.2"), srv_record(20, 10, 5348, a),
+                      a_record(a, "127.0.0.1")])
+        r = self.xcomp("resolve", "--dns-server", u.address, DOMAIN)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"\n  10 +10 +5347 +127\.0\.0\.2 +- +127\.0\.0\.2 "
+                         r"\(an address: nothing to look up\)\n")
+        self.assertRegex(r.stdout, r"\n  20 +10 +5348 +a\.tptac9\.test +60 +127\.0\.0\.1\n")
+        self.assertNotIn("NXDOMAIN", r.stdout)
+        self.assertIn("1. 127.0.0.2:5347", r.stdout)
 
 
 if __name__ == "__main__":

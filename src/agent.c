@@ -323,15 +323,6 @@ nodes_replace(struct agent *a, struct node *fresh, size_t n)
 
 /* Addresses */
 
-static int
-is_ip(const char *host)
-{
-	struct sockaddr_storage ss;
-	int len;
-
-	return util_sockaddr(host, 1, &ss, &len) == 0;
-}
-
 static void
 on_addrs(void *arg, const struct dns_addr_result *r)
 {
@@ -361,13 +352,13 @@ resolve_addrs(struct agent *a)
 
 	for (i = 0; i < a->nnodes; i++) {
 		struct node *n = &a->nodes[i];
+		struct dns_addr lit;
 
 		if (n->resolved || n->q)
 			continue;
-		if (is_ip(n->target)) {
+		if (dns_addr_literal(n->target, &lit) == 0) {
 			n->addrs = xcalloc(1, sizeof(*n->addrs));
-			snprintf(n->addrs[0].ip, sizeof(n->addrs[0].ip), "%.45s", n->target);
-			n->addrs[0].family = strchr(n->target, ':') ? AF_INET6 : AF_INET;
+			n->addrs[0] = lit;
 			n->naddrs = 1;
 			n->resolved = 1;
 		} else if (dns_addrs(a->dns, n->target, on_addrs, n, &n->q) == -1) {

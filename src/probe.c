@@ -414,6 +414,14 @@ on_closed(void *arg, int err)
 		node_passed(p);
 		return;
 	}
+	/* TLS 1.3: a refused client certificate shows after our side of the handshake. */
+	if (why[0] && (p->step == STEP_STREAM || p->step == STEP_HANDSHAKE)) {
+		step_line(p, "FAILED: TLS failure at %s (%s): %s", p->server, cur_ip(p), why);
+		more(p, "(with TLS 1.3 a server judges the client certificate after the TLS "
+		        "step has passed, so its refusal shows here)");
+		node_failed(p, "tls");
+		return;
+	}
 	if (err)
 		step_line(p, "FAILED: connection to %s (%s) lost: %s", p->server, cur_ip(p),
 		    why[0] ? why : strerror(err));

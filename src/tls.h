@@ -55,6 +55,7 @@ const char *tls_why(const struct io *);
 /* One certificate, for people. */
 struct tls_cert {
 	char subject[256];
+	char cn[128]; /* the subject's CN, "" without one */
 	char issuer[256];
 	char san[512]; /* "DNS:a.example, DNS:b.example, IP:10.0.0.1" */
 	time_t not_before, not_after;

@@ -454,6 +454,32 @@ class ProbeTest(xt.LabTest):
         self.assert_chain(text, 1)
         self.assertIn("section TLS.", text)
 
+    def test_tls_client_certificate_refused(self):
+        """A node that requires a client certificate (xcomp-server trust) and gets
+        none: with TLS 1.3 the refusal comes after the TLS step, and it is a TLS
+        failure (section TLS), not a closed connection."""
+        self.pki = PKI(self.wd.path)
+        leaf = self.pki.leaf("node", cn="a." + DOMAIN, dns=["a." + DOMAIN])
+        srv = xt.Server(self.wd.path, name="a", domain=DOMAIN, listen=(), bridges=())
+        srv.must("callbridge", "add-secret", "cb1", input=SECRET + "\n")
+        srv.must("certs", leaf.key, leaf.cert, self.pki.bundle)
+        srv.must("trust", self.pki.ca)
+        srv.must("listen", "127.0.0.1:0", "tls")
+        srv.start()
+        self.cleanups.append(srv.stop)
+        host, port = srv.addresses[0]
+        u = self.dns([srv_record(10, 10, port, "a." + DOMAIN), a_record("a." + DOMAIN, host)])
+        a = self.conf(u, tls="direct", tls_ca=self.pki.ca)
+        out = self.probe("-f", a.conf_path, expect=1).stdout
+        text = self.node_text(out, "a.%s:%d" % (DOMAIN, port))
+        self.assertRegex(text, r"FAILED: TLS failure at a\.%s:%d \(127\.0\.0\.1\): the server "
+                         r"requires a client certificate, and none is set \(tls-cert, "
+                         r"tls-key\)" % (re.escape(DOMAIN), port))
+        self.assertIn("See xcomp-troubleshooting(7), section TLS.", text)
+        self.assertRegex(text, r"failed at the (TLS|stream header) step \(tls\)")
+        self.assertNotIn("CLOSED", text)
+        self.assertNotIn("(closed)", out)
+
     def test_tls_agent_status_and_probe(self):
         peer, a, target = self.tls_setup()
         a.start()

@@ -78,6 +78,41 @@ tls_check_key_file(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+int
+tls_file_non_ca(const char *path, char *names, size_t len)
+{
+	gnutls_datum_t data = {NULL, 0}, dn;
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned n = 0, i, critical;
+	size_t used = 0;
+	int found = 0;
+
+	if (len > 0)
+		names[0] = '\0';
+	if (gnutls_load_file(path, &data) < 0)
+		return -1;
+	if (gnutls_x509_crt_list_import2(&crts, &n, &data, GNUTLS_X509_FMT_PEM, 0) < 0) {
+		gnutls_free(data.data);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		/* > 0: a CA; 0: CA:FALSE; < 0: no basicConstraints (or unreadable). */
+		if (gnutls_x509_crt_get_basic_constraints(crts[i], &critical, NULL, NULL) <= 0) {
+			found++;
+			if (gnutls_x509_crt_get_dn3(crts[i], &dn, 0) == 0) {
+				if (used < len)
+					used += snprintf(names + used, len - used, "%s%s",
+					    used ? "; " : "", (char *)dn.data);
+				gnutls_free(dn.data);
+			}
+		}
+		gnutls_x509_crt_deinit(crts[i]);
+	}
+	gnutls_free(crts);
+	gnutls_free(data.data);
+	return found;
+}
+
 static struct tls_ctx *
 ctx_new(const char *priority, char *err, size_t errlen)
 {

@@ -72,6 +72,13 @@ struct tls_info {
 /* What was negotiated and received, after the handshake (or its failure). */
 int tls_info(const struct io *, struct tls_info *);
 
+/*
+ * The certificates in a PEM file that are not CA certificates
+ * (basicConstraints CA:FALSE, or none): their subjects in names, "; " between
+ * them. Returns how many, or -1 if the file does not load.
+ */
+int tls_file_non_ca(const char *path, char *names, size_t len);
+
 /* Refuse a key file that group or others can read (like a secret file). */
 int tls_check_key_file(const char *path, char *err, size_t errlen);
 

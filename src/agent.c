@@ -1,14 +1,16 @@
 /*
  * agent: xcompd's state machine, one session at a time.
  *
- * A "round" walks the nodes in RFC 2782 order; each node is tried at most
- * once a round, so a node that accepts and closes at once cannot make the
- * agent spin. When a session drops, the next attempt goes at once to the
- * first node of the order that is not the one that dropped and has not
- * failed this round. Only when every node has failed does the agent back
- * off (exponential, with jitter), then re-resolve and start a new round. A
- * session that stays up for STABLE_MS ends the round: the other nodes are
- * eligible again and the backoff starts from its minimum.
+ * Which node to try is health.c's choice: each node has its own failure
+ * count and hold (a short, growing, jittered time after each failure), and
+ * the next attempt goes at once to the best node not held: the one whose
+ * last failure is the oldest, then the RFC 2782 order. So a rolling restart
+ * of the nodes costs no wait while one of them is up, and a node that
+ * accepts and closes at once is tried less and less often instead of making
+ * the agent spin. Only when every node is held does the agent wait, until
+ * the first hold ends, and then it re-resolves. A session that stays up for
+ * STABLE_MS clears its node's count. With no node at all (a DNS failure) the
+ * agent backs off exponentially, with jitter, from backoff-min.
  */
 #include <sys/socket.h>
 
@@ -29,6 +31,7 @@
 #include "digest.h"
 #include "dns.h"
 #include "event.h"
+#include "health.h"
 #include "io.h"
 #include "log.h"
 #include "relay.h"
@@ -56,10 +59,8 @@ struct node {
 	const char *result;    /* "untried", "ok" or an error code */
 	int bogus;             /* the address lookup failed DNSSEC validation */
 	char why[DNS_WHY_MAX]; /* why the address lookup found nothing */
-	int tried;             /* failed (or in use) this round */
 	int redirect;          /* added by see-other-host, until the next resolve */
-	uint64_t hold_until;   /* after a conflict: not before this */
-	struct backoff hold;
+	struct health health;  /* its failures and hold */
 };
 
 struct agent {
@@ -82,6 +83,13 @@ struct agent {
 	int refreshing;      /* re-resolving while connected */
 	size_t srv_left_out; /* SRV records beyond SRV_USE_MAX, last said in the log */
 
+	/* The SRV name's usual misspellings (agent_hint_answer) */
+	struct dns_hint *hintq;      /* being asked */
+	char hint_name[512];         /* the failure they were asked for: the name */
+	enum dns_status hint_status; /* and its status */
+	char hint_text[600];         /* what they found, or "" */
+	int hint_active;             /* the last SRV answer was that failure */
+
 	struct io *io;
 	struct xs *xs;
 	int in_feed;
@@ -98,7 +106,8 @@ struct agent {
 	struct timer t_stable;
 	struct timer t_ttl;
 	struct timer t_status;
-	struct backoff backoff;
+	struct backoff backoff;      /* with no node to try */
+	struct health_policy policy; /* the nodes' holds */
 
 	unsigned failovers;
 	char last_error[16];
@@ -283,11 +292,10 @@ node_init(struct agent *a, struct node *n, const char *target, int port, unsigne
 	n->weight = weight;
 	n->agent = a;
 	n->result = old ? old->result : "untried";
-	n->hold_until = old ? old->hold_until : 0;
 	if (old)
-		n->hold = old->hold;
+		n->health = old->health;
 	else
-		backoff_init(&n->hold, a->conf->backoff_min, a->conf->backoff_max);
+		health_init(&n->health);
 }
 
 /* Replace the node list, keeping what is known of nodes that stay. */
@@ -314,15 +322,6 @@ nodes_replace(struct agent *a, struct node *fresh, size_t n)
 }
 
 /* Addresses */
-
-static int
-is_ip(const char *host)
-{
-	struct sockaddr_storage ss;
-	int len;
-
-	return util_sockaddr(host, 1, &ss, &len) == 0;
-}
 
 static void
 on_addrs(void *arg, const struct dns_addr_result *r)
@@ -353,13 +352,13 @@ resolve_addrs(struct agent *a)
 
 	for (i = 0; i < a->nnodes; i++) {
 		struct node *n = &a->nodes[i];
+		struct dns_addr lit;
 
 		if (n->resolved || n->q)
 			continue;
-		if (is_ip(n->target)) {
+		if (dns_addr_literal(n->target, &lit) == 0) {
 			n->addrs = xcalloc(1, sizeof(*n->addrs));
-			snprintf(n->addrs[0].ip, sizeof(n->addrs[0].ip), "%.45s", n->target);
-			n->addrs[0].family = strchr(n->target, ':') ? AF_INET6 : AF_INET;
+			n->addrs[0] = lit;
 			n->naddrs = 1;
 			n->resolved = 1;
 		} else if (dns_addrs(a->dns, n->target, on_addrs, n, &n->q) == -1) {
@@ -381,7 +380,7 @@ session_end(struct agent *a)
 	a->waiting_ping = 0;
 	memset(&a->tlsinfo, 0, sizeof(a->tlsinfo));
 	/*
-	 * A refresh asked for this session is moot (the next round resolves);
+	 * A refresh asked for this session is moot (the next wait resolves);
 	 * its answer, arriving in a backoff, would start an attempt of its own.
 	 */
 	if (a->refreshing) {
@@ -410,24 +409,59 @@ was_connected(const struct agent *a)
 	return a->state == STATE_CONNECTED;
 }
 
-/* The current attempt or session failed with code; move on. */
-static void
-session_failed(struct agent *a, const char *code)
+/*
+ * A node that is up but will not have us (wrong secret, conflict, TLS, a
+ * stream opened and closed again before the handshake) is held longer than
+ * one that is down: restarting nodes come back soon, refusals rarely do.
+ */
+static enum health_kind
+failure_kind(const struct agent *a, const char *code)
+{
+	if (strcmp(code, "auth") == 0 || strcmp(code, "conflict") == 0 || strcmp(code, "tls") == 0)
+		return HEALTH_REFUSED;
+	if (a->state == STATE_AUTHENTICATING &&
+	    (strcmp(code, "closed") == 0 || strcmp(code, "stream") == 0))
+		return HEALTH_REFUSED;
+	return HEALTH_DOWN;
+}
+
+/* Count the failure against the current node and hold it; the hold in ms. */
+static unsigned
+node_failed(struct agent *a, const char *code)
 {
 	struct node *n = &a->nodes[a->cur];
+	unsigned ms;
 
+	n->result = code;
+	ms = health_failed(&n->health, &a->policy, failure_kind(a, code), util_now_ms(), rnd, NULL);
+	log_debug("%s:%d: failure %u in a row (%s); not tried again for %u.%03u s", n->target,
+	    n->port, n->health.fails, code, ms / 1000, ms % 1000);
+	return ms;
+}
+
+/* After the current node's failure was counted: end the session, move on. */
+static void
+session_next(struct agent *a)
+{
 	if (a->stopping) {
 		finish_stop(a);
 		return;
 	}
-	n->result = code;
-	n->tried = 1;
 	if (was_connected(a))
 		a->failovers++;
 	session_end(a);
 	a->server[0] = a->address[0] = '\0';
 	a->connected_since = 0;
 	next_attempt(a);
+}
+
+/* The current attempt or session failed with code; move on. */
+static void
+session_failed(struct agent *a, const char *code)
+{
+	if (!a->stopping)
+		node_failed(a, code);
+	session_next(a);
 }
 
 /* Try the node's next address, or give up on the node. */
@@ -518,27 +552,32 @@ connect_addr(struct agent *a)
 	set_state(a, STATE_CONNECTING);
 }
 
-static int
-node_ready(const struct agent *a, size_t i, uint64_t now)
+/* The nodes' health, in their (RFC 2782) order; free() it. */
+static struct health *
+nodes_health(const struct agent *a)
 {
-	const struct node *n = &a->nodes[i];
+	struct health *h = xcalloc(a->nnodes ? a->nnodes : 1, sizeof(*h));
+	size_t i;
 
-	return i != a->cur && !n->tried && n->hold_until <= now;
+	for (i = 0; i < a->nnodes; i++)
+		h[i] = a->nodes[i].health;
+	return h;
 }
 
+/* The node to try now (see-other-host's first), or NONE while all are held. */
 static size_t
-pick_node(struct agent *a)
+pick_node(struct agent *a, uint64_t now)
 {
-	uint64_t now = util_now_ms();
+	struct health *h;
 	size_t i, p = a->prefer;
 
 	a->prefer = NONE;
-	if (p != NONE && p < a->nnodes && node_ready(a, p, now))
+	if (p != NONE && p < a->nnodes && !health_held(&a->nodes[p].health, now))
 		return p;
-	for (i = 0; i < a->nnodes; i++)
-		if (node_ready(a, i, now))
-			return i;
-	return NONE;
+	h = nodes_health(a);
+	i = health_pick(h, a->nnodes, &a->policy, now);
+	free(h);
+	return i == HEALTH_NONE ? NONE : i;
 }
 
 static void
@@ -547,29 +586,57 @@ backoff_expired(void *arg)
 	start_resolve(arg);
 }
 
+/* Wait ms, then resolve again and try. */
 static void
-enter_backoff(struct agent *a)
+enter_backoff(struct agent *a, unsigned ms)
 {
-	unsigned ms = backoff_next(&a->backoff, rnd, NULL);
-
-	log_info("%s; next try in %u.%03u s",
-	    a->cur == NONE && a->nnodes == 0 ? "no node to try" : "every node failed", ms / 1000,
-	    ms % 1000);
 	a->cur = NONE;
 	timer_add(loop_timers(a->loop), &a->t_backoff, ms);
 	set_state(a, STATE_BACKOFF);
 }
 
+/* No node at all (a DNS failure, or none in the records): exponential backoff. */
+static void
+backoff_no_node(struct agent *a)
+{
+	unsigned ms = backoff_next(&a->backoff, rnd, NULL);
+
+	log_info("no node to try; next try in %u.%03u s", ms / 1000, ms % 1000);
+	enter_backoff(a, ms);
+}
+
+/* Every node failed recently: wait until the first hold ends. */
+static void
+backoff_all_held(struct agent *a, uint64_t now)
+{
+	struct health *h = nodes_health(a);
+	uint64_t free_at = health_next_free(h, a->nnodes);
+	unsigned ms = free_at > now ? (unsigned)(free_at - now) : 0;
+	size_t i;
+
+	for (i = 0; i < a->nnodes && h[i].held_until != free_at; i++)
+		;
+	log_info("every node failed recently; next try in %u.%03u s (%s:%d)", ms / 1000, ms % 1000,
+	    a->nodes[i].target, a->nodes[i].port);
+	free(h);
+	enter_backoff(a, ms);
+}
+
 static void
 next_attempt(struct agent *a)
 {
+	uint64_t now = util_now_ms();
 	size_t next;
 
 	if (a->stopping)
 		return;
-	next = pick_node(a);
+	if (a->nnodes == 0) {
+		backoff_no_node(a);
+		return;
+	}
+	next = pick_node(a, now);
 	if (next == NONE) {
-		enter_backoff(a);
+		backoff_all_held(a, now);
 		return;
 	}
 	a->cur = next;
@@ -581,11 +648,10 @@ static void
 stable(void *arg)
 {
 	struct agent *a = arg;
-	size_t i;
 
-	/* The session held: a new round, from the minimum backoff. */
-	for (i = 0; i < a->nnodes; i++)
-		a->nodes[i].tried = i == a->cur;
+	/* The session held: its node's failures are forgotten. */
+	if (a->cur != NONE)
+		health_stable(&a->nodes[a->cur].health);
 	backoff_reset(&a->backoff);
 }
 
@@ -788,9 +854,6 @@ authenticated(struct agent *a)
 
 	timer_cancel(loop_timers(a->loop), &a->t_step);
 	n->result = "ok";
-	n->tried = 1;
-	backoff_reset(&n->hold);
-	n->hold_until = 0;
 	a->connected_ms = util_now_ms();
 	a->connected_since = time(NULL);
 	log_info("connected to %s (%s) as %s", a->server, a->address, a->conf->component);
@@ -798,7 +861,7 @@ authenticated(struct agent *a)
 	timer_add(loop_timers(a->loop), &a->t_stable, STABLE_MS);
 	/*
 	 * The TTL ran out during the attempts that led here (ttl_expired skips
-	 * a refresh while not connected, and a failover within a round does not
+	 * a refresh while not connected, and a failover to a node not held does not
 	 * resolve): refresh now, or this session never looks at the records again.
 	 */
 	if (a->conf->nservers == 0 && !timer_armed(&a->t_ttl))
@@ -850,7 +913,6 @@ static void
 stream_error(struct agent *a, const struct xs_elem *e)
 {
 	const char *cond = NULL, *text = NULL;
-	struct node *n = &a->nodes[a->cur];
 	const struct xs_elem *c;
 	unsigned ms;
 
@@ -861,14 +923,13 @@ stream_error(struct agent *a, const struct xs_elem *e)
 		    text ? ": " : "", text ? text : "");
 		session_failed(a, "auth");
 	} else if (strcmp(cond, "conflict") == 0) {
-		ms = backoff_next(&n->hold, rnd, NULL);
-		n->hold_until = util_now_ms() + ms;
+		ms = node_failed(a, "conflict");
 		set_error(a, "conflict",
 		    "conflict at %s: %s is already connected there%s%s%s; "
 		    "retrying that node in %u s or later",
 		    a->server, a->conf->component, text ? " (" : "", text ? text : "",
 		    text ? ")" : "", (ms + 999) / 1000);
-		session_failed(a, "conflict");
+		session_next(a);
 	} else {
 		c = xs_child(e, "see-other-host", XS_NS_STREAM_ERRORS);
 		if (c != NULL) {
@@ -1001,7 +1062,7 @@ ttl_expired(void *arg)
 {
 	struct agent *a = arg;
 
-	/* Only a live session needs fresh records now; a new round resolves anyway. */
+	/* Only a live session needs fresh records now; a wait resolves anyway. */
 	if (a->state == STATE_CONNECTED && a->srvq == NULL && a->conf->nservers == 0) {
 		a->refreshing = 1;
 		start_resolve(a);
@@ -1037,6 +1098,63 @@ srv_cap_note(struct agent *a, const struct dns_srv_result *r, size_t used)
 	a->srv_left_out = left;
 }
 
+/*
+ * Hints: when the SRV name has no records, the agent looks for them under
+ * the usual misspellings (srv_variants), once per failure: a failure is the
+ * name and its status, remembered until records come, the failure changes
+ * or the configuration does. What was found replaces the error's text.
+ */
+
+static void
+agent_hint_forget(struct agent *a)
+{
+	dns_hint_cancel(a->dns, a->hintq);
+	a->hintq = NULL;
+	a->hint_name[0] = a->hint_text[0] = '\0';
+	a->hint_active = 0;
+}
+
+static void
+agent_hint_done(void *arg, const struct dns_hint_result *h)
+{
+	struct agent *a = arg;
+
+	a->hintq = NULL;
+	if (h->nfound == 0)
+		return;
+	srv_variant_text(a->hint_text, sizeof(a->hint_text), h->name,
+	    dns_status_str(a->hint_status), h->found[0].v);
+	/* Meanwhile the session may be up, or another error said. */
+	if (!a->hint_active || a->stopping)
+		return;
+	set_error(a, "dns", "%s", a->hint_text);
+	write_status(a);
+}
+
+/* The text to report for an SRV answer: its own, or what the hint found. */
+static const char *
+agent_hint_answer(struct agent *a, const struct dns_srv_result *r, int refreshing)
+{
+	a->hint_active = 0;
+	if (r->status == DNS_OK)
+		agent_hint_forget(a);
+	/* A server failure says nothing about the name; a refresh keeps its session. */
+	if (refreshing || (r->status != DNS_NXDOMAIN && r->status != DNS_NODATA))
+		return r->why;
+	if (r->status == a->hint_status && strcmp(r->name, a->hint_name) == 0) {
+		a->hint_active = 1;
+		return a->hint_text[0] ? a->hint_text : r->why;
+	}
+	agent_hint_forget(a);
+	a->hint_active = 1;
+	snprintf(a->hint_name, sizeof(a->hint_name), "%s", r->name);
+	a->hint_status = r->status;
+	if (dns_srv_hint(
+	        a->dns, a->conf->service, a->conf->domain, agent_hint_done, a, &a->hintq) == -1)
+		log_debug("%s: cannot look up its usual misspellings", r->name);
+	return r->why;
+}
+
 static void
 on_srv(void *arg, const struct dns_srv_result *r)
 {
@@ -1044,18 +1162,20 @@ on_srv(void *arg, const struct dns_srv_result *r)
 	struct node *fresh;
 	size_t *order, n, i;
 	int refreshing = a->refreshing;
+	const char *why;
 
 	a->srvq = NULL;
 	a->refreshing = 0;
+	why = agent_hint_answer(a, r, refreshing);
 	if (r->status != DNS_OK) {
-		set_error(a, r->status == DNS_BOGUS ? "dnssec" : "dns", "%s", r->why);
+		set_error(a, r->status == DNS_BOGUS ? "dnssec" : "dns", "%s", why);
 		if (refreshing) {
 			/* Keep the session and the records we have; ask again later. */
 			timer_add(loop_timers(a->loop), &a->t_ttl, a->conf->backoff_max * 1000ull);
 			write_status(a);
 			return;
 		}
-		enter_backoff(a);
+		backoff_no_node(a);
 		return;
 	}
 	order = xcalloc(r->n, sizeof(*order));
@@ -1080,7 +1200,6 @@ on_srv(void *arg, const struct dns_srv_result *r)
 			a->server[0] = a->address[0] = '\0';
 			next_attempt(a);
 		} else {
-			a->nodes[a->cur].tried = 1;
 			write_status(a);
 		}
 		return;
@@ -1094,11 +1213,8 @@ start_resolve(struct agent *a)
 	char *name;
 	size_t i;
 
-	if (!a->refreshing) {
+	if (!a->refreshing)
 		a->cur = NONE;
-		for (i = 0; i < a->nnodes; i++)
-			a->nodes[i].tried = 0;
-	}
 	if (a->conf->nservers > 0) {
 		nodes_from_config(a);
 		for (i = 0; i < a->nnodes; i++)
@@ -1113,7 +1229,7 @@ start_resolve(struct agent *a)
 	if (dns_srv(a->dns, name, on_srv, a, &a->srvq) == -1) {
 		set_error(a, "dns", "cannot ask for the SRV records of %s", name);
 		if (!a->refreshing)
-			enter_backoff(a);
+			backoff_no_node(a);
 		a->refreshing = 0;
 	}
 	free(name);
@@ -1208,6 +1324,7 @@ agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
 	timer_init(&a->t_ttl, ttl_expired, a);
 	timer_init(&a->t_status, status_tick, a);
 	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);
+	health_policy_init(&a->policy, conf->backoff_min, conf->backoff_max);
 	return a;
 }
 
@@ -1233,6 +1350,7 @@ cancel_all(struct agent *a)
 		dns_cancel(a->dns, a->srvq);
 	a->srvq = NULL;
 	a->refreshing = 0;
+	agent_hint_forget(a);
 }
 
 static void
@@ -1335,7 +1453,13 @@ agent_reload(struct agent *a, struct conf *conf)
 	struct tls_ctx *tls = NULL;
 	char err[512];
 	struct dns *dns;
-	int restart = session_changed(old, conf);
+	int changed = session_changed(old, conf);
+	/*
+	 * Not connected: the operator may have just fixed the records, a node or
+	 * the network. Start afresh at once, with a new resolver (libunbound
+	 * keeps an NXDOMAIN for the zone's negative TTL) and no node held.
+	 */
+	int restart = changed || a->state != STATE_CONNECTED;
 
 	/* Never fall back to plain text: without the new credentials keep the old config. */
 	if (restart && conf->tls &&
@@ -1351,6 +1475,7 @@ agent_reload(struct agent *a, struct conf *conf)
 	log_setlevel(conf->log_level);
 	a->conf = conf;
 	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);
+	health_policy_init(&a->policy, conf->backoff_min, conf->backoff_max);
 	relay_reload(a, old, conf);
 	events_reload(a, old, conf);
 	if (!restart) {
@@ -1359,7 +1484,11 @@ agent_reload(struct agent *a, struct conf *conf)
 		write_status(a);
 		return;
 	}
-	log_info("configuration reloaded; reconnecting");
+	if (changed)
+		log_info("configuration reloaded; reconnecting");
+	else
+		log_info("configuration reloaded; not connected: trying again now, "
+		         "with a new resolver and no node held");
 	if (a->io && a->state == STATE_CONNECTED)
 		send_str(a, "</stream:stream>");
 	cancel_all(a);

@@ -1,6 +1,6 @@
 /*
- * backoff: the delays between rounds of failed attempts. Pure arithmetic;
- * the caller arms the timer.
+ * backoff: the delays between attempts when there is no node to try (health.c
+ * holds single nodes). Pure arithmetic; the caller arms the timer.
  */
 #include "backoff.h"
 

@@ -162,6 +162,24 @@ dns_parse_addr(int qtype, const unsigned char *rdata, size_t len, char *ip, size
 	return 0;
 }
 
+int
+dns_addr_literal(const char *host, struct dns_addr *a)
+{
+	unsigned char bin[16];
+
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET6, host, bin) == 1)
+		a->family = AF_INET6;
+	else if (inet_pton(AF_INET, host, bin) == 1)
+		a->family = AF_INET;
+	else
+		return -1;
+	/* Written back in the canonical form, as an answer would be. */
+	if (inet_ntop(a->family, bin, a->ip, sizeof(a->ip)) == NULL)
+		return -1;
+	return 0;
+}
+
 /* Parse the SRV records, leaving out the malformed ones. */
 static void
 dns_srv_records(const struct ub_result *res, struct dns_srv_result *r)
@@ -358,11 +376,33 @@ struct dns_query {
 	void *arg;
 };
 
+/* One variant of a dns_hint: its SRV query, then its records. */
+struct dns_hint_ask {
+	struct dns_hint *h;
+	struct dns_query *q; /* NULL once answered */
+	struct srv_rr *rrs;
+	size_t n;
+};
+
+struct dns_hint {
+	TAILQ_ENTRY(dns_hint) entry;
+	struct dns *dns;
+	char *name;
+	struct srv_variant v[SRV_VARIANT_MAX];
+	struct dns_hint_ask ask[SRV_VARIANT_MAX];
+	size_t nv;
+	size_t pending;
+	int delivering;
+	dns_hint_cb *cb;
+	void *arg;
+};
+
 struct dns {
 	struct loop *loop;
 	struct ub_ctx *ctx;
 	struct loop_fd *lfd;
 	TAILQ_HEAD(, dns_query) queries;
+	TAILQ_HEAD(, dns_hint) hints;
 	int started;    /* libunbound's thread exists */
 	int processing; /* inside ub_process */
 	int dead;       /* dns_free ran inside ub_process: free after it */
@@ -612,13 +652,110 @@ dns_cancel(struct dns *d, struct dns_query *q)
 	dns_query_free(q);
 }
 
+/* Hints: the usual misspellings of an SRV name, asked together. */
+
+static void
+dns_hint_free(struct dns_hint *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->nv; i++) {
+		if (h->ask[i].q != NULL)
+			dns_cancel(h->dns, h->ask[i].q);
+		free(h->ask[i].rrs);
+	}
+	free(h->name);
+	free(h);
+}
+
+/* Every variant has answered: call back, then free h. */
+static void
+dns_hint_deliver(struct dns_hint *h)
+{
+	struct dns_hint_result r;
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	r.name = h->name;
+	r.asked = h->v;
+	r.nasked = h->nv;
+	for (i = 0; i < h->nv; i++) {
+		if (h->ask[i].n == 0)
+			continue;
+		r.found[r.nfound].v = &h->v[i];
+		r.found[r.nfound].rrs = h->ask[i].rrs;
+		r.found[r.nfound++].n = h->ask[i].n;
+	}
+	/* Off the list first: the callback may free the resolver. */
+	TAILQ_REMOVE(&h->dns->hints, h, entry);
+	h->delivering = 1;
+	h->cb(h->arg, &r);
+	dns_hint_free(h);
+}
+
+static void
+dns_hint_answer(void *arg, const struct dns_srv_result *r)
+{
+	struct dns_hint_ask *a = arg;
+	struct dns_hint *h = a->h;
+
+	a->q = NULL;
+	if (r->status == DNS_OK) {
+		a->rrs = xcalloc(r->n, sizeof(*a->rrs));
+		memcpy(a->rrs, r->rrs, r->n * sizeof(*a->rrs));
+		a->n = r->n;
+	}
+	if (--h->pending == 0)
+		dns_hint_deliver(h);
+}
+
+int
+dns_srv_hint(struct dns *d, const char *service, const char *domain, dns_hint_cb *cb, void *arg,
+    struct dns_hint **hp)
+{
+	struct dns_hint *h = xcalloc(1, sizeof(*h));
+	size_t i;
+
+	h->dns = d;
+	h->name = xasprintf("%s.%s", service, domain);
+	h->cb = cb;
+	h->arg = arg;
+	h->nv = srv_variants(service, domain, h->v);
+	for (i = 0; i < h->nv; i++) {
+		h->ask[i].h = h;
+		/* One that cannot be asked finds nothing; the others still may. */
+		if (dns_srv(d, h->v[i].name, dns_hint_answer, &h->ask[i], &h->ask[i].q) == 0)
+			h->pending++;
+	}
+	if (h->pending == 0) {
+		dns_hint_free(h);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&d->hints, h, entry);
+	if (hp != NULL)
+		*hp = h;
+	return 0;
+}
+
+void
+dns_hint_cancel(struct dns *d, struct dns_hint *h)
+{
+	if (h == NULL || h->delivering)
+		return;
+	TAILQ_REMOVE(&d->hints, h, entry);
+	dns_hint_free(h);
+}
+
 void
 dns_free(struct dns *d)
 {
 	struct dns_query *q;
+	struct dns_hint *h;
 
 	if (d == NULL)
 		return;
+	while ((h = TAILQ_FIRST(&d->hints)) != NULL)
+		dns_hint_cancel(d, h);
 	while ((q = TAILQ_FIRST(&d->queries)) != NULL)
 		dns_cancel(d, q);
 	if (d->lfd != NULL)
@@ -723,6 +860,7 @@ dns_new(
 	d = xcalloc(1, sizeof(*d));
 	d->loop = loop;
 	TAILQ_INIT(&d->queries);
+	TAILQ_INIT(&d->hints);
 	if ((d->ctx = ub_ctx_create()) == NULL) {
 		snprintf(err, errlen, "dns: cannot create the resolver: %s", strerror(errno));
 		free(d);

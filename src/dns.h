@@ -98,6 +98,46 @@ int dns_addrs(struct dns *, const char *host, dns_addr_cb *cb, void *arg, struct
 /* Forget a query: its callback will not be called. A no-op inside it. */
 void dns_cancel(struct dns *, struct dns_query *);
 
+/* One variant of an SRV name that has records, in a dns_hint_result. */
+struct dns_hint_found {
+	const struct srv_variant *v;
+	struct srv_rr *rrs; /* as the server sent them */
+	size_t n;
+};
+
+/* The result of dns_srv_hint, valid only during the callback. */
+struct dns_hint_result {
+	const char *name; /* the name that has no records: service.domain */
+	const struct srv_variant *asked;
+	size_t nasked;
+	struct dns_hint_found found[SRV_VARIANT_MAX]; /* in the order of asked */
+	size_t nfound;
+};
+
+struct dns_hint;
+typedef void dns_hint_cb(void *arg, const struct dns_hint_result *);
+
+/*
+ * The SRV records of service.domain cannot be found: ask, all in parallel,
+ * for the records of the names srv_variants lists (where they are often
+ * published by mistake), and call cb once, when every answer is in. Only
+ * well-formed records count as found; a query that fails finds nothing.
+ * When h is not NULL it receives a handle for dns_hint_cancel, valid until
+ * the callback starts; dns_free cancels the lookup too.
+ */
+int dns_srv_hint(struct dns *, const char *service, const char *domain, dns_hint_cb *cb, void *arg,
+    struct dns_hint **h);
+
+/* Forget a hint lookup: its callback will not be called. A no-op inside it. */
+void dns_hint_cancel(struct dns *, struct dns_hint *);
+
+/*
+ * When host is an IPv4 or IPv6 address, not a name (an SRV target may be
+ * one: "127.0.0.2"), fill a and return 0: there is nothing to look up.
+ * -1 for a name.
+ */
+int dns_addr_literal(const char *host, struct dns_addr *a);
+
 /* "NXDOMAIN", "SERVFAIL", ...: a short name for a status. */
 const char *dns_status_str(enum dns_status);
 

@@ -65,6 +65,7 @@ struct probe {
 	struct pnode *nodes;
 	size_t nnodes, cur;
 	struct dns_query *q;
+	struct dns_hint *hint; /* the SRV name's usual misspellings */
 	struct dns_addr *addrs;
 	size_t naddrs, addr;
 	struct io *io;
@@ -413,6 +414,14 @@ on_closed(void *arg, int err)
 		node_passed(p);
 		return;
 	}
+	/* TLS 1.3: a refused client certificate shows after our side of the handshake. */
+	if (why[0] && (p->step == STEP_STREAM || p->step == STEP_HANDSHAKE)) {
+		step_line(p, "FAILED: TLS failure at %s (%s): %s", p->server, cur_ip(p), why);
+		more(p, "(with TLS 1.3 a server judges the client certificate after the TLS "
+		        "step has passed, so its refusal shows here)");
+		node_failed(p, "tls");
+		return;
+	}
 	if (err)
 		step_line(p, "FAILED: connection to %s (%s) lost: %s", p->server, cur_ip(p),
 		    why[0] ? why : strerror(err));
@@ -601,6 +610,18 @@ srv_failed(struct probe *p, const char *code)
 	timer_add(loop_timers(p->loop), &p->t_next, 0);
 }
 
+static void add_node(struct probe *, const char *host, int port);
+
+/* HOST given without a port, and the SRV records cannot tell its port. */
+static void
+host_at_conf_port(struct probe *p)
+{
+	more(p, "probing %s at the configured port %u", p->o.host, p->conf->port);
+	add_node(p, p->o.host, (int)p->conf->port);
+	p->cur = 0;
+	node_start(p);
+}
+
 static void
 step_expired(void *arg)
 {
@@ -615,7 +636,11 @@ step_expired(void *arg)
 		if (p->q)
 			dns_cancel(p->dns, p->q);
 		p->q = NULL;
-		if (p->step == STEP_SRV)
+		dns_hint_cancel(p->dns, p->hint);
+		p->hint = NULL;
+		if (p->step == STEP_SRV && p->o.host != NULL)
+			host_at_conf_port(p);
+		else if (p->step == STEP_SRV)
 			srv_failed(p, "dns");
 		else
 			node_failed(p, "dns");
@@ -677,18 +702,16 @@ static void
 node_start(struct probe *p)
 {
 	struct pnode *n = &p->nodes[p->cur];
-	struct sockaddr_storage ss;
-	int len;
+	struct dns_addr lit;
 
 	node_name(n, p->server, sizeof(p->server));
 	fprintf(p->out, "\nNode %zu of %zu: %s\n", p->cur + 1, p->nnodes, p->server);
 	p->note = NULL;
 	p->addr = 0;
 	begin(p, STEP_DNS);
-	if (util_sockaddr(n->target, 1, &ss, &len) == 0) {
+	if (dns_addr_literal(n->target, &lit) == 0) {
 		p->addrs = xcalloc(1, sizeof(*p->addrs));
-		snprintf(p->addrs[0].ip, sizeof(p->addrs[0].ip), "%.45s", n->target);
-		p->addrs[0].family = ss.ss_family;
+		p->addrs[0] = lit;
 		p->naddrs = 1;
 		step_line(p, "%s is an address: nothing to look up", n->target);
 		connect_addr(p);
@@ -710,6 +733,92 @@ rnd(void *arg, uint32_t bound)
 }
 
 static void
+print_records(struct probe *p, const struct srv_rr *rrs, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		more(p, "priority %-5u weight %-5u port %-5u %s", rrs[i].priority, rrs[i].weight,
+		    rrs[i].port, rrs[i].target);
+}
+
+/* What the usual misspellings of the SRV name hold; the SRV step has failed. */
+static void
+on_hint(void *arg, const struct dns_hint_result *h)
+{
+	struct probe *p = arg;
+	char names[3 * SRV_TARGET_MAX];
+	size_t i, used = 0;
+
+	p->hint = NULL;
+	timer_cancel(loop_timers(p->loop), &p->t_step);
+	for (i = 0; i < h->nfound; i++) {
+		step_line(p, "found %s instead: %s", h->found[i].v->name, h->found[i].v->why);
+		print_records(p, h->found[i].rrs, h->found[i].n);
+	}
+	if (h->nfound == 0) {
+		names[0] = '\0';
+		for (i = 0; i < h->nasked && used < sizeof(names); i++)
+			used += snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+			    h->asked[i].name);
+		step_line(p, "no records under the usual misspellings either (%s)", names);
+	}
+	srv_failed(p, "dns");
+}
+
+/*
+ * The SRV lookup failed. When the name has no records, look for them where
+ * they are often published by mistake, before saying where to read.
+ */
+static void
+srv_missing(struct probe *p, const struct dns_srv_result *r)
+{
+	const struct conf *c = p->conf;
+
+	step_line(p, "FAILED: %s", r->why);
+	if (r->status == DNS_NXDOMAIN || r->status == DNS_NODATA) {
+		begin(p, STEP_SRV);
+		if (dns_srv_hint(p->dns, c->service, c->domain, on_hint, p, &p->hint) == 0) {
+			timer_add(loop_timers(p->loop), &p->t_step, DNS_TIMEOUT_MS);
+			return;
+		}
+	}
+	srv_failed(p, r->status == DNS_BOGUS ? "dnssec" : "dns");
+}
+
+/*
+ * HOST given without a port: the port of each SRV record that names it, as
+ * the agent would connect; the configuration's port when none does.
+ */
+static void
+srv_host(struct probe *p, const struct dns_srv_result *r)
+{
+	const char *host = p->o.host;
+	size_t i, j, hl = strlen(host);
+	int dup;
+
+	if (hl > 1 && host[hl - 1] == '.')
+		hl--;
+	for (i = 0; i < r->n; i++) {
+		if (strlen(r->rrs[i].target) != hl || strncasecmp(r->rrs[i].target, host, hl) != 0)
+			continue;
+		for (dup = 0, j = 0; j < p->nnodes; j++)
+			dup |= p->nodes[j].port == r->rrs[i].port;
+		if (!dup)
+			add_node(p, r->rrs[i].target, r->rrs[i].port);
+	}
+	if (p->nnodes > 0) {
+		more(p, "%s is a target: probing the port%s of its record%s, as the agent would",
+		    host, p->nnodes == 1 ? "" : "s", p->nnodes == 1 ? "" : "s");
+		p->cur = 0;
+		node_start(p);
+	} else {
+		more(p, "%s is not a target of these records", host);
+		host_at_conf_port(p);
+	}
+}
+
+static void
 on_srv(void *arg, const struct dns_srv_result *r)
 {
 	struct probe *p = arg;
@@ -717,17 +826,23 @@ on_srv(void *arg, const struct dns_srv_result *r)
 
 	p->q = NULL;
 	timer_cancel(loop_timers(p->loop), &p->t_step);
+	if (r->status != DNS_OK && p->o.host != NULL) {
+		step_line(p, "%s", r->why);
+		host_at_conf_port(p);
+		return;
+	}
 	if (r->status != DNS_OK) {
-		step_line(p, "FAILED: %s", r->why);
-		srv_failed(p, r->status == DNS_BOGUS ? "dnssec" : "dns");
+		srv_missing(p, r);
 		return;
 	}
 	step_line(p, "%s: %zu SRV record%s, TTL %u s%s%s", r->name, r->n, r->n == 1 ? "" : "s",
 	    r->ttl, r->secure ? ", DNSSEC validated" : "",
 	    r->nbad ? " (malformed records left out)" : "");
-	for (i = 0; i < r->n; i++)
-		more(p, "priority %-5u weight %-5u port %-5u %s", r->rrs[i].priority,
-		    r->rrs[i].weight, r->rrs[i].port, r->rrs[i].target);
+	print_records(p, r->rrs, r->n);
+	if (p->o.host != NULL) {
+		srv_host(p, r);
+		return;
+	}
 	order = xcalloc(r->n, sizeof(*order));
 	p->nnodes = srv_order(r->rrs, r->n, rnd, NULL, order);
 	p->nodes = xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*p->nodes));
@@ -805,6 +920,18 @@ add_node(struct probe *p, const char *host, int port)
 	n->port = port;
 }
 
+/* A server line's port, or the configuration's: for HOST given without one. */
+static int
+server_port(const struct conf *c, const char *host)
+{
+	size_t i;
+
+	for (i = 0; i < c->nservers; i++)
+		if (strcasecmp(c->servers[i].host, host) == 0 && c->servers[i].port)
+			return c->servers[i].port;
+	return (int)c->port;
+}
+
 void
 probe_start(struct probe *p)
 {
@@ -813,9 +940,10 @@ probe_start(struct probe *p)
 	size_t i;
 
 	intro(p);
-	if (p->o.host != NULL || c->nservers > 0) {
+	/* Without the SRV records: HOST:PORT, or the server list. */
+	if ((p->o.host != NULL && p->o.port != 0) || c->nservers > 0) {
 		if (p->o.host != NULL)
-			add_node(p, p->o.host, p->o.port ? p->o.port : (int)c->port);
+			add_node(p, p->o.host, p->o.port ? p->o.port : server_port(c, p->o.host));
 		else {
 			fprintf(p->out,
 			    "Nodes: the server list of the configuration (no SRV lookup)\n");
@@ -828,11 +956,15 @@ probe_start(struct probe *p)
 		return;
 	}
 	name = conf_srv_name(c);
-	fprintf(p->out, "\nSRV records\n");
+	fprintf(p->out, "\nSRV records%s%s\n", p->o.host ? ", for the port of " : "",
+	    p->o.host ? p->o.host : "");
 	begin(p, STEP_SRV);
 	if (dns_srv(p->dns, name, on_srv, p, &p->q) == -1) {
 		step_line(p, "FAILED: cannot ask for the SRV records of %s", name);
-		srv_failed(p, "dns");
+		if (p->o.host != NULL)
+			host_at_conf_port(p);
+		else
+			srv_failed(p, "dns");
 	} else
 		timer_add(loop_timers(p->loop), &p->t_step, DNS_TIMEOUT_MS);
 	free(name);
@@ -860,6 +992,7 @@ probe_free(struct probe *p)
 	timer_cancel(tq, &p->t_next);
 	if (p->q)
 		dns_cancel(p->dns, p->q);
+	dns_hint_cancel(p->dns, p->hint);
 	io_free(p->io);
 	xs_free(p->xs);
 	free(p->addrs);

@@ -30,7 +30,11 @@ struct probe_opts {
 	 */
 	const struct conf *conf;
 	const char *secret_why;
-	/* One node (HOST[:PORT]); NULL: the SRV records, or the server list. */
+	/*
+	 * One node (HOST[:PORT]); NULL: the SRV records, or the server list.
+	 * port 0: not given; the port of HOST's SRV records (or of its
+	 * server line), else the configuration's port.
+	 */
 	const char *host;
 	int port;
 	/*

@@ -3,6 +3,7 @@
  * No I/O: the resolver fetches, this file decides.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -226,4 +227,63 @@ size_t
 srv_order(const struct srv_rr *rrs, size_t n, srv_random_fn *rnd, void *arg, size_t *order)
 {
 	return srv_order_max(rrs, n, n, rnd, arg, order);
+}
+
+/* A host name in presentation form: at most 253 characters. */
+#define SRV_NAME_MAX 253
+
+/* Keep the variant just written when its name (namelen long) fits a host name. */
+static void
+srv_variant_keep(size_t *n, int namelen)
+{
+	if (namelen > 0 && namelen <= SRV_NAME_MAX)
+		(*n)++;
+}
+
+size_t
+srv_variants(const char *service, const char *domain, struct srv_variant *out)
+{
+	const char *dot = strchr(service, '.'), *proto;
+	char first[SRV_TARGET_MAX], zone[SRV_TARGET_MAX];
+	size_t n = 0, len;
+	int namelen;
+
+	/* "tptac9.com." and "tptac9.com" are the same zone. */
+	snprintf(zone, sizeof(zone), "%s", domain);
+	if ((len = strlen(zone)) > 1 && zone[len - 1] == '.')
+		zone[len - 1] = '\0';
+	/* conf accepts two labels; with one there is no dot to leave out. */
+	if (dot != NULL && (size_t)(dot - service) < sizeof(first)) {
+		snprintf(first, sizeof(first), "%.*s", (int)(dot - service), service);
+		proto = dot + 1;
+		namelen = snprintf(out[n].name, sizeof(out[n].name), "%s%s.%s", first, proto, zone);
+		snprintf(out[n].why, sizeof(out[n].why),
+		    "the dot between %s and %s is missing; rename the record", first, proto);
+		srv_variant_keep(&n, namelen);
+		if (strcasecmp(first, "_xmpp-component") == 0) {
+			namelen = snprintf(
+			    out[n].name, sizeof(out[n].name), "_xmpp-client.%s.%s", proto, zone);
+			snprintf(out[n].why, sizeof(out[n].why),
+			    "those are the XMPP client records (port 5222), not for components; "
+			    "publish %s records with the port the nodes accept components on",
+			    service);
+			srv_variant_keep(&n, namelen);
+		}
+	}
+	/* In a zone file, a name without its trailing dot gets the zone's name appended. */
+	namelen = snprintf(out[n].name, sizeof(out[n].name), "%s.%s.%s", service, zone, zone);
+	snprintf(out[n].why, sizeof(out[n].why),
+	    "the record was written in a zone file without the trailing dot, which appends the "
+	    "zone's name again; write its name as %s.%s. (with the dot)",
+	    service, zone);
+	srv_variant_keep(&n, namelen);
+	return n;
+}
+
+void
+srv_variant_text(
+    char *buf, size_t len, const char *name, const char *status, const struct srv_variant *v)
+{
+	snprintf(buf, len, "no SRV records for %s (%s); found %s instead: %s", name, status,
+	    v->name, v->why);
 }

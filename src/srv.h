@@ -73,4 +73,36 @@ size_t srv_order(const struct srv_rr *rrs, size_t n, srv_random_fn *rnd, void *a
 size_t srv_order_max(
     const struct srv_rr *rrs, size_t n, size_t max, srv_random_fn *rnd, void *arg, size_t *order);
 
+/*
+ * The names where the SRV records of service.domain are often published
+ * by mistake, for a person whose records cannot be found: the dot between
+ * the service's two labels left out ("_xmpp-component_tcp.tptac9.com"),
+ * the XMPP client service's records ("_xmpp-client._tcp.tptac9.com", only
+ * for the service _xmpp-component), and the domain doubled by a zone-file
+ * line without its trailing dot ("_xmpp-component._tcp.tptac9.com.tptac9.com").
+ */
+#define SRV_VARIANT_MAX 3
+#define SRV_VARIANT_WHY_MAX 320
+
+struct srv_variant {
+	char name[SRV_TARGET_MAX];
+	char why[SRV_VARIANT_WHY_MAX]; /* what went wrong and what to do */
+};
+
+/*
+ * Fill out (room for SRV_VARIANT_MAX) with the variants of service
+ * ("_xmpp-component._tcp") under domain, in that order, and return how
+ * many. A variant whose name would be longer than 253 characters is left
+ * out.
+ */
+size_t srv_variants(const char *service, const char *domain, struct srv_variant *out);
+
+/*
+ * One line for a person about name, which has no SRV records (status is
+ * "NXDOMAIN" or "NODATA"), and a variant v that has some: "no SRV records
+ * for NAME (NXDOMAIN); found V instead: WHY".
+ */
+void srv_variant_text(
+    char *buf, size_t len, const char *name, const char *status, const struct srv_variant *v);
+
 #endif

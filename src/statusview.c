@@ -177,6 +177,130 @@ failed_node(const struct status_file *f)
 	return NULL;
 }
 
+/* The agent writes at most SRV_USE_MAX nodes; a file with more is not its. */
+#define VIEW_NODES_MAX 64
+
+/* A node whose last result is a failure. */
+struct view_node {
+	char target[300]; /* target:port */
+	char code[32];
+};
+
+/* The nodes whose last result is a failure, in the order tried: how many. */
+static size_t
+failed_nodes(const struct status_file *f, struct view_node *out, size_t max)
+{
+	unsigned prio, weight;
+	size_t i, n = 0;
+
+	for (i = 0; i < f->n && n < max; i++) {
+		if (strcmp(f->kv[i].key, "node") != 0 ||
+		    sscanf(f->kv[i].value, "%299s priority=%u weight=%u result=%31s", out[n].target,
+		        &prio, &weight, out[n].code) != 4 ||
+		    strcmp(out[n].code, "ok") == 0 || strcmp(out[n].code, "untried") == 0)
+			continue;
+		n++;
+	}
+	return n;
+}
+
+/* Whether nodes[i] is the first with its code: one line per code, in try order. */
+static int
+first_of_code(const struct view_node *v, size_t i)
+{
+	size_t j;
+
+	for (j = 0; j < i; j++)
+		if (strcmp(v[j].code, v[i].code) == 0)
+			return 0;
+	return 1;
+}
+
+static int
+has_code(const struct view_node *v, size_t n, const char *code)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].code, code) == 0)
+			return 1;
+	return 0;
+}
+
+/* "a:5223, b:5223 and c:5223": the nodes that failed with code. */
+static void
+print_targets(FILE *out, const struct view_node *v, size_t n, const char *code)
+{
+	size_t i, k = 0, total = 0;
+	const char *sep;
+
+	for (i = 0; i < n; i++)
+		total += strcmp(v[i].code, code) == 0;
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].code, code) == 0) {
+			k++;
+			sep = k == total ? " and " : ", ";
+			fprintf(out, "%s%s", k == 1 ? "" : sep, v[i].target);
+		}
+}
+
+/*
+ * " to a:5223 due to authentication failure, to b:5223 and c:5223 due to
+ * connection failure": every node's own failure, so that the one an
+ * operator can fix is named even when another node was tried last.
+ */
+static void
+print_failed_to(FILE *out, const struct view_node *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!first_of_code(v, i))
+			continue;
+		fprintf(out, "%s to ", i ? "," : "");
+		print_targets(out, v, n, v[i].code);
+		fprintf(out, " due to %s", error_words(v[i].code));
+	}
+}
+
+/* One line per failure code: the nodes, the words, the section to read. */
+static void
+print_failed_nodes(FILE *out, const struct view_node *v, size_t n)
+{
+	char section[16];
+	size_t i, lines = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!first_of_code(v, i))
+			continue;
+		fprintf(out, "%s", lines++ ? "                 " : "Failed nodes:    ");
+		print_targets(out, v, n, v[i].code);
+		status_section(v[i].code, section, sizeof(section));
+		fprintf(out, ": %s. See xcomp-troubleshooting(7), section %s.\n",
+		    error_words(v[i].code), section);
+	}
+}
+
+/*
+ * Whether the last error came before the session now up (history, not the
+ * state): "::1 refused" then connected over 127.0.0.1 to the same node. The
+ * times are to the second, and an error in the second the session began
+ * belongs to the attempts that led to it; an error after that (a failed
+ * re-resolve or reload while connected) is current.
+ */
+static int
+error_is_earlier(const struct status_file *f, const char *verdict)
+{
+	const char *at = status_get(f, "last-error-at");
+	const char *up = status_get(f, "connected-since");
+	time_t t_at, t_up;
+
+	if (strcmp(verdict, "connected") != 0 || at == NULL || up == NULL ||
+	    status_parse_time(at, &t_at) == -1 || status_parse_time(up, &t_up) == -1)
+		return 0;
+	return t_at <= t_up;
+}
+
 const char *
 status_stale_reason(
     const struct status_file *f, unsigned keepalive, time_t now, char *buf, size_t len)
@@ -265,8 +389,11 @@ status_print_human(FILE *out, const struct status_file *f, const char *v, time_t
 	const char *err = status_get(f, "last-error"), *text = status_get(f, "last-error-text");
 	const char *at = status_get(f, "last-error-at"), *since = status_get(f, "since");
 	const char *node = err ? failed_node(f) : NULL; /* the node the error names */
+	struct view_node fails[VIEW_NODES_MAX];
+	size_t nfails = failed_nodes(f, fails, nitems(fails));
 	char when[64] = "", up[64] = "", section[16];
 	size_t i, nodes = 0;
+	int earlier = err ? error_is_earlier(f, v) : 0;
 	time_t t;
 
 	if (at && status_parse_time(at, &t) == 0)
@@ -285,7 +412,11 @@ status_print_human(FILE *out, const struct status_file *f, const char *v, time_t
 		    status_get(f, "address") ? status_get(f, "address") : "?", up);
 	else if (state && strcmp(state, "stopped") == 0)
 		fprintf(out, "XMPP connection: stopped (%s ago)\n", up);
-	else if (err)
+	else if (err && node && nfails > 0) {
+		fprintf(out, "XMPP connection: %s; failed to connect", state);
+		print_failed_to(out, fails, nfails);
+		fprintf(out, " (%s ago)\n", when);
+	} else if (err)
 		fprintf(out, "XMPP connection: %s; failed to connect%s%s due to %s (%s ago)\n",
 		    state, node ? " to " : "", node ? node : "", error_words(err), when);
 	else
@@ -298,12 +429,18 @@ status_print_human(FILE *out, const struct status_file *f, const char *v, time_t
 	print_relay(out, f);
 	fprintf(out, "Failovers:       %s\n",
 	    status_get(f, "failovers") ? status_get(f, "failovers") : "0");
-	if (err) {
+	if (err && earlier)
+		fprintf(out, "Earlier:         %s (%s ago, before this session)\n",
+		    text ? text : err, when);
+	else if (err) {
 		fprintf(out, "Last error:      %s (%s ago)\n", text ? text : err, when);
 		status_section(err, section, sizeof(section));
-		fprintf(
-		    out, "                 See xcomp-troubleshooting(7), section %s.\n", section);
+		/* A node's failure gets its section on the node's line below. */
+		if (!has_code(fails, nfails, err))
+			fprintf(out, "                 See xcomp-troubleshooting(7), section %s.\n",
+			    section);
 	}
+	print_failed_nodes(out, fails, nfails);
 	for (i = 0; i < f->n; i++)
 		if (strcmp(f->kv[i].key, "node") == 0)
 			fprintf(out, "%s  %s\n", nodes++ ? "" : "Nodes, in the order tried:\n",

@@ -44,7 +44,9 @@ struct tls_conn {
 	char why[600];
 	unsigned char first[PEEK_LEN]; /* the peer's first bytes, to spot plain text */
 	size_t nfirst;
-	int done; /* handshake finished */
+	int done;     /* handshake finished */
+	int got_data; /* application data arrived after the handshake */
+	int generic;  /* why holds GnuTLS's own words for a transport error */
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -74,6 +76,41 @@ tls_check_key_file(const char *path, char *err, size_t errlen)
 		    "chmod 600 %s",
 		    path, (unsigned)(sb.st_mode & 0777), path);
 	return 0;
+}
+
+int
+tls_file_non_ca(const char *path, char *names, size_t len)
+{
+	gnutls_datum_t data = {NULL, 0}, dn;
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned n = 0, i, critical;
+	size_t used = 0;
+	int found = 0;
+
+	if (len > 0)
+		names[0] = '\0';
+	if (gnutls_load_file(path, &data) < 0)
+		return -1;
+	if (gnutls_x509_crt_list_import2(&crts, &n, &data, GNUTLS_X509_FMT_PEM, 0) < 0) {
+		gnutls_free(data.data);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		/* > 0: a CA; 0: CA:FALSE; < 0: no basicConstraints (or unreadable). */
+		if (gnutls_x509_crt_get_basic_constraints(crts[i], &critical, NULL, NULL) <= 0) {
+			found++;
+			if (gnutls_x509_crt_get_dn3(crts[i], &dn, 0) == 0) {
+				if (used < len)
+					used += snprintf(names + used, len - used, "%s%s",
+					    used ? "; " : "", (char *)dn.data);
+				gnutls_free(dn.data);
+			}
+		}
+		gnutls_x509_crt_deinit(crts[i]);
+	}
+	gnutls_free(crts);
+	gnutls_free(data.data);
+	return found;
 }
 
 static struct tls_ctx *
@@ -270,6 +307,8 @@ tls_read(struct io *io, void *buf, size_t len)
 	struct tls_conn *t = io_ops_ctx(io);
 	ssize_t r = gnutls_record_recv(t->s, buf, len);
 
+	if (r > 0)
+		t->got_data = 1;
 	if (r >= 0)
 		return r;
 	if (retry(r)) {
@@ -282,8 +321,10 @@ tls_read(struct io *io, void *buf, size_t len)
 	/* TLS 1.3: a server refuses a client certificate after our side finished. */
 	if (r == GNUTLS_E_FATAL_ALERT_RECEIVED)
 		explain(t, (int)r);
-	else
+	else {
 		set_why(t, "TLS: %s", gnutls_strerror(r));
+		t->generic = 1;
+	}
 	errno = EPROTO;
 	return -1;
 }
@@ -301,6 +342,7 @@ tls_write(struct io *io, const void *buf, size_t len)
 		return -1;
 	}
 	set_why(t, "TLS: %s", gnutls_strerror(r));
+	t->generic = 1;
 	errno = EPIPE;
 	return -1;
 }
@@ -347,6 +389,9 @@ cert_describe(gnutls_x509_crt_t crt, struct tls_cert *c)
 		snprintf(c->subject, sizeof(c->subject), "%s", (char *)d.data);
 		gnutls_free(d.data);
 	}
+	size = sizeof(c->cn);
+	if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, c->cn, &size) < 0)
+		c->cn[0] = '\0';
 	if (gnutls_x509_crt_get_issuer_dn3(crt, &d, 0) == 0) {
 		snprintf(c->issuer, sizeof(c->issuer), "%s", (char *)d.data);
 		gnutls_free(d.data);
@@ -389,11 +434,46 @@ peer_chain(gnutls_session_t s, struct tls_cert *out, size_t max)
 	return der ? (i < n ? i : n) : 0;
 }
 
+/* Whether subjectAltNames as cert_describe writes them ("DNS:a, IP:b") hold name. */
+static int
+san_has_dns(const char *san, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	for (p = san; (p = strstr(p, "DNS:")) != NULL;) {
+		p += 4;
+		if (strncasecmp(p, name, n) == 0 && (p[n] == '\0' || p[n] == ','))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * The names the certificate carries, against the ones wanted. With
+ * subjectAltNames a client matches those alone and ignores the CN (RFC 6125,
+ * 6.4.4, as GnuTLS does): a CN that is not also a subjectAltName is said not
+ * to count, or "for CN=tptac9.com ... not tptac9.com" contradicts itself.
+ */
 static void
 name_mismatch(struct tls_conn *t, const struct tls_cert *leaf)
 {
-	set_why(t, "name mismatch: the certificate is for %s%s%s, not %s%s%s", leaf->subject,
-	    leaf->san[0] ? "; " : "", leaf->san, t->name, t->alt[0] ? " nor " : "", t->alt);
+	char want[600], cn[300] = "";
+
+	snprintf(want, sizeof(want), "not %s%s%s", t->name, t->alt[0] ? " nor " : "", t->alt);
+	if (leaf->san[0] == '\0') {
+		set_why(t,
+		    "name mismatch: the certificate is for %s%s (it has no subjectAltName), %s",
+		    leaf->cn[0] ? "CN=" : "no name at all", leaf->cn, want);
+		return;
+	}
+	if (leaf->cn[0] && !san_has_dns(leaf->san, leaf->cn))
+		snprintf(cn, sizeof(cn),
+		    "; its CN=%s does not count: with subjectAltNames present, a client "
+		    "ignores the CN (RFC 6125, 6.4.4)",
+		    leaf->cn);
+	set_why(t, "name mismatch: the certificate is for %s only (its subjectAltNames), %s%s",
+	    leaf->san, want, cn);
 }
 
 /* With two acceptable names GnuTLS checked the chain only: check the names here. */
@@ -491,17 +571,63 @@ certificate_alert(int alert)
 	return 0;
 }
 
+/*
+ * The server refused our client certificate, or its absence: with its alert
+ * (alert names it), or by hanging up (NULL). Which certificate went out, if
+ * any, tells the operator where to look.
+ */
+static void
+explain_refused_certificate(struct tls_conn *t, const char *alert)
+{
+	const gnutls_datum_t *ours = gnutls_certificate_get_ours(t->s);
+	const char *closed = ": it asked for one and closed the connection";
+	gnutls_x509_crt_t crt;
+	struct tls_cert c;
+	char how[160];
+
+	if (alert)
+		snprintf(how, sizeof(how), " (alert: %s)", alert);
+	else
+		snprintf(how, sizeof(how), "%s", closed);
+	if (ours == NULL) {
+		set_why(t,
+		    "the server requires a client certificate, and none is set (tls-cert, "
+		    "tls-key)%s",
+		    how);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	if (gnutls_x509_crt_init(&crt) == 0) {
+		if (gnutls_x509_crt_import(crt, ours, GNUTLS_X509_FMT_DER) == 0)
+			cert_describe(crt, &c);
+		gnutls_x509_crt_deinit(crt);
+	}
+	set_why(t,
+	    "the server refused our client certificate %s, issued by %s%s; it requires one "
+	    "from a CA it trusts (tls-cert, tls-key)",
+	    c.subject[0] ? c.subject : "?", c.issuer[0] ? c.issuer : "?", how);
+}
+
+/*
+ * A TLS 1.2 server (OpenSSL's) answers a missing client certificate with
+ * handshake_failure; having asked for one, it had agreed on version and cipher.
+ */
+static int
+missing_certificate_alert(struct tls_conn *t, int alert)
+{
+	return alert == GNUTLS_A_HANDSHAKE_FAILURE &&
+	       gnutls_certificate_client_get_request_status(t->s) &&
+	       gnutls_certificate_get_ours(t->s) == NULL;
+}
+
 static void
 explain_alert(struct tls_conn *t, int alert)
 {
 	const char *who = t->ctx->server ? "client" : "server";
 	const char *name = gnutls_alert_get_name(alert);
 
-	if (certificate_alert(alert) && !t->ctx->server)
-		set_why(t,
-		    "the server refused our client certificate, or its absence (alert: %s); "
-		    "it requires one it trusts (tls-cert, tls-key)",
-		    name);
+	if (!t->ctx->server && (certificate_alert(alert) || missing_certificate_alert(t, alert)))
+		explain_refused_certificate(t, name);
 	else if (certificate_alert(alert))
 		set_why(t, "the client refused this server's certificate (alert: %s)", name);
 	else if (alert == GNUTLS_A_PROTOCOL_VERSION || alert == GNUTLS_A_HANDSHAKE_FAILURE ||
@@ -551,6 +677,11 @@ explain(struct tls_conn *t, int r)
 	case GNUTLS_E_PREMATURE_TERMINATION:
 	case GNUTLS_E_PULL_ERROR:
 	case GNUTLS_E_PUSH_ERROR:
+		/* TLS 1.2: a hang-up after asking for our certificate, its alert lost. */
+		if (!t->ctx->server && gnutls_certificate_client_get_request_status(t->s)) {
+			explain_refused_certificate(t, NULL);
+			return;
+		}
 		set_why(t,
 		    "the %s closed the connection during the TLS "
 		    "handshake",
@@ -637,6 +768,19 @@ tls_server(struct io *io, struct tls_ctx *ctx, char *err, size_t errlen)
 	return start(io, ctx, NULL, NULL, err, errlen);
 }
 
+/*
+ * A TLS 1.3 server judges the client certificate after our side of the
+ * handshake is done: one that asked for a certificate and hung up before
+ * sending a byte refused ours, whether its alert arrived or was lost to the
+ * reset that our first write provoked.
+ */
+static int
+refused_after_handshake(struct tls_conn *t)
+{
+	return t->done && !t->ctx->server && !t->got_data &&
+	       gnutls_certificate_client_get_request_status(t->s);
+}
+
 const char *
 tls_why(const struct io *io)
 {
@@ -644,11 +788,10 @@ tls_why(const struct io *io)
 
 	if (t == NULL)
 		return "";
-	/* A server that asked for a certificate and then hung up did not like ours. */
-	if (t->why[0] == '\0' && t->done && !t->ctx->server &&
-	    gnutls_certificate_client_get_request_status(t->s))
-		set_why(t, "the server asked for a client certificate and closed the connection: "
-		           "it requires one it trusts (tls-cert, tls-key)");
+	if ((t->why[0] == '\0' || t->generic) && refused_after_handshake(t)) {
+		t->generic = 0;
+		explain_refused_certificate(t, NULL);
+	}
 	return t->why;
 }
 

@@ -55,6 +55,7 @@ const char *tls_why(const struct io *);
 /* One certificate, for people. */
 struct tls_cert {
 	char subject[256];
+	char cn[128]; /* the subject's CN, "" without one */
 	char issuer[256];
 	char san[512]; /* "DNS:a.example, DNS:b.example, IP:10.0.0.1" */
 	time_t not_before, not_after;
@@ -70,6 +71,13 @@ struct tls_info {
 
 /* What was negotiated and received, after the handshake (or its failure). */
 int tls_info(const struct io *, struct tls_info *);
+
+/*
+ * The certificates in a PEM file that are not CA certificates
+ * (basicConstraints CA:FALSE, or none): their subjects in names, "; " between
+ * them. Returns how many, or -1 if the file does not load.
+ */
+int tls_file_non_ca(const char *path, char *names, size_t len);
 
 /* Refuse a key file that group or others can read (like a secret file). */
 int tls_check_key_file(const char *path, char *err, size_t errlen);

@@ -155,11 +155,13 @@ struct resolve {
 	struct srv_rr *rrs;
 	size_t n;
 	uint32_t ttl;
-	char **addrs; /* per record: "127.0.0.1 ::1" or a reason */
-	uint32_t *addr_ttl;
+	char **addrs;       /* per record: "127.0.0.1 ::1" or a reason */
+	uint32_t *addr_ttl; /* TTL_NONE: the target is an address */
 	size_t pending;
 	int status;
 };
+
+#define TTL_NONE UINT32_MAX
 
 struct addr_req {
 	struct resolve *r;
@@ -178,12 +180,18 @@ print_resolve(struct resolve *r, unsigned samples)
 {
 	size_t *order = xcalloc(r->n, sizeof(*order)), i, k, m;
 	unsigned *first = xcalloc(r->n, sizeof(*first)), s;
+	char ttl[16];
 
 	printf("  %-8s %-6s %-5s %-30s %-6s %s\n", "priority", "weight", "port", "target", "TTL",
 	    "addresses");
-	for (i = 0; i < r->n; i++)
-		printf("  %-8u %-6u %-5u %-30s %-6u %s\n", r->rrs[i].priority, r->rrs[i].weight,
-		    r->rrs[i].port, r->rrs[i].target, r->addr_ttl[i], r->addrs[i]);
+	for (i = 0; i < r->n; i++) {
+		if (r->addr_ttl[i] == TTL_NONE)
+			snprintf(ttl, sizeof(ttl), "-");
+		else
+			snprintf(ttl, sizeof(ttl), "%u", r->addr_ttl[i]);
+		printf("  %-8u %-6u %-5u %-30s %-6s %s\n", r->rrs[i].priority, r->rrs[i].weight,
+		    r->rrs[i].port, r->rrs[i].target, ttl, r->addrs[i]);
+	}
 	m = srv_order_max(r->rrs, r->n, SRV_USE_MAX, rnd, NULL, order);
 	printf("Order the agent would try now (priority ascending, weighted random within one "
 	       "priority):\n");
@@ -253,8 +261,17 @@ on_srv(void *arg, const struct dns_srv_result *res)
 	r->addr_ttl = xcalloc(res->n, sizeof(*r->addr_ttl));
 	r->pending = res->n;
 	for (i = 0; i < res->n; i++) {
-		struct addr_req *q = xcalloc(1, sizeof(*q));
+		struct addr_req *q;
+		struct dns_addr lit;
 
+		/* An address needs no lookup (asked for, it would be NXDOMAIN). */
+		if (dns_addr_literal(r->rrs[i].target, &lit) == 0) {
+			r->addrs[i] = xasprintf("%s (an address: nothing to look up)", lit.ip);
+			r->addr_ttl[i] = TTL_NONE;
+			r->pending--;
+			continue;
+		}
+		q = xcalloc(1, sizeof(*q));
 		q->r = r;
 		q->i = i;
 		if (dns_addrs(r->dns, r->rrs[i].target, on_addr, q, NULL) == -1) {
@@ -455,7 +472,8 @@ cmd_probe(int argc, char **argv)
 	}
 	memset(&o, 0, sizeof(o));
 	if (optind < argc) {
-		port = (int)c->port;
+		/* 0 when not given: the probe takes it from the SRV records or the config. */
+		port = 0;
 		if (util_split_hostport(argv[optind], host, sizeof(host), &port) == -1 ||
 		    !valid_host(host)) {
 			fprintf(stderr, "xcomp: \"%s\" is not HOST[:PORT]\n", argv[optind]);

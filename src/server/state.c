@@ -1,8 +1,8 @@
 /*
  * state: the state directory behind xcomp-server's commands, which mirror
  * the MMP commands of a Cisco Meeting Server (xmpp domain, xmpp listen,
- * xmpp callbridge add | add-secret | list | remove, xmpp certs,
- * xmpp-cluster trust).
+ * xmpp callbridge add | add-secret | list | remove, xmpp certs); "trust"
+ * borrows the name of xmpp cluster trust but is about components.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -659,7 +659,32 @@ done:
 	return r;
 }
 
-/* trust BUNDLE, as "xmpp-cluster trust": client certificates from these CAs only. */
+/*
+ * A certificate in the trust bundle that is not a CA is taken (GnuTLS then
+ * accepts that very certificate and nothing it issued), with a warning: the
+ * seed's "xmpp cluster trust" bundle is the nodes' own certificates, and an
+ * operator who copies it here would lock out every component.
+ */
+static void
+trust_warn_leaves(const char *path)
+{
+	char names[512];
+
+	if (tls_file_non_ca(path, names, sizeof(names)) <= 0)
+		return;
+	fprintf(stderr,
+	    "xcomp-server: warning: trust bundle %s: not a CA certificate (basicConstraints "
+	    "CA:FALSE or absent): %s\n"
+	    "xcomp-server: warning: such a certificate admits only a component that presents "
+	    "that very certificate, none issued by it; trust takes the CA certificates that "
+	    "issue the components' client certificates\n",
+	    path, names);
+}
+
+/*
+ * trust BUNDLE, named after "xmpp cluster trust" but not that: client
+ * certificates from components, issued by these CAs, are required.
+ */
 static int
 cmd_trust(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen)
 {
@@ -681,6 +706,7 @@ cmd_trust(struct state *st, int argc, char **argv, FILE *out, char *err, size_t 
 		free(p);
 		return -1;
 	}
+	trust_warn_leaves(p);
 	set_path(&st->tls_trust, p);
 	return state_save(st, err, errlen);
 }

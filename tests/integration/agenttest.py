@@ -6,6 +6,8 @@ Builds on xcomptest (processes stopped by pid, bounded waits, xcomp-server):
   Agent    an xcompd with its own configuration, secret file and status file.
   Cluster  three xcomp-server nodes on 127.0.0.1-3 sharing cb1's secret,
            published as _xmpp-component._tcp SRV records.
+  GapWatch the agent's time without a session, from its status file.
+  rolling_restart  each node in turn stopped and started again.
 """
 
 import os
@@ -16,6 +18,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import xcomptest as xt
@@ -369,3 +372,63 @@ class Cluster:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+class GapWatch:
+    """Reads the agent's status file every millisecond, in a thread, and
+    records each time without a session: from the last reading that showed it
+    connected to the first that shows it connected again (to any node; a move
+    from one node to another between two readings counts too). A gap is
+    (start, end, server before, server after), times from time.monotonic()."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.gaps = []
+        self.running = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def start(self):
+        self.running = True
+        self.thread.start()
+        return self
+
+    def run(self):
+        last_seen, server, lost = None, None, False
+        while self.running:
+            st = self.agent.status()
+            t = time.monotonic()
+            if st is not None and st.get("state") == "connected":
+                if lost or (server is not None and st.get("server") != server):
+                    self.gaps.append((last_seen, t, server, st.get("server")))
+                last_seen, server, lost = t, st.get("server"), False
+            elif st is not None and last_seen is not None:
+                lost = True
+            time.sleep(0.001)
+
+    def stop(self):
+        """Stop reading; the gaps that ended (one still open is not among them)."""
+        self.running = False
+        self.thread.join()
+        return self.gaps
+
+    def lengths(self):
+        return [end - start for start, end, _, _ in self.gaps]
+
+
+def rolling_restart(nodes, stop, start, pause=0.5, between=(0.5, 1.0), rng=random):
+    """Each node in turn: stop(node) (SIGTERM, waited for), start(node) pause
+    seconds later, then rng.uniform(*between) seconds before the next one, as
+    an operator upgrades a cluster."""
+    for n in nodes:
+        stop(n)
+        time.sleep(pause)
+        start(n)
+        time.sleep(rng.uniform(*between))
+
+
+def cluster_rolling_restart(cluster, **kw):
+    """rolling_restart of an xcomp-server Cluster, nodes a, b, c."""
+    def stop(n):
+        n.process.signal(signal.SIGTERM)
+        n.process.wait()
+    rolling_restart(cluster.nodes, stop, cluster.restart, **kw)

@@ -18,8 +18,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xcomptest as xt  # noqa: E402
-from agenttest import (DOMAIN, SRV_NAME, Agent, Cluster, Unbound, a_record,  # noqa: E402
-                       srv_record)
+from agenttest import (DOMAIN, SRV_NAME, Agent, Cluster, GapWatch, Unbound,  # noqa: E402
+                       a_record, cluster_rolling_restart, dns_query, srv_record)
 
 CB1 = "cb1." + DOMAIN
 SERVER_HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
@@ -282,25 +282,129 @@ class AgentTest(xt.LabTest):
         c = self.cluster()
         u = self.dns(c.records())
         a = self.agent(u, backoff_min=1, backoff_max=4)
-        a.wait_connected()
-        for n in c.nodes:
+        a.wait_connected(server=c.target(c.node("a")))
+        # The one in use last: the others are down when the agent tries them.
+        for n in reversed(c.nodes):
             n.process.signal(signal.SIGKILL)
             n.process.wait()
         a.wait_status(lambda s: s["state"] == "backoff", 5, "backoff")
         cpu0, t0 = a.cpu_seconds(), time.monotonic()
-        xt.wait_until(lambda: len(re.findall(r"next try in", a.log_text())) >= 3, 12,
-                      "three backoffs")
+        holds = re.compile(r"(\w)\.tptac9\.test:\d+: failure (\d+) in a row \(\w+\); "
+                           r"not tried again for ([\d.]+) s")
+        xt.wait_until(lambda: len(holds.findall(a.log_text())) >= 15, 12, "five holds a node")
         cpu = a.cpu_seconds() - cpu0
         wall = time.monotonic() - t0
-        delays = [float(d) for d in re.findall(r"next try in ([\d.]+) s", a.log_text())]
-        # Equal jitter: each step lies in [step/2, step] with step 1, 2, 4, 4 ...
-        self.assertTrue(0.5 <= delays[0] <= 1.0, delays)
-        self.assertTrue(1.0 <= delays[1] <= 2.0, delays)
-        self.assertTrue(2.0 <= delays[2] <= 4.0, delays)
+        per_node = {}
+        for node, count, hold in holds.findall(a.log_text()):
+            per_node.setdefault(node, []).append((int(count), float(hold)))
+        self.assertEqual(sorted(per_node), ["a", "b", "c"], per_node)
+        for node, seq in per_node.items():
+            # Each node's own count and hold: a quarter of backoff-min at first
+            # (equal jitter: 0.125-0.25 s), doubling to backoff-max (4 s).
+            self.assertEqual([n for n, _ in seq], list(range(1, len(seq) + 1)), seq)
+            self.assertTrue(0.125 <= seq[0][1] <= 0.25, seq)
+            self.assertEqual([h for _, h in seq], sorted(h for _, h in seq), seq)
+            self.assertTrue(all(h <= 4.0 for _, h in seq), seq)
         self.assertLess(cpu / wall, 0.01, "cpu %.3f s over %.1f s" % (cpu, wall))
+        waits = [float(d) for d in re.findall(r"next try in ([\d.]+) s", a.log_text())]
+        self.assertTrue(waits and max(waits) <= 4.0, waits)
         c.restart(c.node("b"))
         st = a.wait_connected(seconds=8, server=c.target(c.node("b")))
         self.assertEqual(st["state"], "connected")
+
+    def test_rolling_restart_costs_nothing(self):
+        # Each node in turn gets SIGTERM and is back 0.5 s later, the next one
+        # 0.5-1 s after that: a healthy node is there all the time. Distinct
+        # priorities make the path a -> b -> c -> a certain, the one where a
+        # "round" of nodes ended in a backoff of backoff-min (about 1 s).
+        c = self.cluster()
+        u = self.dns(c.records(prio=(10, 20, 30)))
+        a = self.agent(u, keepalive=1, keepalive_timeout=1, backoff_min=1)
+        a.wait_connected(server=c.target(c.node("a")))
+        time.sleep(3.2)  # the session is stable
+        watch = GapWatch(a).start()
+        try:
+            cluster_rolling_restart(c)
+            st = a.wait_connected(3)
+            time.sleep(0.2)
+        finally:
+            gaps = watch.stop()
+        lengths = watch.lengths()
+        print("rolling restart: %d gaps, longest %.1f ms, total %.1f ms" % (
+            len(gaps), 1000 * max(lengths or [0]), 1000 * sum(lengths)))
+        self.assertEqual(len(gaps), 3, gaps)  # one a node: each is left once
+        self.assertEqual([(g[2], g[3]) for g in gaps],
+                         [(c.target(c.node(x)), c.target(c.node(y)))
+                          for x, y in (("a", "b"), ("b", "c"), ("c", "a"))])
+        self.assertLess(max(lengths), 0.3 * xt.SCALE, gaps)
+        self.assertEqual(st["failovers"], "3")
+        self.assertNotIn("next try in", a.log_text())
+
+    def test_silent_node_is_tried_last(self):
+        # a falls silent (SIGSTOP) and is found out by the keepalive; b then
+        # holds the session long enough to count as stable, and is killed: c,
+        # which never failed, goes before a, which failed more recently.
+        c = self.cluster()
+        u = self.dns(c.records(prio=(10, 20, 30)))
+        a = self.agent(u, keepalive=1, keepalive_timeout=1)
+        a.wait_connected(server=c.target(c.node("a")))
+        c.node("a").process.signal(signal.SIGSTOP)
+        try:
+            a.wait_connected(5, server=c.target(c.node("b")))
+            time.sleep(3.5)
+            mark = len(a.log_text())
+            t0 = time.monotonic()
+            c.node("b").process.signal(signal.SIGKILL)
+            st = a.wait_connected(3, server=c.target(c.node("c")))
+            self.assertLess(time.monotonic() - t0, 1.0 * xt.SCALE)
+            self.assertNotIn("connecting to a.", a.log_text()[mark:])
+            self.assertEqual([n["result"] for n in st["nodes"]], ["timeout", "closed", "ok"])
+        finally:
+            c.node("a").process.signal(signal.SIGCONT)
+
+    def test_every_node_refusing_does_not_spin(self):
+        # a refuses the secret, b answers conflict (a stale session of ours),
+        # a third peer accepts and closes at once: tried less and less often.
+        c = self.cluster(nodes=2)
+        c.node("a").must("callbridge", "add-secret", "cb1", input="not-the-secret\n")
+        c.node("a").process.signal(signal.SIGHUP)
+        xt.wait_until(lambda: "state reloaded" in c.node("a").log_text(), 3, "reload")
+        stale = c.node("b").component("cb1")
+        self.cleanups.append(stale.close)
+        peer = ScriptedPeer("127.0.0.4")
+        self.cleanups.append(peer.stop)
+        servers = ["%s:%d" % n.address for n in c.nodes] + ["127.0.0.4:%d" % peer.address[1]]
+        a = self.agent(server=" ".join(servers), backoff_min=1, backoff_max=8)
+        a.wait_status(lambda s: s["state"] == "backoff", 5, "backoff")
+        cpu0, t0 = a.cpu_seconds(), time.monotonic()
+        time.sleep(6)
+        cpu, wall = a.cpu_seconds() - cpu0, time.monotonic() - t0
+        attempts = a.log_text().count("connecting to ")
+        # Holds of 0.5-1, 1-2, 2-4, 4-8 s a node: at most 5 attempts each in 7 s.
+        self.assertLessEqual(attempts, 15, a.log_text())
+        self.assertLess(cpu / wall, 0.01, "cpu %.3f s over %.1f s" % (cpu, wall))
+        st = a.status()
+        self.assertEqual([n["result"] for n in st["nodes"]], ["auth", "conflict", "closed"])
+
+    def test_sighup_when_not_connected_tries_at_once(self):
+        # The records are missing: NXDOMAIN, which libunbound keeps for the
+        # zone's negative TTL (60 s). The operator adds them and sends SIGHUP.
+        c = self.cluster(nodes=1)
+        u = self.dns([])
+        a = self.agent(u, backoff_min=30, backoff_max=60)
+        a.wait_status(lambda s: s["state"] == "backoff" and s.get("last-error") == "dns", 5)
+        for r in c.records(prio=(10,)):
+            u.control("local_data", r)
+        t0 = time.monotonic()
+        a.process.signal(signal.SIGHUP)
+        a.wait_connected(1.0 * xt.SCALE)
+        print("connected %.0f ms after SIGHUP" % ((time.monotonic() - t0) * 1000))
+        self.assertIn("not connected: trying again now", a.log_text())
+        # Connected: a SIGHUP that changes nothing keeps the session.
+        a.process.signal(signal.SIGHUP)
+        xt.wait_until(lambda: "the session is unchanged" in a.log_text(), 3, "reload")
+        self.assertEqual(a.status()["failovers"], "0")
+        self.assertEqual(a.log_text().count("connected to a."), 1)
 
     def test_records_change_after_ttl(self):
         c = self.cluster()
@@ -885,6 +989,82 @@ class AgentTest(xt.LabTest):
         a.start("-o", "status-file=" + one)
         self.cleanups.append(a.stop)
         xt.wait_until(lambda: os.path.exists(one), xt.timeout(5), "the status file")
+
+    # ---------------------------------------------------------- misspelt SRV records
+
+    def assert_hint(self, records, found, words, status="NXDOMAIN"):
+        """The records published under a usual misspelling of SRV_NAME: the status
+        file's last-error-text and xcomp status name the one found and the fix."""
+        u = self.dns(records)
+        a = self.agent(u, backoff_min=1, backoff_max=1)
+        text = "no SRV records for %s (%s); found %s instead: %s" % (SRV_NAME, status, found,
+                                                                     words)
+        st = a.wait_status(lambda s: "found" in s.get("last-error-text", ""), 5, "the hint")
+        self.assertEqual((st["state"], st["last-error"], st["last-error-text"]),
+                         ("backoff", "dns", text))
+        r = self.xcomp("status", "-s", a.status_path)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("due to DNS error", r.stdout)
+        self.assertIn("\nLast error:      %s (" % text, r.stdout)
+        self.assertIn("section DNS.", r.stdout)
+        self.assertIn(text, a.log_text())
+        return u, a, text
+
+    def test_hint_srv_name_without_the_dot(self):
+        name = "_xmpp-component_tcp." + DOMAIN
+        # TTL 0: libunbound keeps no copy, so every lookup of it reaches unbound.
+        u, a, text = self.assert_hint(
+            ["%s. 0 IN SRV 10 60 5347 a.%s." % (name, DOMAIN)], name,
+            "the dot between _xmpp-component and _tcp is missing; rename the record")
+        u.control("set_option", "log-queries:", "yes")
+        # Backoff retries (1 s apart) keep the hint without asking again.
+        rounds = a.log_text().count("state resolving")
+        xt.wait_until(lambda: a.log_text().count("state resolving") >= rounds + 3,
+                      xt.timeout(8), "three more rounds")
+        self.assertEqual(a.status()["last-error-text"], text)
+        # One query of this test's own, to show that unbound logs them: the only one.
+        self.assertEqual(dns_query(u.port, name, qtype=33), 0)
+        with open(os.path.join(u.dir, "unbound.log")) as f:
+            self.assertEqual(f.read().count(" %s. SRV IN" % name), 1)
+
+    def test_hint_client_records_only(self):
+        name = "_xmpp-client._tcp." + DOMAIN
+        self.assert_hint(
+            ["%s. 60 IN SRV 0 0 5222 a.%s." % (name, DOMAIN),
+             a_record("a." + DOMAIN, "127.0.0.1")],
+            name, "those are the XMPP client records (port 5222), not for components; publish "
+            "_xmpp-component._tcp records with the port the nodes accept components on")
+
+    def test_hint_domain_doubled_by_a_zone_file(self):
+        name = "%s.%s" % (SRV_NAME, DOMAIN)
+        # NODATA: the name exists (an A record) but has no SRV records.
+        self.assert_hint(
+            ["%s. 60 IN SRV 10 60 5347 a.%s." % (name, DOMAIN), a_record(SRV_NAME, "127.0.0.9")],
+            name, "the record was written in a zone file without the trailing dot, which "
+            "appends the zone's name again; write its name as %s. (with the dot)" % SRV_NAME,
+            status="NODATA")
+
+    def test_hint_nothing_found(self):
+        u = self.dns([a_record("a." + DOMAIN, "127.0.0.1")])
+        a = self.agent(u, backoff_min=1, backoff_max=1)
+        xt.wait_until(lambda: a.log_text().count("state resolving") >= 3, xt.timeout(5),
+                      "a second round")
+        self.assertEqual(a.status()["last-error-text"],
+                         "%s: NXDOMAIN (no such domain)" % SRV_NAME)
+        self.assertNotIn("found", a.log_text())
+
+    def test_xcomp_resolve_address_target(self):
+        # An SRV target may be an address: nothing to look up, as for the agent and probe.
+        a = "a." + DOMAIN
+        u = self.dns([srv_record(10, 10, 5347, "127.0.0.2"), srv_record(20, 10, 5348, a),
+                      a_record(a, "127.0.0.1")])
+        r = self.xcomp("resolve", "--dns-server", u.address, DOMAIN)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"\n  10 +10 +5347 +127\.0\.0\.2 +- +127\.0\.0\.2 "
+                         r"\(an address: nothing to look up\)\n")
+        self.assertRegex(r.stdout, r"\n  20 +10 +5348 +a\.tptac9\.test +60 +127\.0\.0\.1\n")
+        self.assertNotIn("NXDOMAIN", r.stdout)
+        self.assertIn("1. 127.0.0.2:5347", r.stdout)
 
 
 if __name__ == "__main__":

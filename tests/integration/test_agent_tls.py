@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -51,12 +52,12 @@ class TlsTest(xt.LabTest):
         self.cleanups.append(srv.stop)
         return srv
 
-    def dns(self, nodes, prio=None):
+    def dns(self, nodes, prio=None, name="unbound"):
         rr = []
         for i, n in enumerate(nodes):
             rr.append(srv_record(prio[i] if prio else 10 * (i + 1), 10, n.address[1], n.host))
             rr.append(a_record(n.host, n.address[0]))
-        u = Unbound(self.wd.path, rr).start()
+        u = Unbound(self.wd.path, rr, name=name).start()
         self.cleanups.append(u.stop)
         return u
 
@@ -107,12 +108,54 @@ class TlsTest(xt.LabTest):
         self.assertEqual(st["last-error"], "tls")
         self.assertIn("expired on 2021-01-01", st["last-error-text"])
 
+    def python_node(self, serve, name="unbound"):
+        """a.tptac9.test on 127.0.0.1, a Python server: serve(conn) runs for each
+        connection. Returns the Unbound (named name) that publishes it."""
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.2)
+        port = listener.getsockname()[1]
+        stop = threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    continue
+                try:
+                    conn.settimeout(2)
+                    serve(conn)
+                except (ssl.SSLError, OSError):
+                    pass
+                finally:
+                    conn.close()
+
+        t = threading.Thread(target=loop, daemon=True)
+        t.start()
+
+        def halt():
+            stop.set()
+            t.join(2)
+            listener.close()
+        self.cleanups.append(halt)
+        u = Unbound(self.wd.path, [srv_record(10, 10, port, "a." + DOMAIN),
+                                   a_record("a." + DOMAIN, "127.0.0.1")], name=name).start()
+        self.cleanups.append(u.stop)
+        return u
+
     def test_client_certificate(self):
         client = self.pki.leaf("client", cn="cb1." + DOMAIN, client=True)
         n = self.node("a", "127.0.0.1", trust=self.pki.ca)
         u = self.dns([n])
         a = self.agent(u)
-        self.failed_with(a, "client certificate")
+        st = self.failed_with(a, "the server requires a client certificate, and none is set "
+                                 "(tls-cert, tls-key)")
+        r = xt.run_command([xt.program("xcomp"), "status", "-s", a.status_path], self.wd.path)
+        self.assertIn("See xcomp-troubleshooting(7), section TLS.", r.stdout)
+        self.assertNotIn("CLOSED", r.stdout)
+        self.assertNotIn("closed", st["nodes"][0]["result"])
         a.stop()
         # A client certificate from another CA is refused with a reason.
         other = PKI(self.wd.path, name="other", cn="other")
@@ -122,7 +165,8 @@ class TlsTest(xt.LabTest):
                    tls_cert=other._cat("stranger-chain.pem", [stranger.cert, other.inter.cert]),
                    tls_key=stranger.key).start()
         self.cleanups.append(a1.stop)
-        self.failed_with(a1, "client certificate")
+        self.failed_with(a1, "the server refused our client certificate CN=cb1.%s, issued by "
+                             "CN=other intermediate CA" % DOMAIN)
         xt.wait_until(lambda: "untrusted issuer" in n.log_text(), 3, "the server's reason")
         a1.stop()
         # The right one, sent with its intermediate (tls-cert holds the chain).
@@ -132,6 +176,36 @@ class TlsTest(xt.LabTest):
                    tls_key=client.key).start()
         self.cleanups.append(a2.stop)
         a2.wait_connected()
+
+    def test_client_certificate_refused_without_an_alert(self):
+        """Servers that refuse a missing client certificate without an alert the
+        agent gets to read: a TLS 1.3 server that resets the connection after the
+        handshake (the agent has finished its side and sent its stream header),
+        and a TLS 1.2 server (OpenSSL) that answers handshake_failure or hangs up.
+        Each is a TLS failure about the certificate, not a close or a mismatch."""
+        leaf = self.pki.leaf("a", cn="a." + DOMAIN, dns=["a." + DOMAIN])
+        chain = self.pki._cat("chain.pem", [leaf.cert, self.pki.bundle])
+        for version in ("TLSv1_3", "TLSv1_2"):
+            with self.subTest(version=version):
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.minimum_version = ctx.maximum_version = getattr(ssl.TLSVersion, version)
+                ctx.load_cert_chain(chain, leaf.key)
+                ctx.load_verify_locations(self.pki.ca)
+                ctx.verify_mode = ssl.CERT_OPTIONAL if version == "TLSv1_3" else \
+                    ssl.CERT_REQUIRED
+
+                def serve(conn, ctx=ctx):
+                    tls = ctx.wrap_socket(conn, server_side=True)
+                    if tls.getpeercert() is None:
+                        # A reset, no alert: SO_LINGER 0 then close.
+                        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+                    tls.close()
+                u = self.python_node(serve, name="unbound-" + version)
+                a = self.agent(u, name="xcompd-" + version)
+                self.failed_with(a, "the server requires a client certificate, and none is "
+                                    "set (tls-cert, tls-key)")
+                a.stop()
 
     # ------------------------------------------------------------ broken chains
 
@@ -154,6 +228,28 @@ class TlsTest(xt.LabTest):
         st = self.failed_with(a, "name mismatch")
         self.assertIn("DNS:x.example", st["last-error-text"])
         self.assertIn("tptac9.test", st["last-error-text"])
+
+    def test_name_mismatch_lists_the_names_that_count(self):
+        # The seed's shared certificate (CN = the domain) without this node among
+        # its subjectAltNames: the CN is not a name the certificate is for.
+        shared = self.pki.leaf("shared", cn=DOMAIN, dns=["a." + DOMAIN, "b." + DOMAIN])
+        n = self.node("c", "127.0.0.1", cert=shared)
+        a = self.agent(self.dns([n]))
+        st = self.failed_with(a, "name mismatch")
+        self.assertIn(
+            "name mismatch: the certificate is for DNS:a.%s, DNS:b.%s only (its "
+            "subjectAltNames), not %s nor c.%s; its CN=%s does not count: with "
+            "subjectAltNames present, a client ignores the CN (RFC 6125, 6.4.4)" % (
+                DOMAIN, DOMAIN, DOMAIN, DOMAIN, DOMAIN), st["last-error-text"])
+        a.stop()
+        # Without subjectAltNames the CN is what counts.
+        n2 = self.node("d", "127.0.0.2", cert=self.pki.leaf("cn-only", cn="x.example"))
+        a2 = self.agent(self.dns([n2], name="unbound-cn-only"), name="cn-only")
+        st = self.failed_with(a2, "name mismatch")
+        self.assertIn("name mismatch: the certificate is for CN=x.example (it has no "
+                      "subjectAltName), not %s nor d.%s" % (DOMAIN, DOMAIN),
+                      st["last-error-text"])
+        self.assertNotIn("does not count", st["last-error-text"])
 
     def test_expired(self):
         n = self.node("a", "127.0.0.1", cert=self.pki.leaf(

@@ -30,7 +30,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xcomptest as xt  # noqa: E402
-from agenttest import DOMAIN, Agent, Unbound, a_record, srv_record, listen_port  # noqa: E402
+from agenttest import (DOMAIN, Agent, GapWatch, Unbound, a_record, listen_port,  # noqa: E402
+                       rolling_restart, srv_record)
 
 CB1 = "cb1." + DOMAIN
 SECRET = "s3cret"
@@ -125,9 +126,9 @@ class Prosody:
         self.clients = []
         self.process = None
 
-    def write_conf(self):
-        """A configuration with a component port that is free right now."""
-        self.port = listen_port(self.ip)
+    def write_conf(self, port=None):
+        """A configuration with the component port given, or one that is free right now."""
+        self.port = port or listen_port(self.ip)
         d, ip = self.dir, self.ip
         lines = [
             "-- written by test_interop_prosody.py",
@@ -175,8 +176,9 @@ class Prosody:
         return [srv_record(priority, weight, self.port, self.host, ttl),
                 a_record(self.host, self.ip)]
 
-    def start(self):
-        self.write_conf()
+    def start(self, keep_port=False):
+        """Start; with keep_port, on the port of the last start (a restart)."""
+        self.write_conf(self.port if keep_port else None)
         try:
             os.unlink(self.logpath)  # a new log for each start
         except FileNotFoundError:
@@ -376,6 +378,56 @@ class ProsodyTest(xt.LabTest):
                          "connection closed by %s (127.0.0.1)" % a_.target)
         self.assertEqual(st["nodes"][0]["result"], "closed")
         self.assertEqual(st["failovers"], "1")
+
+    def test_rolling_restart_costs_nothing(self):
+        # As an operator upgrades: each node in turn SIGTERMed (a bare FIN to
+        # the agent), started again 0.5 s later on its port, the next one
+        # 0.5-1 s after it listens. A healthy node is there all the time.
+        a_, b_, c_ = self.nodes()
+        u = self.dns([a_, b_, c_], prio=(10, 20, 30))
+        a = self.agent(u, keepalive=1, keepalive_timeout=1, backoff_min=1)
+        a.wait_connected(server=a_.target)
+        time.sleep(3.2)  # the session is stable
+
+        def stop(n):
+            n.signal(signal.SIGTERM)
+            n.process.wait(5)
+
+        def start(n):
+            n.start(keep_port=True)
+            n.wait_ready()
+        watch = GapWatch(a).start()
+        try:
+            rolling_restart((a_, b_, c_), stop, start)
+            a.wait_connected(3)
+            time.sleep(0.2)
+        finally:
+            gaps = watch.stop()
+        lengths = watch.lengths()
+        print("rolling restart of Prosody: %d gaps, longest %.1f ms, total %.1f ms" % (
+            len(gaps), 1000 * max(lengths or [0]), 1000 * sum(lengths)))
+        self.assertEqual([(g[2], g[3]) for g in gaps],
+                         [(a_.target, b_.target), (b_.target, c_.target),
+                          (c_.target, a_.target)], gaps)
+        self.assertLess(max(lengths), 0.3 * xt.SCALE, gaps)
+        self.assertNotIn("next try in", a.log_text())
+
+    def test_silent_node_is_tried_last(self):
+        # a silent (SIGSTOP), found by the keepalive; the agent on b long
+        # enough to be stable; b killed: c before a, which is still silent.
+        a_, b_, c_ = self.nodes()
+        u = self.dns([a_, b_, c_], prio=(10, 20, 30))
+        a = self.agent(u, keepalive=1, keepalive_timeout=1)
+        a.wait_connected(server=a_.target)
+        a_.signal(signal.SIGSTOP)
+        a.wait_connected(5, server=b_.target)
+        time.sleep(3.5)
+        mark = len(a.log_text())
+        t0 = time.monotonic()
+        b_.kill()
+        a.wait_connected(3, server=c_.target)
+        self.assertLess(time.monotonic() - t0, 1.0 * xt.SCALE)
+        self.assertNotIn("connecting to a.", a.log_text()[mark:])
 
     def test_sigstop_of_active_node(self):
         a_, b_, c_ = self.nodes()

@@ -454,6 +454,32 @@ class ProbeTest(xt.LabTest):
         self.assert_chain(text, 1)
         self.assertIn("section TLS.", text)
 
+    def test_tls_client_certificate_refused(self):
+        """A node that requires a client certificate (xcomp-server trust) and gets
+        none: with TLS 1.3 the refusal comes after the TLS step, and it is a TLS
+        failure (section TLS), not a closed connection."""
+        self.pki = PKI(self.wd.path)
+        leaf = self.pki.leaf("node", cn="a." + DOMAIN, dns=["a." + DOMAIN])
+        srv = xt.Server(self.wd.path, name="a", domain=DOMAIN, listen=(), bridges=())
+        srv.must("callbridge", "add-secret", "cb1", input=SECRET + "\n")
+        srv.must("certs", leaf.key, leaf.cert, self.pki.bundle)
+        srv.must("trust", self.pki.ca)
+        srv.must("listen", "127.0.0.1:0", "tls")
+        srv.start()
+        self.cleanups.append(srv.stop)
+        host, port = srv.addresses[0]
+        u = self.dns([srv_record(10, 10, port, "a." + DOMAIN), a_record("a." + DOMAIN, host)])
+        a = self.conf(u, tls="direct", tls_ca=self.pki.ca)
+        out = self.probe("-f", a.conf_path, expect=1).stdout
+        text = self.node_text(out, "a.%s:%d" % (DOMAIN, port))
+        self.assertRegex(text, r"FAILED: TLS failure at a\.%s:%d \(127\.0\.0\.1\): the server "
+                         r"requires a client certificate, and none is set \(tls-cert, "
+                         r"tls-key\)" % (re.escape(DOMAIN), port))
+        self.assertIn("See xcomp-troubleshooting(7), section TLS.", text)
+        self.assertRegex(text, r"failed at the (TLS|stream header) step \(tls\)")
+        self.assertNotIn("CLOSED", text)
+        self.assertNotIn("(closed)", out)
+
     def test_tls_agent_status_and_probe(self):
         peer, a, target = self.tls_setup()
         a.start()
@@ -516,6 +542,93 @@ class ProbeTest(xt.LabTest):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertNotIn("TLS:", r.stdout)
         self.assertNotIn("Certificate:", r.stdout)
+
+    # ------------------------------------------------------------ misspelt SRV records
+
+    def test_srv_hint_names_what_it_found(self):
+        # Records without the dot between the labels, and client records: both said.
+        nodot, client = "_xmpp-component_tcp." + DOMAIN, "_xmpp-client._tcp." + DOMAIN
+        u = self.dns(["%s. 60 IN SRV 10 60 5347 a.%s." % (nodot, DOMAIN),
+                      "%s. 60 IN SRV 0 0 5222 a.%s." % (client, DOMAIN),
+                      a_record("a." + DOMAIN, "127.0.0.1")])
+        a = self.conf(u)
+        out = self.probe("-f", a.conf_path, expect=1).stdout
+        self.assertRegex(out, step_re("DNS", r"FAILED: _xmpp-component\._tcp\.%s: NXDOMAIN" %
+                                      re.escape(DOMAIN)))
+        self.assertRegex(out, step_re(
+            "DNS", r"found %s instead: the dot between _xmpp-component and _tcp is missing; "
+            r"rename the record\n +priority 10 +weight 60 +port 5347 +a\.%s\n" % (
+                re.escape(nodot), re.escape(DOMAIN))))
+        self.assertRegex(out, step_re(
+            "DNS", r"found %s instead: those are the XMPP client records \(port 5222\), not "
+            r"for components; .*\n +priority 0 +weight 0 +port 5222 +a\.%s\n" % (
+                re.escape(client), re.escape(DOMAIN))))
+        self.assertIn("See xcomp-troubleshooting(7), section DNS.", out)
+        self.assertIn("Summary: the SRV lookup failed; no node probed.", out)
+
+    def test_srv_hint_doubled_domain_and_nothing_found(self):
+        doubled = "_xmpp-component._tcp.%s.%s" % (DOMAIN, DOMAIN)
+        u = self.dns(["%s. 60 IN SRV 10 60 5347 a.%s." % (doubled, DOMAIN)])
+        out = self.probe("-f", self.conf(u).conf_path, expect=1).stdout
+        self.assertRegex(out, step_re(
+            "DNS", r"found %s instead: the record was written in a zone file without the "
+            r"trailing dot" % re.escape(doubled)))
+        self.assertEqual(out.count("found "), 1, out)
+        # Nothing anywhere: the names asked are listed.
+        u2 = Unbound(self.wd.path, [a_record("a." + DOMAIN, "127.0.0.1")], name="unbound2")
+        u2.start()
+        self.cleanups.append(u2.stop)
+        out = self.probe("-f", self.conf(u2, name="other").conf_path, expect=1).stdout
+        self.assertRegex(out, step_re(
+            "DNS", r"no records under the usual misspellings either \(_xmpp-component_tcp\.%s, "
+            r"_xmpp-client\._tcp\.%s, _xmpp-component\._tcp\.%s\.%s\)\n  See xcomp-trouble" % (
+                (re.escape(DOMAIN),) * 4)))
+
+    # ------------------------------------------------------------ HOST's port
+
+    def test_host_takes_the_port_of_its_srv_record(self):
+        c = self.cluster()
+        u = self.dns(c.records(prio=(10, 20, 30)))
+        # Nothing listens on the configuration's port.
+        cport = free_port("127.0.0.1", socket.SOCK_STREAM)
+        a = self.conf(u, port=cport)
+        b = c.node("b")
+        out = self.probe("-f", a.conf_path, b.host, expect=0).stdout
+        self.assertIn("\nSRV records, for the port of %s\n" % b.host, out)
+        self.assertIn("%s is a target: probing the port of its record, as the agent would" %
+                      b.host, out)
+        self.assertIn("\nNode 1 of 1: %s\n" % c.target(b), out)
+        self.assert_passed(out, c.target(b))
+        # HOST:PORT given wins.
+        out = self.probe("-f", a.conf_path, "%s:%d" % (b.host, cport), expect=1).stdout
+        self.assertNotIn("SRV records", out)
+        self.assertIn("section CONNECT.", self.node_text(out, "%s:%d" % (b.host, cport)))
+        # A HOST that is not a target keeps the configuration's port.
+        out = self.probe("-f", a.conf_path, "127.0.0.2", expect=1).stdout
+        self.assertIn("127.0.0.2 is not a target of these records", out)
+        self.assertIn("probing 127.0.0.2 at the configured port %d" % cport, out)
+        text = self.node_text(out, "127.0.0.2:%d" % cport)
+        self.assertRegex(text, step_re("TCP connect", r"FAILED: .*Connection refused"))
+
+    def test_host_port_without_srv_records(self):
+        c = self.cluster(nodes=1)
+        u = self.dns([a_record("a." + DOMAIN, "127.0.0.1")])
+        a = self.conf(u, port=c.node("a").address[1])
+        out = self.probe("-f", a.conf_path, "a." + DOMAIN, expect=0).stdout
+        self.assertRegex(out, step_re("DNS", r"_xmpp-component\._tcp\.%s: NXDOMAIN" %
+                                      re.escape(DOMAIN)))
+        self.assertNotIn("FAILED", out)
+        self.assertIn("probing a.%s at the configured port %d" % (DOMAIN, c.node("a").address[1]),
+                      out)
+        self.assert_passed(out, c.target(c.node("a")))
+
+    def test_srv_target_that_is_an_address(self):
+        c = self.cluster(nodes=1)
+        port = c.node("a").address[1]
+        u = self.dns([srv_record(10, 10, port, "127.0.0.1")])
+        out = self.probe("-f", self.conf(u).conf_path, expect=0).stdout
+        text = self.assert_passed(out, "127.0.0.1:%d" % port)
+        self.assertRegex(text, step_re("DNS", r"127\.0\.0\.1 is an address: nothing to look up"))
 
 
 if __name__ == "__main__":

@@ -202,6 +202,20 @@ class TLSServerTest(unittest.TestCase):
             want = [der_of(self.node.cert), der_of(self.pki.inter.cert), der_of(self.pki.root.cert)]
             self.assertEqual(len(got), 3, r.stdout)
             self.assertEqual(got, want, "chain not leaf, intermediate, root")
+            # GnuTLS sorts the chain: a bundle in the wrong order goes out in the
+            # right one, and a certificate of another chain is left out.
+            other = pki.PKI(self.wd.path, name="other", cn="other")
+            mixed = self.pki._cat("mixed.pem", [self.pki.root.cert, other.root.cert,
+                                                self.pki.inter.cert])
+            srv = self.server("xs2", settings=[("certs", self.node.key, self.node.cert, mixed)],
+                              certs=False)
+            host, port = srv.tls_address
+            r = subprocess.run(["gnutls-cli", "--x509cafile", self.pki.ca, "--verify-hostname",
+                                NODES[0], "--print-cert", "-p", str(port), host],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=xt.timeout(10))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(pem_blocks(r.stdout), want, "chain not sorted")
 
     def test_one_certificate_for_all_nodes(self):
         with self.lab():
@@ -274,6 +288,39 @@ class TLSServerTest(unittest.TestCase):
             c.expect_stream_error("not-authorized")
             # The plain listener asks for no certificate (it has no TLS at all).
             srv.component("cb2").ping(DOMAIN, CB2)
+
+    def test_trust_bundle_of_leaf_certificates(self):
+        """The seed's "xmpp cluster trust" bundle is the nodes' own certificates;
+        trust takes CAs. A bundle holding a certificate that is not a CA is still
+        accepted, with a warning that says what it then means: only that very
+        certificate gets in, and nothing it issued."""
+        with self.lab():
+            srv = self.server(start=False)
+            r = srv.must("trust", self.pki.bundle)
+            self.assertEqual(r.stderr, "")
+            cert = self.pki.leaf("cb1", cn=CB1, client=True)
+            r = srv.must("trust", cert.cert)
+            self.assertIn("xcomp-server: warning: trust bundle %s: not a CA certificate "
+                          "(basicConstraints CA:FALSE or absent): CN=%s\n" % (
+                              os.path.realpath(cert.cert), CB1), r.stderr)
+            self.assertIn("admits only a component that presents that very certificate",
+                          r.stderr)
+            self.assertEqual(srv.must("trust").stdout,
+                             "Trust bundle     : %s\n" % os.path.realpath(cert.cert))
+            srv.start()
+            # That very certificate gets in ...
+            c = self.tls(srv, ctx=client_context(self.pki.ca, cert.cert, cert.key))
+            self.authenticate(srv, c)
+            # ... another one from the same CA does not.
+            other = self.pki.leaf("cb1-other", cn=CB1, client=True)
+            try:
+                c = self.tls(srv, ctx=client_context(self.pki.ca, other.cert, other.key),
+                             name="other")
+            except (ssl.SSLError, OSError):
+                pass
+            else:
+                self.assertTrue(connection_refused_before_xml(c), c.data)
+            srv.process.wait_for_log(r"TLS handshake with [0-9.:]+ on [0-9.:]+ failed: ")
 
     # -------------------------------------------------- wrong side, fast
 

@@ -24,8 +24,10 @@ Asserted, each printed with its figure:
          TTL + 1 s) is no longer than what the configuration allows, as the agent
          logged it: keepalive + keepalive-timeout to notice a silent node,
          its attempts (each at most connect-timeout + handshake-timeout),
-         and one backoff, the one in force (at most backoff-max), plus a
-         0.5 s margin for the work in between;
+         and the waits while every node was held after a failure (each at
+         most backoff-max; a node that failed while it was down stays held
+         for a while after it is back), plus a 0.5 s margin for the work in
+         between;
   loss   every numbered message came back at least once, first arrivals in
          order; none bounced;
   fds    the agent's open descriptors, connected and quiet, are the same
@@ -806,17 +808,17 @@ def report(failures, conf, seconds, t_start, t_chaos_end, t_run, cpu, fds0, fds1
         # A silent node holds the session until it is noticed, at most
         # keepalive + keepalive-timeout after it fell silent; a crash is seen
         # at once. Then the attempts, each bounded by its timeouts, and the
-        # backoff in force: one, since a node was usable all along.
+        # waits while every node was held (the usable one too, after it
+        # failed while it was down), each bounded by backoff-max.
         stall = max(0.0, loss + detect - start) if kind == "stop" else 0.0
         inside = [w for w in waits if w[1] >= start and w[0] <= back]
         tried = [w[3] for w in inside if w[2] == "attempts"]
         backoffs = [w[3] for w in inside if w[2] == "backoff"]
-        explained = stall + sum(tried) + max(backoffs or [0.0])
+        explained = stall + sum(tried) + sum(backoffs)
         unexplained.append(length - explained)
         allowed = (explained + MARGIN) * xt.SCALE
-        detail = "detection %.2f, %d attempts %.2f, backoff in force %.2f%s + margin %.1f" % (
-            stall, len(tried), sum(tried), max(backoffs or [0.0]),
-            " (of %d backoffs)" % len(backoffs) if len(backoffs) > 1 else "", MARGIN)
+        detail = "detection %.2f, %d attempts %.2f, %d waits %.2f + margin %.1f" % (
+            stall, len(tried), sum(tried), len(backoffs), sum(backoffs), MARGIN)
         if start > loss:
             detail += "; counted from +%.1f s, when a node could be used" % (start - t_start)
         entry = (length, allowed, "%s at +%.1f s: %s" % (why, loss - t_start, detail))
@@ -896,7 +898,7 @@ def report(failures, conf, seconds, t_start, t_chaos_end, t_run, cpu, fds0, fds1
                 e - s, s - t_start, connected_after(watcher.changes, e)))
     print("bound per gap, from when a node could be used: detection (keepalive %d + "
           "keepalive-timeout %d, for a silent node) + attempts (each <= connect-timeout %d + "
-          "handshake-timeout %d) + the backoff in force (one, <= backoff-max %d), as logged, "
+          "handshake-timeout %d) + the waits with every node held (each <= backoff-max %d), as logged, "
           "+ %.1f s" % (conf["keepalive"], conf["keepalive_timeout"], conf["connect_timeout"],
                         conf["handshake_timeout"], conf["backoff_max"], MARGIN))
     if latencies:

@@ -872,6 +872,89 @@ START_TEST(test_dns_status_str)
 }
 END_TEST
 
+START_TEST(test_variants_default_service)
+{
+	struct srv_variant v[SRV_VARIANT_MAX];
+	char text[600];
+
+	ck_assert_uint_eq(srv_variants("_xmpp-component._tcp", "tptac9.test", v), 3);
+	ck_assert_str_eq(v[0].name, "_xmpp-component_tcp.tptac9.test");
+	ck_assert_str_eq(v[0].why, "the dot between _xmpp-component and _tcp is missing; "
+	                           "rename the record");
+	ck_assert_str_eq(v[1].name, "_xmpp-client._tcp.tptac9.test");
+	ck_assert_ptr_nonnull(strstr(v[1].why, "XMPP client records (port 5222)"));
+	ck_assert_ptr_nonnull(strstr(v[1].why, "publish _xmpp-component._tcp records"));
+	ck_assert_str_eq(v[2].name, "_xmpp-component._tcp.tptac9.test.tptac9.test");
+	ck_assert_ptr_nonnull(strstr(v[2].why, "without the trailing dot"));
+	ck_assert_ptr_nonnull(strstr(v[2].why, "_xmpp-component._tcp.tptac9.test. (with the dot)"));
+	srv_variant_text(text, sizeof(text), SRVNAME, "NXDOMAIN", &v[0]);
+	ck_assert_str_eq(text, "no SRV records for _xmpp-component._tcp.tptac9.test (NXDOMAIN); "
+	                       "found _xmpp-component_tcp.tptac9.test instead: the dot between "
+	                       "_xmpp-component and _tcp is missing; rename the record");
+}
+END_TEST
+
+START_TEST(test_variants_other_service)
+{
+	struct srv_variant v[SRV_VARIANT_MAX];
+
+	/* Not _xmpp-component: no client records to mistake for it. */
+	ck_assert_uint_eq(srv_variants("_cb._udp", "example.com.", v), 2);
+	ck_assert_str_eq(v[0].name, "_cb_udp.example.com");
+	ck_assert_str_eq(v[0].why, "the dot between _cb and _udp is missing; rename the record");
+	ck_assert_str_eq(v[1].name, "_cb._udp.example.com.example.com");
+	/* The service's case is kept; the client variant is found whatever it. */
+	ck_assert_uint_eq(srv_variants("_XMPP-Component._TCP", "a.b", v), 3);
+	ck_assert_str_eq(v[1].name, "_xmpp-client._TCP.a.b");
+}
+END_TEST
+
+START_TEST(test_variants_long_names)
+{
+	struct srv_variant v[SRV_VARIANT_MAX];
+	char domain[260];
+	size_t i;
+
+	/* 120 characters: doubled, the name would be longer than 253. */
+	for (i = 0; i < 120; i++)
+		domain[i] = i % 10 == 9 ? '.' : 'a';
+	domain[120] = '\0';
+	ck_assert_uint_eq(srv_variants("_xmpp-component._tcp", domain, v), 2);
+	ck_assert_uint_eq(strncmp(v[0].name, "_xmpp-component_tcp.", 20), 0);
+	ck_assert_uint_eq(strncmp(v[1].name, "_xmpp-client._tcp.", 18), 0);
+	/* 234 characters: only the client service's name (252) fits. */
+	for (i = 0; i < 234; i++)
+		domain[i] = i % 10 == 9 ? '.' : 'a';
+	domain[234] = '\0';
+	ck_assert_uint_eq(srv_variants("_xmpp-component._tcp", domain, v), 1);
+	ck_assert_uint_eq(strncmp(v[0].name, "_xmpp-client._tcp.", 18), 0);
+	ck_assert_uint_eq(strlen(v[0].name), 252);
+	/* 233: the name without the dot is 253 characters long, and kept. */
+	domain[233] = '\0';
+	ck_assert_uint_eq(srv_variants("_xmpp-component._tcp", domain, v), 2);
+	ck_assert_uint_eq(strlen(v[0].name), 253);
+}
+END_TEST
+
+START_TEST(test_dns_addr_literal)
+{
+	struct dns_addr a;
+
+	ck_assert_int_eq(dns_addr_literal("127.0.0.2", &a), 0);
+	ck_assert_int_eq(a.family, AF_INET);
+	ck_assert_str_eq(a.ip, "127.0.0.2");
+	ck_assert_int_eq(dns_addr_literal("2001:DB8:0:0::1", &a), 0);
+	ck_assert_int_eq(a.family, AF_INET6);
+	ck_assert_str_eq(a.ip, "2001:db8::1");
+	ck_assert_int_eq(dns_addr_literal("::ffff:127.0.0.1", &a), 0);
+	ck_assert_int_eq(a.family, AF_INET6);
+	ck_assert_int_eq(dns_addr_literal("a.tptac9.test", &a), -1);
+	ck_assert_int_eq(dns_addr_literal("127.1", &a), -1);
+	ck_assert_int_eq(dns_addr_literal("127.0.0.2.", &a), -1);
+	ck_assert_int_eq(dns_addr_literal("", &a), -1);
+}
+END_TEST
+
 static Suite *
 srv_suite(void)
 {
@@ -891,6 +974,9 @@ srv_suite(void)
 	tcase_add_test(parse, test_parse_lengths);
 	tcase_add_test(parse, test_parse_empty_label_inside);
 	tcase_add_test(parse, test_is_null);
+	tcase_add_test(parse, test_variants_default_service);
+	tcase_add_test(parse, test_variants_other_service);
+	tcase_add_test(parse, test_variants_long_names);
 	suite_add_tcase(s, parse);
 
 	/* 100000 orderings per test take seconds under valgrind. */
@@ -922,6 +1008,7 @@ srv_suite(void)
 	tcase_add_test(dns, test_dns_addrs_baddata);
 	tcase_add_test(dns, test_dns_addr_failure);
 	tcase_add_test(dns, test_dns_status_str);
+	tcase_add_test(dns, test_dns_addr_literal);
 	suite_add_tcase(s, dns);
 	return s;
 }

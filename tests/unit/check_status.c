@@ -1,6 +1,7 @@
 /*
  * Unit tests for status.c: the status file's format, parsing it back and its
- * lock; and for statusview.c's stale reasons and JSON.
+ * lock; and for statusview.c: what "xcomp status" says about a given file,
+ * its stale reasons and JSON.
  */
 #include <sys/wait.h>
 
@@ -304,6 +305,114 @@ START_TEST(test_json_reason_and_unknown)
 }
 END_TEST
 
+/* "xcomp status" on a file's text, at 2026-11-26T08:13:31Z. Freed with free(). */
+static char *
+view(const char *text, const char *verdict)
+{
+	struct status_file f;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *fp;
+
+	ck_assert_int_eq(status_parse(text, strlen(text), &f), 0);
+	ck_assert_ptr_nonnull(fp = open_memstream(&out, &len));
+	status_print_human(fp, &f, verdict, 1795680811);
+	fclose(fp);
+	status_file_free(&f);
+	return out;
+}
+
+/* An address refused, then the node's next address connected: history, not state. */
+START_TEST(test_view_error_before_the_session)
+{
+	char *out = view("state=connected\nsince=2026-11-26T08:12:31Z\n"
+	                 "updated=2026-11-26T08:13:31Z\npid=1\ncomponent=cb1.tptac9.com\n"
+	                 "domain=tptac9.com\nserver=a.tptac9.com:5223\naddress=127.0.0.1\n"
+	                 "connected-since=2026-11-26T08:12:31Z\nfailovers=0\n"
+	                 "last-error=connect\nlast-error-text=cannot connect to "
+	                 "a.tptac9.com:5223 (::1): Connection refused\n"
+	                 "last-error-at=2026-11-26T08:12:31Z\n"
+	                 "node=a.tptac9.com:5223 priority=10 weight=60 result=ok\n",
+	    "connected");
+
+	ck_assert_ptr_nonnull(strstr(out, "XMPP connection: connected to a.tptac9.com:5223 "
+	                                  "(127.0.0.1) for 1 minute\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\nEarlier:         cannot connect to a.tptac9.com:5223 "
+	                                  "(::1): Connection refused (1 minute ago, before this "
+	                                  "session)\n"));
+	ck_assert_ptr_null(strstr(out, "Last error"));
+	ck_assert_ptr_null(strstr(out, "section CONNECT"));
+	free(out);
+}
+END_TEST
+
+/* A re-resolve that failed while the session stays up is the state. */
+START_TEST(test_view_error_during_the_session)
+{
+	char *out = view("state=connected\nsince=2026-11-26T08:12:31Z\n"
+	                 "updated=2026-11-26T08:13:31Z\npid=1\nserver=a.tptac9.com:5223\n"
+	                 "connected-since=2026-11-26T08:12:31Z\nlast-error=dns\n"
+	                 "last-error-text=_xmpp-component._tcp.tptac9.com: SERVFAIL\n"
+	                 "last-error-at=2026-11-26T08:13:01Z\n"
+	                 "node=a.tptac9.com:5223 priority=10 weight=60 result=ok\n",
+	    "connected");
+
+	ck_assert_ptr_nonnull(strstr(out, "\nLast error:      _xmpp-component._tcp.tptac9.com: "
+	                                  "SERVFAIL (30 seconds ago)\n"
+	                                  "                 See xcomp-troubleshooting(7), "
+	                                  "section DNS.\n"));
+	ck_assert_ptr_null(strstr(out, "Earlier"));
+	free(out);
+}
+END_TEST
+
+/* One node refuses the secret, the others are down: both, per node, with sections. */
+START_TEST(test_view_failures_per_node)
+{
+	char *out = view("state=backoff\nsince=2026-11-26T08:13:21Z\n"
+	                 "updated=2026-11-26T08:13:31Z\npid=1\nlast-error=connect\n"
+	                 "last-error-text=cannot connect to c.tptac9.com:5223 (10.0.0.3): "
+	                 "Connection refused\nlast-error-at=2026-11-26T08:13:21Z\n"
+	                 "node=a.tptac9.com:5223 priority=10 weight=60 result=auth\n"
+	                 "node=b.tptac9.com:5223 priority=20 weight=60 result=connect\n"
+	                 "node=d.tptac9.com:5223 priority=30 weight=60 result=untried\n"
+	                 "node=c.tptac9.com:5223 priority=20 weight=60 result=connect\n",
+	    "not connected");
+
+	ck_assert_ptr_nonnull(strstr(out, "XMPP connection: backoff; failed to connect to "
+	                                  "a.tptac9.com:5223 due to authentication failure, to "
+	                                  "b.tptac9.com:5223 and c.tptac9.com:5223 due to "
+	                                  "connection failure (10 seconds ago)\n"));
+	ck_assert_ptr_nonnull(strstr(out, "\nLast error:      cannot connect to c.tptac9.com:5223 "
+	                                  "(10.0.0.3): Connection refused (10 seconds ago)\n"
+	                                  "Failed nodes:    a.tptac9.com:5223: authentication "
+	                                  "failure. See xcomp-troubleshooting(7), section AUTH.\n"
+	                                  "                 b.tptac9.com:5223 and "
+	                                  "c.tptac9.com:5223: connection failure. See "
+	                                  "xcomp-troubleshooting(7), section CONNECT.\n"));
+	free(out);
+}
+END_TEST
+
+/* One node, one failure: the headline the Meeting Server would show. */
+START_TEST(test_view_one_failure)
+{
+	char *out = view("state=backoff\nsince=2026-11-26T08:13:21Z\n"
+	                 "updated=2026-11-26T08:13:31Z\npid=1\nlast-error=auth\n"
+	                 "last-error-text=authentication failure at cb2.tptac9.com:5223 "
+	                 "(not-authorized)\nlast-error-at=2026-11-26T08:12:31Z\n"
+	                 "node=cb2.tptac9.com:5223 priority=10 weight=60 result=auth\n",
+	    "not connected");
+
+	ck_assert_ptr_nonnull(strstr(out, "XMPP connection: backoff; failed to connect to "
+	                                  "cb2.tptac9.com:5223 due to authentication failure "
+	                                  "(1 minute ago)\n"));
+	ck_assert_ptr_nonnull(strstr(out, "section AUTH.\n"));
+	ck_assert_ptr_null(strstr(out, "CONNECT"));
+	free(out);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -321,6 +430,12 @@ main(void)
 	tcase_add_test(tc, test_lock);
 	tcase_add_test(tc, test_stale_reasons);
 	tcase_add_test(tc, test_json_reason_and_unknown);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("view");
+	tcase_add_test(tc, test_view_error_before_the_session);
+	tcase_add_test(tc, test_view_error_during_the_session);
+	tcase_add_test(tc, test_view_failures_per_node);
+	tcase_add_test(tc, test_view_one_failure);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }

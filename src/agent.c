@@ -799,7 +799,8 @@ on_closed(void *arg, int err)
 		return;
 	}
 	if (err)
-		set_error(a, "closed", "connection to %s (%s) lost: %s", a->server, a->address,
+		set_error(a, "closed", "connection to %s (%s) lost%s: %s", a->server, a->address,
+		    a->state == STATE_CONNECTED ? "" : " before the handshake completed",
 		    strerror(err));
 	else
 		set_error(a, "closed", "connection closed by %s (%s)%s", a->server, a->address,

@@ -414,6 +414,11 @@ class GapWatch:
     def lengths(self):
         return [end - start for start, end, _, _ in self.gaps]
 
+    def summary(self):
+        """One line: how many gaps, the longest and the total."""
+        ms = [1000 * x for x in self.lengths()]
+        return "%d gaps, longest %.1f ms, total %.1f ms" % (len(ms), max(ms or [0]), sum(ms))
+
 
 def rolling_restart(nodes, stop, start, pause=0.5, between=(0.5, 1.0), rng=random):
     """Each node in turn: stop(node) (SIGTERM, waited for), start(node) pause

@@ -330,8 +330,7 @@ class AgentTest(xt.LabTest):
         finally:
             gaps = watch.stop()
         lengths = watch.lengths()
-        print("rolling restart: %d gaps, longest %.1f ms, total %.1f ms" % (
-            len(gaps), 1000 * max(lengths or [0]), 1000 * sum(lengths)))
+        print("rolling restart: %s" % watch.summary())
         self.assertEqual(len(gaps), 3, gaps)  # one a node: each is left once
         self.assertEqual([(g[2], g[3]) for g in gaps],
                          [(c.target(c.node(x)), c.target(c.node(y)))

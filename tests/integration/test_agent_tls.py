@@ -268,40 +268,15 @@ class TlsTest(xt.LabTest):
             ctx.maximum_version = ssl.TLSVersion.TLSv1
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
         ctx.load_cert_chain(self.pki._cat("chain.pem", [leaf.cert, self.pki.bundle]), leaf.key)
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(8)
-        listener.settimeout(0.2)
-        port = listener.getsockname()[1]
         seen = []
-        stop = threading.Event()
 
-        def serve():
-            while not stop.is_set():
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    continue
-                try:
-                    conn.settimeout(2)
-                    ctx.wrap_socket(conn, server_side=True).close()
-                    seen.append("handshake completed")
-                except (ssl.SSLError, OSError) as e:
-                    seen.append(str(e))
-                finally:
-                    conn.close()
-
-        t = threading.Thread(target=serve, daemon=True)
-        t.start()
-
-        def halt():
-            stop.set()
-            t.join(2)
-            listener.close()
-        self.cleanups.append(halt)
-        u = Unbound(self.wd.path, [srv_record(10, 10, port, "a." + DOMAIN),
-                                   a_record("a." + DOMAIN, "127.0.0.1")]).start()
-        self.cleanups.append(u.stop)
+        def serve(conn):
+            try:
+                ctx.wrap_socket(conn, server_side=True).close()
+                seen.append("handshake completed")
+            except (ssl.SSLError, OSError) as e:
+                seen.append(str(e))
+        u = self.python_node(serve)
         a = self.agent(u)
         self.failed_with(a, "protocol or cipher mismatch")
         self.assertNotIn("handshake completed", seen)

@@ -404,8 +404,7 @@ class ProsodyTest(xt.LabTest):
         finally:
             gaps = watch.stop()
         lengths = watch.lengths()
-        print("rolling restart of Prosody: %d gaps, longest %.1f ms, total %.1f ms" % (
-            len(gaps), 1000 * max(lengths or [0]), 1000 * sum(lengths)))
+        print("rolling restart of Prosody: %s" % watch.summary())
         self.assertEqual([(g[2], g[3]) for g in gaps],
                          [(a_.target, b_.target), (b_.target, c_.target),
                           (c_.target, a_.target)], gaps)

@@ -5,36 +5,6 @@
 #include "backoff.h"
 #include "unit.h"
 
-/* The lowest and the highest value a generator may return. */
-static uint32_t
-rnd_low(void *arg, uint32_t bound)
-{
-	(void)arg;
-	ck_assert_uint_gt(bound, 0);
-	return 0;
-}
-
-static uint32_t
-rnd_high(void *arg, uint32_t bound)
-{
-	(void)arg;
-	ck_assert_uint_gt(bound, 0);
-	return bound - 1;
-}
-
-/* xorshift32, seeded. */
-static uint32_t
-rnd_seeded(void *arg, uint32_t bound)
-{
-	uint32_t *x = arg;
-
-	ck_assert_uint_gt(bound, 0);
-	*x ^= *x << 13;
-	*x ^= *x >> 17;
-	*x ^= *x << 5;
-	return (uint32_t)(((uint64_t)*x * bound) >> 32);
-}
-
 START_TEST(test_growth_and_cap)
 {
 	static const unsigned high[] = {1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000, 60000};
@@ -44,10 +14,10 @@ START_TEST(test_growth_and_cap)
 
 	backoff_init(&b, 1, 60);
 	for (i = 0; i < sizeof(high) / sizeof(high[0]); i++)
-		ck_assert_uint_eq(backoff_next(&b, rnd_high, NULL), high[i]);
+		ck_assert_uint_eq(backoff_next(&b, unit_rnd_high, NULL), high[i]);
 	backoff_init(&b, 1, 60);
 	for (i = 0; i < sizeof(low) / sizeof(low[0]); i++)
-		ck_assert_uint_eq(backoff_next(&b, rnd_low, NULL), low[i]);
+		ck_assert_uint_eq(backoff_next(&b, unit_rnd_low, NULL), low[i]);
 }
 END_TEST
 
@@ -62,7 +32,7 @@ START_TEST(test_jitter_bounds)
 		backoff_init(&b, 2, 45);
 		step = 2000;
 		for (i = 0; i < 12; i++) {
-			d = backoff_next(&b, rnd_seeded, &seed);
+			d = backoff_next(&b, unit_rnd_seeded, &seed);
 			lo = step / 2 > 2000 ? step / 2 : 2000;
 			ck_assert_uint_ge(d, lo);
 			ck_assert_uint_le(d, step);
@@ -75,7 +45,7 @@ START_TEST(test_jitter_bounds)
 	hi_seen = 0;
 	for (i = 0; i < 2000; i++) {
 		b.cur_ms = 45000;
-		d = backoff_next(&b, rnd_seeded, &seed);
+		d = backoff_next(&b, unit_rnd_seeded, &seed);
 		lo_seen = d < lo_seen ? d : lo_seen;
 		hi_seen = d > hi_seen ? d : hi_seen;
 	}
@@ -91,11 +61,11 @@ START_TEST(test_reset)
 
 	backoff_init(&b, 1, 60);
 	for (i = 0; i < 10; i++)
-		backoff_next(&b, rnd_high, NULL);
-	ck_assert_uint_eq(backoff_next(&b, rnd_high, NULL), 60000);
+		backoff_next(&b, unit_rnd_high, NULL);
+	ck_assert_uint_eq(backoff_next(&b, unit_rnd_high, NULL), 60000);
 	backoff_reset(&b);
-	ck_assert_uint_eq(backoff_next(&b, rnd_high, NULL), 1000);
-	ck_assert_uint_eq(backoff_next(&b, rnd_high, NULL), 2000);
+	ck_assert_uint_eq(backoff_next(&b, unit_rnd_high, NULL), 1000);
+	ck_assert_uint_eq(backoff_next(&b, unit_rnd_high, NULL), 2000);
 }
 END_TEST
 
@@ -109,31 +79,31 @@ START_TEST(test_odd_settings)
 	/* max below min: every delay is min. */
 	backoff_init(&b, 10, 5);
 	for (i = 0; i < 5; i++)
-		ck_assert_uint_eq(backoff_next(&b, rnd_seeded, &seed), 10000);
+		ck_assert_uint_eq(backoff_next(&b, unit_rnd_seeded, &seed), 10000);
 	/* min == max: no jitter below min. */
 	backoff_init(&b, 3, 3);
 	for (i = 0; i < 5; i++)
-		ck_assert_uint_eq(backoff_next(&b, rnd_seeded, &seed), 3000);
+		ck_assert_uint_eq(backoff_next(&b, unit_rnd_seeded, &seed), 3000);
 	/* min 0 still grows from 100 ms, never 0. */
 	backoff_init(&b, 0, 1);
-	ck_assert_uint_eq(backoff_next(&b, rnd_high, NULL), 100);
-	ck_assert_uint_eq(backoff_next(&b, rnd_high, NULL), 200);
-	ck_assert_uint_eq(backoff_next(&b, rnd_low, NULL), 200);
+	ck_assert_uint_eq(backoff_next(&b, unit_rnd_high, NULL), 100);
+	ck_assert_uint_eq(backoff_next(&b, unit_rnd_high, NULL), 200);
+	ck_assert_uint_eq(backoff_next(&b, unit_rnd_low, NULL), 200);
 	for (i = 0; i < 5; i++)
-		backoff_next(&b, rnd_high, NULL);
-	ck_assert_uint_eq(backoff_next(&b, rnd_high, NULL), 1000);
+		backoff_next(&b, unit_rnd_high, NULL);
+	ck_assert_uint_eq(backoff_next(&b, unit_rnd_high, NULL), 1000);
 	backoff_init(&b, 0, 0);
 	for (i = 0; i < 5; i++) {
-		d = backoff_next(&b, rnd_seeded, &seed);
+		d = backoff_next(&b, unit_rnd_seeded, &seed);
 		ck_assert_uint_ge(d, 50);
 		ck_assert_uint_le(d, 100);
 	}
 	/* Huge values are capped at a day, without overflow. */
 	backoff_init(&b, 4000000000u, 4000000000u);
-	ck_assert_uint_eq(backoff_next(&b, rnd_low, NULL), 86400000);
+	ck_assert_uint_eq(backoff_next(&b, unit_rnd_low, NULL), 86400000);
 	backoff_init(&b, 1, 4000000000u);
 	for (i = 0; i < 40; i++)
-		d = backoff_next(&b, rnd_high, NULL);
+		d = backoff_next(&b, unit_rnd_high, NULL);
 	ck_assert_uint_eq(d, 86400000);
 }
 END_TEST

@@ -10,35 +10,6 @@
 #include "health.h"
 #include "unit.h"
 
-static uint32_t
-rnd_low(void *arg, uint32_t bound)
-{
-	(void)arg;
-	ck_assert_uint_gt(bound, 0);
-	return 0;
-}
-
-static uint32_t
-rnd_high(void *arg, uint32_t bound)
-{
-	(void)arg;
-	ck_assert_uint_gt(bound, 0);
-	return bound - 1;
-}
-
-/* xorshift32, seeded. */
-static uint32_t
-rnd_seeded(void *arg, uint32_t bound)
-{
-	uint32_t *x = arg;
-
-	ck_assert_uint_gt(bound, 0);
-	*x ^= *x << 13;
-	*x ^= *x >> 17;
-	*x ^= *x << 5;
-	return (uint32_t)(((uint64_t)*x * bound) >> 32);
-}
-
 /* The order the rules give, written out again: 0 for no failure that counts. */
 static uint64_t
 key(const struct health *h, const struct health_policy *p, uint64_t t)
@@ -88,7 +59,7 @@ START_TEST(test_holds_grow_to_the_cap)
 	health_init(&h);
 	for (i = 0; i < sizeof(down_high) / sizeof(down_high[0]); i++) {
 		ck_assert_uint_eq(
-		    health_failed(&h, &p, HEALTH_DOWN, now, rnd_high, NULL), down_high[i]);
+		    health_failed(&h, &p, HEALTH_DOWN, now, unit_rnd_high, NULL), down_high[i]);
 		ck_assert(health_held(&h, now + down_high[i] - 1));
 		ck_assert(!health_held(&h, now + down_high[i]));
 		now += down_high[i]; /* tried again as soon as it is free */
@@ -96,12 +67,13 @@ START_TEST(test_holds_grow_to_the_cap)
 	health_init(&h);
 	for (i = 0; i < sizeof(refused_low) / sizeof(refused_low[0]); i++) {
 		ck_assert_uint_eq(
-		    health_failed(&h, &p, HEALTH_REFUSED, now, rnd_low, NULL), refused_low[i]);
+		    health_failed(&h, &p, HEALTH_REFUSED, now, unit_rnd_low, NULL), refused_low[i]);
 		now += refused_low[i];
 	}
 	/* A fail count that keeps growing never overflows the step. */
 	for (i = 0; i < 1000; i++)
-		ck_assert_uint_le(health_failed(&h, &p, HEALTH_DOWN, now, rnd_high, NULL), 60000);
+		ck_assert_uint_le(
+		    health_failed(&h, &p, HEALTH_DOWN, now, unit_rnd_high, NULL), 60000);
 }
 END_TEST
 
@@ -135,20 +107,20 @@ START_TEST(test_rolling_restart_never_waits)
 	cur = health_pick(h, 3, &p, t);
 	ck_assert_uint_eq(cur, 0);
 	/* a goes down under the session: b, never failed, next. */
-	health_failed(&h[0], &p, HEALTH_DOWN, t, rnd_high, NULL);
+	health_failed(&h[0], &p, HEALTH_DOWN, t, unit_rnd_high, NULL);
 	cur = health_pick(h, 3, &p, t);
 	ck_assert_uint_eq(cur, 1);
 	/* a is back at 500; b goes down at 1500: c, never failed, next. */
 	t = 1500;
-	health_failed(&h[1], &p, HEALTH_DOWN, t, rnd_high, NULL);
+	health_failed(&h[1], &p, HEALTH_DOWN, t, unit_rnd_high, NULL);
 	cur = health_pick(h, 3, &p, t);
 	ck_assert_uint_eq(cur, 2);
 	/* b is back at 2000; c goes down at 3000: a (oldest failure, hold over). */
 	t = 3000;
-	health_failed(&h[2], &p, HEALTH_DOWN, t, rnd_high, NULL);
+	health_failed(&h[2], &p, HEALTH_DOWN, t, unit_rnd_high, NULL);
 	ck_assert_uint_eq(health_pick(h, 3, &p, t), 0);
 	/* Had a failed again, b would go next, and c (the newest failure) last. */
-	health_failed(&h[0], &p, HEALTH_DOWN, t, rnd_high, NULL);
+	health_failed(&h[0], &p, HEALTH_DOWN, t, unit_rnd_high, NULL);
 	ck_assert_uint_eq(health_pick(h, 3, &p, t), 1);
 }
 END_TEST
@@ -162,12 +134,12 @@ START_TEST(test_silent_node_goes_last)
 
 	health_policy_init(&p, 1, 60);
 	nodes_init(h, 3);
-	health_failed(&h[0], &p, HEALTH_DOWN, t, rnd_high, NULL); /* a silent */
-	t += 2000;                                                /* its hold is long over */
+	health_failed(&h[0], &p, HEALTH_DOWN, t, unit_rnd_high, NULL); /* a silent */
+	t += 2000;                                                     /* its hold is long over */
 	ck_assert_uint_eq(health_pick(h, 3, &p, t), 1);
-	health_failed(&h[1], &p, HEALTH_DOWN, t, rnd_high, NULL);
+	health_failed(&h[1], &p, HEALTH_DOWN, t, unit_rnd_high, NULL);
 	ck_assert_uint_eq(health_pick(h, 3, &p, t), 2);
-	health_failed(&h[2], &p, HEALTH_DOWN, t + 10, rnd_high, NULL);
+	health_failed(&h[2], &p, HEALTH_DOWN, t + 10, unit_rnd_high, NULL);
 	/* b and c held, a free: only now a again. */
 	ck_assert_uint_eq(health_pick(h, 3, &p, t + 10), 0);
 }
@@ -181,13 +153,13 @@ START_TEST(test_older_failure_before_newer)
 
 	health_policy_init(&p, 1, 60);
 	nodes_init(h, 2);
-	health_failed(&h[1], &p, HEALTH_DOWN, 100, rnd_high, NULL);
-	health_failed(&h[0], &p, HEALTH_DOWN, 200, rnd_high, NULL);
+	health_failed(&h[1], &p, HEALTH_DOWN, 100, unit_rnd_high, NULL);
+	health_failed(&h[0], &p, HEALTH_DOWN, 200, unit_rnd_high, NULL);
 	ck_assert_uint_eq(health_pick(h, 2, &p, 5000), 1);
 	/* Equal times: the RFC 2782 order. */
 	nodes_init(h, 2);
-	health_failed(&h[1], &p, HEALTH_DOWN, 100, rnd_high, NULL);
-	health_failed(&h[0], &p, HEALTH_DOWN, 100, rnd_high, NULL);
+	health_failed(&h[1], &p, HEALTH_DOWN, 100, unit_rnd_high, NULL);
+	health_failed(&h[0], &p, HEALTH_DOWN, 100, unit_rnd_high, NULL);
 	ck_assert_uint_eq(health_pick(h, 2, &p, 5000), 0);
 }
 END_TEST
@@ -202,7 +174,7 @@ START_TEST(test_every_node_held_means_wait)
 	health_policy_init(&p, 1, 60);
 	nodes_init(h, 3);
 	for (i = 0; i < 3; i++)
-		ms[i] = health_failed(&h[i], &p, HEALTH_DOWN, 1000 + i, rnd_high, NULL);
+		ms[i] = health_failed(&h[i], &p, HEALTH_DOWN, 1000 + i, unit_rnd_high, NULL);
 	ck_assert_uint_eq(ms[0], 250);
 	ck_assert_uint_eq(health_pick(h, 3, &p, 1100), HEALTH_NONE);
 	ck_assert_uint_eq(health_next_free(h, 3), 1250);
@@ -218,14 +190,14 @@ START_TEST(test_stable_session_clears)
 
 	health_policy_init(&p, 1, 60);
 	nodes_init(h, 2);
-	health_failed(&h[0], &p, HEALTH_DOWN, 0, rnd_high, NULL);
-	health_failed(&h[0], &p, HEALTH_DOWN, 300, rnd_high, NULL);
-	health_failed(&h[1], &p, HEALTH_DOWN, 900, rnd_high, NULL);
+	health_failed(&h[0], &p, HEALTH_DOWN, 0, unit_rnd_high, NULL);
+	health_failed(&h[0], &p, HEALTH_DOWN, 300, unit_rnd_high, NULL);
+	health_failed(&h[1], &p, HEALTH_DOWN, 900, unit_rnd_high, NULL);
 	health_stable(&h[0]);
 	ck_assert_uint_eq(h[0].fails, 0);
 	ck_assert_uint_eq(health_pick(h, 2, &p, 900), 0);
 	/* Its next failure starts from the first hold again. */
-	ck_assert_uint_eq(health_failed(&h[0], &p, HEALTH_DOWN, 1000, rnd_high, NULL), 250);
+	ck_assert_uint_eq(health_failed(&h[0], &p, HEALTH_DOWN, 1000, unit_rnd_high, NULL), 250);
 }
 END_TEST
 
@@ -237,12 +209,12 @@ START_TEST(test_quiet_node_is_forgiven)
 
 	health_policy_init(&p, 1, 4);
 	nodes_init(h, 2);
-	health_failed(&h[0], &p, HEALTH_DOWN, 0, rnd_high, NULL);   /* held until 250 */
-	health_failed(&h[0], &p, HEALTH_DOWN, 250, rnd_high, NULL); /* until 750 */
+	health_failed(&h[0], &p, HEALTH_DOWN, 0, unit_rnd_high, NULL);   /* held until 250 */
+	health_failed(&h[0], &p, HEALTH_DOWN, 250, unit_rnd_high, NULL); /* until 750 */
 	ck_assert_uint_eq(health_pick(h, 2, &p, 4749), 1);
 	/* From 4750 a counts as never failed: the RFC 2782 order again. */
 	ck_assert_uint_eq(health_pick(h, 2, &p, 4750), 0);
-	ck_assert_uint_eq(health_failed(&h[0], &p, HEALTH_DOWN, 4750, rnd_high, NULL), 250);
+	ck_assert_uint_eq(health_failed(&h[0], &p, HEALTH_DOWN, 4750, unit_rnd_high, NULL), 250);
 	ck_assert_uint_eq(h[0].fails, 1);
 }
 END_TEST
@@ -273,7 +245,7 @@ START_TEST(test_refusing_nodes_do_not_spin)
 		attempts++;
 		if (t >= end - 60000)
 			last_minute++;
-		health_failed(&h[i], &p, HEALTH_REFUSED, t, rnd_seeded, &seed);
+		health_failed(&h[i], &p, HEALTH_REFUSED, t, unit_rnd_seeded, &seed);
 		t += 2; /* an attempt costs a little time */
 	}
 	/* Per node: holds 0.5-1, 1-2, ... 30-60 s, then at least 30 s each. */
@@ -299,9 +271,9 @@ START_TEST(test_rules_over_random_sequences)
 
 	health_policy_init(&p, 1, 8);
 	for (run = 0; run < 2000; run++) {
-		n = 1 + rnd_seeded(&seed, 5);
+		n = 1 + unit_rnd_seeded(&seed, 5);
 		nodes_init(h, n);
-		t = rnd_seeded(&seed, 1000);
+		t = unit_rnd_seeded(&seed, 1000);
 		for (step = 0; step < 60; step++) {
 			i = health_pick(h, n, &p, t);
 			if (i == HEALTH_NONE) {
@@ -321,13 +293,13 @@ START_TEST(test_rules_over_random_sequences)
 						    key(&h[i], &p, t), key(&h[j], &p, t));
 				}
 			}
-			k = rnd_seeded(&seed, 10);
+			k = unit_rnd_seeded(&seed, 10);
 			if (k < 6 && i != HEALTH_NONE)
 				health_failed(&h[i], &p, k < 4 ? HEALTH_DOWN : HEALTH_REFUSED, t,
-				    rnd_seeded, &seed);
+				    unit_rnd_seeded, &seed);
 			else if (k == 6 && i != HEALTH_NONE)
 				health_stable(&h[i]);
-			t += rnd_seeded(&seed, 3000);
+			t += unit_rnd_seeded(&seed, 3000);
 		}
 	}
 }

@@ -3,6 +3,7 @@
 #define XCOMP_TESTS_UNIT_H
 
 #include <check.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 static inline int
@@ -15,6 +16,39 @@ unit_run(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* Random sources for the pure functions that take one (srv, backoff, health). */
+
+/* The lowest value a generator may return. */
+static inline uint32_t
+unit_rnd_low(void *arg, uint32_t bound)
+{
+	(void)arg;
+	ck_assert_uint_gt(bound, 0);
+	return 0;
+}
+
+/* The highest value a generator may return. */
+static inline uint32_t
+unit_rnd_high(void *arg, uint32_t bound)
+{
+	(void)arg;
+	ck_assert_uint_gt(bound, 0);
+	return bound - 1;
+}
+
+/* xorshift32, seeded through arg (a uint32_t, not 0). */
+static inline uint32_t
+unit_rnd_seeded(void *arg, uint32_t bound)
+{
+	uint32_t *x = arg;
+
+	ck_assert_uint_gt(bound, 0);
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return (uint32_t)(((uint64_t)*x * bound) >> 32);
 }
 
 #endif

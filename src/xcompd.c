@@ -161,42 +161,17 @@ on_hup(int signo, void *arg)
 	agent_reload(x->agent, c);
 }
 
-int
-main(int argc, char **argv)
+/* Check or run with the options read; the exit status. */
+static int
+run(struct opts *o, int check)
 {
-	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
-	struct opts o = {SYSCONFDIR "/xcompd.conf", NULL, 0};
-	struct ctx x = {&o, NULL, NULL, -1};
+	struct ctx x = {o, NULL, NULL, -1};
 	struct loop *loop;
 	struct conf *c;
 	char err[1024];
-	int ch, check = 0, r;
+	int r;
 
-	o.overrides = xcalloc(argc, sizeof(char *));
-	while ((ch = getopt_long(argc, argv, "f:ho:tV", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'f':
-			o.path = optarg;
-			break;
-		case 'h':
-			usage(0);
-		case 'o':
-			o.overrides[o.noverrides++] = optarg;
-			break;
-		case 't':
-			check = 1;
-			break;
-		case 'V':
-			printf("xcompd %s\n", PACKAGE_VERSION);
-			return 0;
-		default:
-			usage(1);
-		}
-	}
-	if (optind != argc)
-		usage(1);
-	if ((c = read_conf(&o, err, sizeof(err))) == NULL) {
+	if ((c = read_conf(o, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "xcompd: %s\n", err);
 		return 1;
 	}
@@ -208,10 +183,9 @@ main(int argc, char **argv)
 	if (check && conf_warning(c, err, sizeof(err)) != NULL)
 		fprintf(stderr, "xcompd: warning: %s\n", err);
 	if (check) {
-		printf("xcompd: configuration %s OK (component %s, %s)\n", o.path, c->component,
+		printf("xcompd: configuration %s OK (component %s, %s)\n", o->path, c->component,
 		    c->nservers ? "fixed servers" : "SRV records");
 		conf_free(c);
-		free(o.overrides);
 		return 0;
 	}
 	/* Two agents writing one status file would each hide the other. */
@@ -234,6 +208,7 @@ main(int argc, char **argv)
 		conf_free(c);
 		loop_free(loop);
 		free(x.status_file);
+		close(x.lock);
 		return 2;
 	}
 	loop_signal(loop, SIGTERM, on_stop, &x);
@@ -243,8 +218,46 @@ main(int argc, char **argv)
 	r = loop_run(loop) == -1 ? 2 : 0;
 	agent_free(x.agent);
 	loop_free(loop);
-	free(o.overrides);
 	free(x.status_file);
 	close(x.lock);
+	return r;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
+	struct opts o = {SYSCONFDIR "/xcompd.conf", NULL, 0};
+	int ch, check = 0, r;
+
+	/* argv outlives everything here: the overrides point into it. */
+	o.overrides = xcalloc(argc, sizeof(char *));
+	while ((ch = getopt_long(argc, argv, "f:ho:tV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			o.path = optarg;
+			break;
+		case 'o':
+			o.overrides[o.noverrides++] = optarg;
+			break;
+		case 't':
+			check = 1;
+			break;
+		case 'V':
+			printf("xcompd %s\n", PACKAGE_VERSION);
+			free(o.overrides);
+			return 0;
+		default:
+			free(o.overrides);
+			usage(ch == 'h' ? 0 : 1);
+		}
+	}
+	if (optind != argc) {
+		free(o.overrides);
+		usage(1);
+	}
+	r = run(&o, check);
+	free(o.overrides);
 	return r;
 }

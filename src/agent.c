@@ -92,8 +92,6 @@ struct agent {
 
 	struct io *io;
 	struct xs *xs;
-	int in_feed;
-	int dead; /* the session ended inside xs_feed; clean up after */
 	int waiting_ping;
 	int no_id; /* the server's header had no stream id */
 	unsigned ping_seq;
@@ -390,13 +388,9 @@ session_end(struct agent *a)
 	}
 	if (a->relay && a->state == STATE_CONNECTED)
 		relay_upstream_down(a->relay);
-	if (a->in_feed) {
-		/* xs_feed is on the stack: free the parser once it returns. */
-		a->dead = 1;
-	} else {
-		xs_free(a->xs);
-		a->xs = NULL;
-	}
+	/* Also from inside the parser's callbacks: xs frees itself on the way out. */
+	xs_free(a->xs);
+	a->xs = NULL;
 	if (a->io) {
 		io_free(a->io);
 		a->io = NULL;
@@ -772,14 +766,7 @@ on_data(void *arg, const char *p, size_t len)
 	struct agent *a = arg;
 
 	heard_from_server(a);
-	a->in_feed = 1;
 	xs_feed(a->xs, p, len);
-	a->in_feed = 0;
-	if (a->dead) {
-		a->dead = 0;
-		xs_free(a->xs);
-		a->xs = NULL;
-	}
 }
 
 static void

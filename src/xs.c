@@ -59,6 +59,8 @@ struct xs {
 	void *arg;
 
 	int dead;          /* error reported, or a handler asked to stop */
+	int feeding;       /* xs_feed is on the stack */
+	int free_asked;    /* xs_free was called meanwhile: free on the way out */
 	int closed;        /* </stream:stream> received */
 	unsigned depth;    /* open elements, the stream's own included */
 	unsigned nsdecls;  /* xmlns attributes of the element being opened */
@@ -182,8 +184,9 @@ xs_new(const char *content_ns, const struct xs_limits *limits, const struct xs_h
 	return s;
 }
 
-int
-xs_feed(struct xs *s, const char *data, size_t len)
+/* xs_feed's work, with s certain to outlive it. */
+static int
+xs_feed_pieces(struct xs *s, const char *data, size_t len)
 {
 	uint64_t left;
 	size_t n;
@@ -216,14 +219,47 @@ xs_feed(struct xs *s, const char *data, size_t len)
 	return 0;
 }
 
+static void
+xs_destroy(struct xs *s)
+{
+	xs_release(s);
+	free(s->content_ns);
+	free(s);
+}
+
+int
+xs_feed(struct xs *s, const char *data, size_t len)
+{
+	int r;
+
+	if (s->feeding) /* from inside a handler: the input would be out of order */
+		return -1;
+	s->feeding = 1;
+	r = xs_feed_pieces(s, data, len);
+	s->feeding = 0;
+	if (s->free_asked) {
+		xs_destroy(s);
+		return -1;
+	}
+	return r;
+}
+
 void
 xs_free(struct xs *s)
 {
 	if (s == NULL)
 		return;
-	xs_release(s);
-	free(s->content_ns);
-	free(s);
+	if (s->feeding) {
+		/* A handler is on the stack, and expat under it: stop, free on return. */
+		s->free_asked = 1;
+		if (!s->dead) {
+			s->dead = 1;
+			if (s->parser != NULL)
+				XML_StopParser(s->parser, XML_FALSE);
+		}
+		return;
+	}
+	xs_destroy(s);
 }
 
 /* Parse one piece; check the limits that expat's callbacks cannot see. */

@@ -84,6 +84,10 @@ struct xs *xs_new(
     const char *content_ns, const struct xs_limits *, const struct xs_handler *, void *arg);
 /* Parse more bytes. -1 after an error (reported once) or a stop; the stream is then dead. */
 int xs_feed(struct xs *, const char *, size_t);
+/*
+ * Free the parser. May be called from inside one of its own callbacks: no
+ * callback follows, and the parser is freed when xs_feed returns (-1).
+ */
 void xs_free(struct xs *);
 
 /*

@@ -1538,6 +1538,86 @@ START_TEST(test_serialize_built)
 }
 END_TEST
 
+/* xs_free from inside each callback: nothing follows, the feed returns -1. */
+struct freer {
+	struct xs *s;
+	int where; /* 1 open, 2 stanza, 3 close, 4 error */
+	int calls; /* callbacks seen, the freeing one included */
+	int after; /* callbacks after the free */
+	int freed;
+};
+
+static void
+freer_hit(struct freer *f, int where)
+{
+	f->calls++;
+	if (f->freed)
+		f->after++;
+	if (where == f->where && !f->freed) {
+		f->freed = 1;
+		xs_free(f->s);
+	}
+}
+
+static int
+freer_open(void *arg, const struct xs_elem *e)
+{
+	(void)e;
+	freer_hit(arg, 1);
+	return 0;
+}
+
+static int
+freer_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t len)
+{
+	(void)e;
+	(void)raw;
+	(void)len;
+	freer_hit(arg, 2);
+	return 0;
+}
+
+static int
+freer_close(void *arg)
+{
+	freer_hit(arg, 3);
+	return 0;
+}
+
+static void
+freer_error(void *arg, const char *cond, const char *text)
+{
+	(void)cond;
+	(void)text;
+	freer_hit(arg, 4);
+}
+
+START_TEST(test_free_inside_callbacks)
+{
+	static const struct xs_handler h = {freer_open, freer_stanza, freer_close, freer_error};
+	static const char *input[] = {
+	    HDR IQ IQ END,
+	    HDR IQ IQ END,
+	    HDR END IQ,
+	    HDR "<iq><!-- no --></iq>" IQ,
+	};
+	struct xs_limits lim;
+	struct freer f;
+	int where;
+
+	xs_limits_default(&lim);
+	for (where = 1; where <= 4; where++) {
+		memset(&f, 0, sizeof(f));
+		f.where = where;
+		f.s = xs_new(XS_NS_COMPONENT, &lim, &h, &f);
+		ck_assert_int_eq(xs_feed(f.s, input[where - 1], strlen(input[where - 1])), -1);
+		ck_assert_msg(f.freed, "callback %d never came", where);
+		ck_assert_int_eq(f.after, 0);
+		ck_assert_int_eq(f.calls, where == 1 ? 1 : where == 2 ? 2 : 2);
+	}
+}
+END_TEST
+
 static Suite *
 xs_suite(void)
 {
@@ -1572,6 +1652,7 @@ xs_suite(void)
 	tcase_add_test(tc, test_serialize_round_trip);
 	tcase_add_test(tc, test_serialize_built);
 	tcase_add_test(tc, test_mixed_content_order);
+	tcase_add_test(tc, test_free_inside_callbacks);
 	suite_add_tcase(s, tc);
 	return s;
 }

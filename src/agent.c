@@ -123,13 +123,6 @@ static void finish_stop(struct agent *);
 static const struct io_handler session_io;
 static const struct xs_handler session_xs;
 
-static uint32_t
-rnd(void *arg, uint32_t bound)
-{
-	(void)arg;
-	return util_random_below(bound);
-}
-
 /* Status file */
 
 static void
@@ -427,7 +420,8 @@ node_failed(struct agent *a, const char *code)
 	unsigned ms;
 
 	n->result = code;
-	ms = health_failed(&n->health, &a->policy, failure_kind(a, code), util_now_ms(), rnd, NULL);
+	ms = health_failed(
+	    &n->health, &a->policy, failure_kind(a, code), util_now_ms(), util_random_fn, NULL);
 	log_debug("%s:%d: failure %u in a row (%s); not tried again for %u.%03u s", n->target,
 	    n->port, n->health.fails, code, ms / 1000, ms % 1000);
 	return ms;
@@ -593,7 +587,7 @@ enter_backoff(struct agent *a, unsigned ms)
 static void
 backoff_no_node(struct agent *a)
 {
-	unsigned ms = backoff_next(&a->backoff, rnd, NULL);
+	unsigned ms = backoff_next(&a->backoff, util_random_fn, NULL);
 
 	log_info("no node to try; next try in %u.%03u s", ms / 1000, ms % 1000);
 	enter_backoff(a, ms);
@@ -1167,7 +1161,7 @@ on_srv(void *arg, const struct dns_srv_result *r)
 		return;
 	}
 	order = xcalloc(r->n, sizeof(*order));
-	n = srv_order_max(r->rrs, r->n, SRV_USE_MAX, rnd, NULL, order);
+	n = srv_order_max(r->rrs, r->n, SRV_USE_MAX, util_random_fn, NULL, order);
 	srv_cap_note(a, r, n);
 	fresh = xcalloc(n ? n : 1, sizeof(*fresh));
 	for (i = 0; i < n; i++) {

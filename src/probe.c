@@ -725,13 +725,6 @@ node_start(struct probe *p)
 	timer_add(loop_timers(p->loop), &p->t_step, DNS_TIMEOUT_MS);
 }
 
-static uint32_t
-rnd(void *arg, uint32_t bound)
-{
-	(void)arg;
-	return util_random_below(bound);
-}
-
 static void
 print_records(struct probe *p, const struct srv_rr *rrs, size_t n)
 {
@@ -844,7 +837,7 @@ on_srv(void *arg, const struct dns_srv_result *r)
 		return;
 	}
 	order = xcalloc(r->n, sizeof(*order));
-	p->nnodes = srv_order(r->rrs, r->n, rnd, NULL, order);
+	p->nnodes = srv_order(r->rrs, r->n, util_random_fn, NULL, order);
 	p->nodes = xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*p->nodes));
 	for (i = 0; i < p->nnodes; i++) {
 		snprintf(

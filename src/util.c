@@ -133,6 +133,13 @@ util_random_below(uint32_t n)
 	return r % n;
 }
 
+uint32_t
+util_random_fn(void *arg, uint32_t bound)
+{
+	(void)arg;
+	return util_random_below(bound);
+}
+
 int
 util_nonblock(int fd)
 {

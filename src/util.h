@@ -32,6 +32,9 @@ void util_random(void *buf, size_t len);
 /* A uniformly random integer in [0, n) from util_random; n > 0. */
 uint32_t util_random_below(uint32_t n);
 
+/* util_random_below as the random source that srv, backoff and health take (arg unused). */
+uint32_t util_random_fn(void *arg, uint32_t bound);
+
 /* O_NONBLOCK and FD_CLOEXEC on fd. */
 int util_nonblock(int fd);
 

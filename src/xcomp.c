@@ -168,13 +168,6 @@ struct addr_req {
 	size_t i;
 };
 
-static uint32_t
-rnd(void *arg, uint32_t bound)
-{
-	(void)arg;
-	return util_random_below(bound);
-}
-
 static void
 print_resolve(struct resolve *r, unsigned samples)
 {
@@ -192,7 +185,7 @@ print_resolve(struct resolve *r, unsigned samples)
 		printf("  %-8u %-6u %-5u %-30s %-6s %s\n", r->rrs[i].priority, r->rrs[i].weight,
 		    r->rrs[i].port, r->rrs[i].target, ttl, r->addrs[i]);
 	}
-	m = srv_order_max(r->rrs, r->n, SRV_USE_MAX, rnd, NULL, order);
+	m = srv_order_max(r->rrs, r->n, SRV_USE_MAX, util_random_fn, NULL, order);
 	printf("Order the agent would try now (priority ascending, weighted random within one "
 	       "priority):\n");
 	for (k = 0; k < m; k++)
@@ -203,7 +196,7 @@ print_resolve(struct resolve *r, unsigned samples)
 	if (samples > 0 && m > 0) {
 		/* The first choice only: the same draws as a whole order's first. */
 		for (s = 0; s < samples; s++) {
-			srv_order_max(r->rrs, r->n, 1, rnd, NULL, order);
+			srv_order_max(r->rrs, r->n, 1, util_random_fn, NULL, order);
 			first[order[0]]++;
 		}
 		printf("First choice over %u orders:\n", samples);

@@ -1,8 +1,7 @@
 /*
- * conf: the "key = value" reader shared by xcompd's configuration and
- * xcomp-server's state directory. It knows no keys: each pair goes to the
- * caller, which accepts it or says what is wrong, and the reader adds the
- * file and line.
+ * conf: xcompd's configuration (xcompd.conf(5)): the keys, their checks and
+ * defaults, the secret file, and what no single line can check. The files
+ * are read by kv.c.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -20,185 +19,10 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "kv.h"
 #include "jid.h"
 #include "tls.h"
 #include "util.h"
-
-struct reader {
-	const char *name;
-	unsigned line;
-	conf_pair_cb *cb;
-	void *arg;
-	char *err;
-	size_t errlen;
-};
-
-static int fail(struct reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int
-fail(struct reader *r, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (r->line > 0)
-		snprintf(r->err, r->errlen, "%s:%u: %s", r->name, r->line, msg);
-	else
-		snprintf(r->err, r->errlen, "%s: %s", r->name, msg);
-	return -1;
-}
-
-static int
-valid_key(const char *k)
-{
-	if (*k == '\0')
-		return 0;
-	for (; *k; k++)
-		if (!isalnum((unsigned char)*k) && *k != '-' && *k != '_' && *k != '.')
-			return 0;
-	return 1;
-}
-
-/* One line, without its newline. */
-static int
-parse_line(struct reader *r, char *line)
-{
-	char msg[512], *eq, *key, *value, *p;
-	const char *why;
-
-	for (p = line; *p; p++)
-		if ((unsigned char)*p < 0x20 && *p != '\t')
-			return fail(r, "control character (0x%02x) in line", (unsigned char)*p);
-	/* A '#' starts a comment only at the start of a line or after white space. */
-	for (p = line; *p; p++)
-		if (*p == '#' && (p == line || isspace((unsigned char)p[-1]))) {
-			*p = '\0';
-			break;
-		}
-	key = util_trim(line);
-	if (*key == '\0')
-		return 0;
-	if ((eq = strchr(key, '=')) == NULL)
-		return fail(r, "expected \"key = value\", found \"%.60s\"", key);
-	*eq = '\0';
-	value = util_trim(eq + 1);
-	key = util_trim(key);
-	if (!valid_key(key))
-		return fail(r, "bad key \"%.60s\"", key);
-	if (*value == '\0')
-		return fail(r, "%s: missing value", key);
-	msg[0] = '\0';
-	if ((why = r->cb(r->arg, key, value, msg, sizeof(msg))) != NULL)
-		return fail(r, "%s", why);
-	return 0;
-}
-
-/*
- * One line into line (CONF_LINE_MAX + 1 bytes), without its newline: its
- * length, -1 at the end of the file, -2 if too long, -3 if it holds a NUL.
- */
-static int
-read_line(FILE *fp, char *line)
-{
-	int c, n = 0, nul = 0;
-
-	while ((c = getc(fp)) != EOF && c != '\n') {
-		if (n == CONF_LINE_MAX)
-			return -2;
-		if (c == '\0')
-			nul = 1;
-		line[n++] = (char)c;
-	}
-	if (c == EOF && n == 0)
-		return -1;
-	line[n] = '\0';
-	return nul ? -3 : n;
-}
-
-static int
-parse_stream(struct reader *r, FILE *fp)
-{
-	char line[CONF_LINE_MAX + 1];
-	int n;
-
-	while ((n = read_line(fp, line)) != -1) {
-		r->line++;
-		if (n == -2)
-			return fail(r, "line longer than %d bytes", CONF_LINE_MAX);
-		if (n == -3)
-			return fail(r, "NUL byte in line");
-		if (n > 0 && line[n - 1] == '\r')
-			line[--n] = '\0';
-		if (parse_line(r, line) == -1)
-			return -1;
-	}
-	if (ferror(fp)) {
-		r->line = 0;
-		return fail(r, "read error: %s", strerror(errno));
-	}
-	return 0;
-}
-
-int
-conf_parse_file(const char *path, conf_pair_cb *cb, void *arg, char *err, size_t errlen)
-{
-	struct reader r = {path, 0, cb, arg, err, errlen};
-	FILE *fp;
-	int rv;
-
-	if ((fp = fopen(path, "r")) == NULL)
-		return fail(&r, "cannot open: %s", strerror(errno));
-	rv = parse_stream(&r, fp);
-	fclose(fp);
-	return rv;
-}
-
-int
-conf_parse_string(
-    const char *name, const char *text, conf_pair_cb *cb, void *arg, char *err, size_t errlen)
-{
-	struct reader r = {name, 0, cb, arg, err, errlen};
-	FILE *fp;
-	int rv;
-
-	if ((fp = fmemopen((void *)text, strlen(text), "r")) == NULL)
-		return fail(&r, "fmemopen: %s", strerror(errno));
-	rv = parse_stream(&r, fp);
-	fclose(fp);
-	return rv;
-}
-
-int
-conf_uint(const char *value, unsigned min, unsigned max, unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (!isdigit((unsigned char)*value))
-		return -1;
-	errno = 0;
-	v = strtoul(value, &end, 10);
-	if (errno || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = (unsigned)v;
-	return 0;
-}
-
-int
-conf_bool(const char *value, int *out)
-{
-	if (strcmp(value, "on") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
-		*out = 1;
-	else if (strcmp(value, "off") == 0 || strcmp(value, "no") == 0 ||
-	         strcmp(value, "false") == 0)
-		*out = 0;
-	else
-		return -1;
-	return 0;
-}
 
 /* xcompd's keys. */
 
@@ -268,10 +92,12 @@ set_str(char **field, const char *value)
 }
 
 static const char *
-set_name(struct conf *c, const char *value)
+set_name(struct conf *c, const char *value, char *err, size_t errlen)
 {
 	const char *p;
 
+	(void)err;
+	(void)errlen;
 	if (strlen(value) > 63)
 		return "name: at most 63 characters";
 	for (p = value; *p; p++)
@@ -337,7 +163,7 @@ valid_dns_server(const char *s)
 	ip[n] = '\0';
 	if (util_sockaddr(ip, 53, &ss, &len) == -1)
 		return 0;
-	return at == NULL || conf_uint(at + 1, 1, 65535, &port) == 0;
+	return at == NULL || kv_uint(at + 1, 1, 65535, &port) == 0;
 }
 
 static int
@@ -377,7 +203,7 @@ set_number(struct conf *c, const struct numkey *k, const char *value, char *err,
 {
 	unsigned *field = (unsigned *)((char *)c + k->off);
 
-	if (conf_uint(value, k->min, k->max, field) == -1) {
+	if (kv_uint(value, k->min, k->max, field) == -1) {
 		snprintf(err, errlen, "%s: expected a whole number from %u to %u, found \"%.40s\"",
 		    k->key, k->min, k->max, value);
 		return err;
@@ -385,110 +211,199 @@ set_number(struct conf *c, const struct numkey *k, const char *value, char *err,
 	return NULL;
 }
 
+/* Checks of one string key's value: NULL when it is good, else why not. */
+typedef const char *check_fn(const char *key, const char *value, char *err, size_t errlen);
+
+static const char *
+check_domain(const char *key, const char *value, char *err, size_t errlen)
+{
+	if (jid_valid_domain(value))
+		return NULL;
+	snprintf(err, errlen, "%s: \"%.60s\" is not a domain name", key, value);
+	return err;
+}
+
+static const char *
+check_host(const char *key, const char *value, char *err, size_t errlen)
+{
+	if (jid_valid_domain(value))
+		return NULL;
+	snprintf(err, errlen, "%s: \"%.60s\" is not a host name", key, value);
+	return err;
+}
+
+static const char *
+check_service(const char *key, const char *value, char *err, size_t errlen)
+{
+	(void)key;
+	(void)err;
+	(void)errlen;
+	return valid_service(value) ? NULL
+	                            : "service: expected two labels like _xmpp-component._tcp";
+}
+
+static const char *
+check_dns_server(const char *key, const char *value, char *err, size_t errlen)
+{
+	(void)key;
+	(void)err;
+	(void)errlen;
+	return valid_dns_server(value)
+	           ? NULL
+	           : "dns-server: expected an IP address, optionally @PORT (127.0.0.1@5353)";
+}
+
+static const char *
+check_url(const char *key, const char *value, char *err, size_t errlen)
+{
+	(void)key;
+	(void)err;
+	(void)errlen;
+	if (strncasecmp(value, "http://", 7) == 0 || strncasecmp(value, "https://", 8) == 0)
+		return NULL;
+	return "event-url: expected an http:// or https:// URL";
+}
+
+static const char *
+check_relay_listen(const char *key, const char *value, char *err, size_t errlen)
+{
+	(void)key;
+	(void)err;
+	(void)errlen;
+	return valid_relay_listen(value)
+	           ? NULL
+	           : "relay-listen: expected IP:PORT (127.0.0.1:5347) or unix:PATH";
+}
+
+/* Keys that hold one string: where it goes, and its check (NULL: any value). */
+struct strkey {
+	const char *key;
+	size_t off;
+	check_fn *check;
+};
+
+static const struct strkey strkeys[] = {
+    {"domain", offsetof(struct conf, domain), check_domain},
+    {"component", offsetof(struct conf, component), check_domain},
+    {"secret-file", offsetof(struct conf, secret_file), NULL},
+    {"service", offsetof(struct conf, service), check_service},
+    {"dns-server", offsetof(struct conf, dns_server), check_dns_server},
+    {"dnssec-trust-anchor", offsetof(struct conf, trust_anchor), NULL},
+    {"tls-ca", offsetof(struct conf, tls_ca), NULL},
+    {"tls-name", offsetof(struct conf, tls_name), check_host},
+    {"tls-cert", offsetof(struct conf, tls_cert), NULL},
+    {"tls-key", offsetof(struct conf, tls_key), NULL},
+    {"tls-priority", offsetof(struct conf, tls_priority), NULL},
+    {"event-url", offsetof(struct conf, event_url), check_url},
+    {"event-ca", offsetof(struct conf, event_ca), NULL},
+    {"relay-listen", offsetof(struct conf, relay_listen), check_relay_listen},
+    {"relay-secret-file", offsetof(struct conf, relay_secret_file), NULL},
+    {"status-file", offsetof(struct conf, status_file), NULL},
+};
+
+static const char *
+set_string(struct conf *c, const struct strkey *k, const char *value, char *err, size_t errlen)
+{
+	const char *why;
+
+	if (k->check != NULL && (why = k->check(k->key, value, err, errlen)) != NULL)
+		return why;
+	set_str((char **)((char *)c + k->off), value);
+	return NULL;
+}
+
+static const char *
+set_secret(struct conf *c, const char *value, char *err, size_t errlen)
+{
+	if (strlen(value) > CONF_SECRET_MAX) {
+		snprintf(err, errlen, "secret: longer than %d characters", CONF_SECRET_MAX);
+		return err;
+	}
+	conf_wipe_free(c->secret);
+	c->secret = xstrdup(value);
+	c->secret_inline = 1;
+	return NULL;
+}
+
+static const char *
+set_tls(struct conf *c, const char *value, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	if (strcmp(value, "off") && strcmp(value, "direct"))
+		return "tls: expected off or direct";
+	c->tls = strcmp(value, "direct") == 0;
+	return NULL;
+}
+
+static const char *
+set_relay_replay(struct conf *c, const char *value, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	return kv_bool(value, &c->relay_replay) == -1 ? "relay-replay: expected on or off" : NULL;
+}
+
+static const char *
+set_log(struct conf *c, const char *value, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	if (strcmp(value, "stderr") && strcmp(value, "syslog"))
+		return "log: expected stderr or syslog";
+	c->log_syslog = strcmp(value, "syslog") == 0;
+	return NULL;
+}
+
+static const char *
+set_log_level(struct conf *c, const char *value, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	if (log_level_parse(value, &c->log_level) == -1)
+		return "log-level: expected error, warning, info or debug";
+	return NULL;
+}
+
+/* The other keys: each sets what it sets itself. */
+struct setkey {
+	const char *key;
+	const char *(*set)(struct conf *, const char *value, char *err, size_t errlen);
+};
+
+static const struct setkey setkeys[] = {
+    {"name", set_name},
+    {"secret", set_secret},
+    {"server", set_servers},
+    {"tls", set_tls},
+    {"relay-replay", set_relay_replay},
+    {"log", set_log},
+    {"log-level", set_log_level},
+};
+
 const char *
 conf_set(void *arg, const char *key, const char *value, char *err, size_t errlen)
 {
 	struct conf *c = arg;
+	const char *near;
 	size_t i;
 
 	for (i = 0; i < nitems(numkeys); i++)
 		if (strcmp(key, numkeys[i].key) == 0)
 			return set_number(c, &numkeys[i], value, err, errlen);
-	if (strcmp(key, "name") == 0)
-		return set_name(c, value);
-	if (strcmp(key, "domain") == 0 || strcmp(key, "component") == 0) {
-		if (!jid_valid_domain(value)) {
-			snprintf(err, errlen, "%s: \"%.60s\" is not a domain name", key, value);
-			return err;
-		}
-		set_str(strcmp(key, "domain") == 0 ? &c->domain : &c->component, value);
-	} else if (strcmp(key, "secret-file") == 0) {
-		set_str(&c->secret_file, value);
-	} else if (strcmp(key, "secret") == 0) {
-		if (strlen(value) > CONF_SECRET_MAX) {
-			snprintf(err, errlen, "secret: longer than %d characters", CONF_SECRET_MAX);
-			return err;
-		}
-		conf_wipe_free(c->secret);
-		c->secret = xstrdup(value);
-		c->secret_inline = 1;
-	} else if (strcmp(key, "server") == 0) {
-		return set_servers(c, value, err, errlen);
-	} else if (strcmp(key, "service") == 0) {
-		if (!valid_service(value))
-			return "service: expected two labels like _xmpp-component._tcp";
-		set_str(&c->service, value);
-	} else if (strcmp(key, "dns-server") == 0) {
-		if (!valid_dns_server(value))
-			return "dns-server: expected an IP address, optionally @PORT "
-			       "(127.0.0.1@5353)";
-		set_str(&c->dns_server, value);
-	} else if (strcmp(key, "dnssec-trust-anchor") == 0) {
-		set_str(&c->trust_anchor, value);
-	} else if (strcmp(key, "tls") == 0) {
-		if (strcmp(value, "off") && strcmp(value, "direct"))
-			return "tls: expected off or direct";
-		c->tls = strcmp(value, "direct") == 0;
-	} else if (strcmp(key, "tls-ca") == 0) {
-		set_str(&c->tls_ca, value);
-	} else if (strcmp(key, "tls-name") == 0) {
-		if (!jid_valid_domain(value)) {
-			snprintf(err, errlen, "tls-name: \"%.60s\" is not a host name", value);
-			return err;
-		}
-		set_str(&c->tls_name, value);
-	} else if (strcmp(key, "tls-cert") == 0) {
-		set_str(&c->tls_cert, value);
-	} else if (strcmp(key, "tls-key") == 0) {
-		set_str(&c->tls_key, value);
-	} else if (strcmp(key, "tls-priority") == 0) {
-		set_str(&c->tls_priority, value);
-	} else if (strcmp(key, "event-url") == 0) {
-		if (strncasecmp(value, "http://", 7) != 0 && strncasecmp(value, "https://", 8) != 0)
-			return "event-url: expected an http:// or https:// URL";
-		set_str(&c->event_url, value);
-	} else if (strcmp(key, "event-ca") == 0) {
-		set_str(&c->event_ca, value);
-	} else if (strcmp(key, "relay-listen") == 0) {
-		if (!valid_relay_listen(value))
-			return "relay-listen: expected IP:PORT (127.0.0.1:5347) or unix:PATH";
-		set_str(&c->relay_listen, value);
-	} else if (strcmp(key, "relay-secret-file") == 0) {
-		set_str(&c->relay_secret_file, value);
-	} else if (strcmp(key, "relay-replay") == 0) {
-		if (conf_bool(value, &c->relay_replay) == -1)
-			return "relay-replay: expected on or off";
-	} else if (strcmp(key, "status-file") == 0) {
-		set_str(&c->status_file, value);
-	} else if (strcmp(key, "log") == 0) {
-		if (strcmp(value, "stderr") && strcmp(value, "syslog"))
-			return "log: expected stderr or syslog";
-		c->log_syslog = strcmp(value, "syslog") == 0;
-	} else if (strcmp(key, "log-level") == 0) {
-		if (log_level_parse(value, &c->log_level) == -1)
-			return "log-level: expected error, warning, info or debug";
-	} else {
-		const char *near = conf_suggest(key);
-
-		if (near != NULL)
-			snprintf(err, errlen,
-			    "unknown key \"%.60s\"; did you mean \"%s\"? (see xcompd.conf(5))", key,
-			    near);
-		else
-			snprintf(err, errlen, "unknown key \"%.60s\" (see xcompd.conf(5))", key);
-		return err;
-	}
-	return NULL;
+	for (i = 0; i < nitems(strkeys); i++)
+		if (strcmp(key, strkeys[i].key) == 0)
+			return set_string(c, &strkeys[i], value, err, errlen);
+	for (i = 0; i < nitems(setkeys); i++)
+		if (strcmp(key, setkeys[i].key) == 0)
+			return setkeys[i].set(c, value, err, errlen);
+	if ((near = conf_suggest(key)) != NULL)
+		snprintf(err, errlen,
+		    "unknown key \"%.60s\"; did you mean \"%s\"? (see xcompd.conf(5))", key, near);
+	else
+		snprintf(err, errlen, "unknown key \"%.60s\" (see xcompd.conf(5))", key);
+	return err;
 }
-
-/*
- * The keys conf_set takes besides numkeys, for suggestions. A key added to
- * conf_set belongs here and in xcompd.conf(5); check_conf compares the three.
- */
-static const char *const strkeys[] = {"name", "domain", "component", "secret-file", "secret",
-    "server", "service", "dns-server", "dnssec-trust-anchor", "tls", "tls-ca", "tls-name",
-    "tls-cert", "tls-key", "tls-priority", "event-url", "event-ca", "relay-listen",
-    "relay-secret-file", "relay-replay", "status-file", "log", "log-level"};
 
 #define CONF_SUGGEST_MAX 64
 
@@ -548,10 +463,16 @@ conf_same_letters(const char *a, const char *b)
 	}
 }
 
+#define CONF_NKEYS (nitems(numkeys) + nitems(strkeys) + nitems(setkeys))
+
+/* The i-th of every key conf_set takes, i < CONF_NKEYS. */
 static const char *
 conf_key_at(size_t i)
 {
-	return i < nitems(numkeys) ? numkeys[i].key : strkeys[i - nitems(numkeys)];
+	if (i < nitems(numkeys))
+		return numkeys[i].key;
+	i -= nitems(numkeys);
+	return i < nitems(strkeys) ? strkeys[i].key : setkeys[i - nitems(strkeys)].key;
 }
 
 int
@@ -559,7 +480,7 @@ conf_known_key(const char *key)
 {
 	size_t i;
 
-	for (i = 0; i < nitems(numkeys) + nitems(strkeys); i++)
+	for (i = 0; i < CONF_NKEYS; i++)
 		if (strcmp(key, conf_key_at(i)) == 0)
 			return 1;
 	return 0;
@@ -572,10 +493,10 @@ conf_suggest(const char *key)
 	size_t i, d, best = strlen(key) <= 4 ? 1 : 2;
 	const char *near = NULL;
 
-	for (i = 0; i < nitems(numkeys) + nitems(strkeys); i++)
+	for (i = 0; i < CONF_NKEYS; i++)
 		if (conf_same_letters(key, conf_key_at(i)))
 			return conf_key_at(i);
-	for (i = 0; i < nitems(numkeys) + nitems(strkeys); i++)
+	for (i = 0; i < CONF_NKEYS; i++)
 		if ((d = conf_distance(key, conf_key_at(i))) <= best &&
 		    (near == NULL || d < best)) {
 			near = conf_key_at(i);
@@ -588,7 +509,7 @@ int
 conf_load(struct conf *c, const char *path, char *err, size_t errlen)
 {
 	set_str(&c->path, path);
-	return conf_parse_file(path, conf_set, c, err, errlen);
+	return kv_parse_file(path, conf_set, c, err, errlen);
 }
 
 int
@@ -602,7 +523,7 @@ conf_override(struct conf *c, const char *kv, char *err, size_t errlen)
 		return -1;
 	}
 	line = xasprintf("%s\n", kv);
-	r = conf_parse_string("-o", line, conf_set, c, err, errlen);
+	r = kv_parse_string("-o", line, conf_set, c, err, errlen);
 	conf_wipe_free(line);
 	return r;
 }

@@ -1,8 +1,6 @@
 /*
- * conf: the reader for "key = value" files. '#' starts a comment, blank
- * lines are ignored, white space around key and value is trimmed. Each
- * key/value pair is handed to a callback; errors come back as
- * "file:line: message".
+ * conf: xcompd's configuration (xcompd.conf(5)), read with kv.c. Defaults
+ * are set in conf_new and nowhere else.
  * Functions returning int return 0 on success and -1 on failure.
  */
 #ifndef XCOMP_CONF_H
@@ -10,29 +8,6 @@
 
 #include <stddef.h>
 
-#define CONF_LINE_MAX 4096
-
-/*
- * Called for each pair. Return NULL to accept it, or a message (static, or
- * written into err of errlen bytes) that the reader prefixes with file:line.
- */
-typedef const char *conf_pair_cb(
-    void *arg, const char *key, const char *value, char *err, size_t errlen);
-
-/* Parse the open file path; on error fill err with "path:line: message". */
-int conf_parse_file(const char *path, conf_pair_cb *, void *arg, char *err, size_t errlen);
-/* Parse a string (for -o KEY=VALUE and tests); name stands in for the file name. */
-int conf_parse_string(
-    const char *name, const char *text, conf_pair_cb *, void *arg, char *err, size_t errlen);
-
-/* Value helpers: 0 and *out set, or -1. */
-int conf_uint(const char *value, unsigned min, unsigned max, unsigned *out);
-int conf_bool(const char *value, int *out);
-
-/*
- * xcompd's configuration (xcompd.conf(5)). Defaults are set in conf_new
- * and nowhere else.
- */
 #include "log.h"
 
 #define CONF_MAX_SERVERS 32
@@ -85,7 +60,7 @@ struct conf {
 /* A configuration with every default. Freed with conf_free. */
 struct conf *conf_new(void);
 void conf_free(struct conf *);
-/* Set one key (a conf_pair_cb: NULL when accepted, else the reason). */
+/* Set one key (a kv_pair_cb: NULL when accepted, else the reason). */
 const char *conf_set(void *conf, const char *key, const char *value, char *err, size_t errlen);
 /* Read a file into conf. */
 int conf_load(struct conf *, const char *path, char *err, size_t errlen);

@@ -18,6 +18,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "kv.h"
 #include "dns.h"
 #include "jid.h"
 #include "log.h"
@@ -306,7 +307,7 @@ cmd_resolve(int argc, char **argv)
 			why = conf_set(c, "service", optarg, err, sizeof(err));
 			break;
 		case 'n':
-			if (conf_uint(optarg, 1, 10000000, &samples) == -1)
+			if (kv_uint(optarg, 1, 10000000, &samples) == -1)
 				why = "--samples: expected a number from 1 to 10000000";
 			break;
 		case 'h':

@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "kv.h"
 #include "jid.h"
 #include "state.h"
 #include "tls.h"
@@ -220,10 +221,10 @@ conf_pair(void *arg, const char *key, const char *value, char *err, size_t errle
 		if (policy_parse(value, &st->policy) == -1)
 			return "conflict-policy: expected kick-new, kick-old or allow";
 	} else if (strcmp(key, "handshake-timeout") == 0) {
-		if (conf_uint(value, 1, 3600, &st->handshake_timeout) == -1)
+		if (kv_uint(value, 1, 3600, &st->handshake_timeout) == -1)
 			return "handshake-timeout: expected seconds from 1 to 3600";
 	} else if (strcmp(key, "max-stanza") == 0) {
-		if (conf_uint(value, 1024, 64 << 20, &st->max_stanza) == -1)
+		if (kv_uint(value, 1024, 64 << 20, &st->max_stanza) == -1)
 			return "max-stanza: expected bytes from 1024 to 67108864";
 	} else if (strcmp(key, "tls-key") == 0) {
 		return set_tls_path(&st->tls_key, key, value, err, errlen);
@@ -291,13 +292,13 @@ state_load(const char *dir, struct state *st, char *err, size_t errlen)
 	state_defaults(st, dir);
 	path = xasprintf("%s/%s", dir, CONF_FILE);
 	if (access(path, F_OK) == 0)
-		r = conf_parse_file(path, conf_pair, st, err, errlen);
+		r = kv_parse_file(path, conf_pair, st, err, errlen);
 	free(path);
 	if (r == -1)
 		return -1;
 	path = xasprintf("%s/%s", dir, SECRETS_FILE);
 	if ((r = check_secrecy(path, err, errlen)) == 0)
-		r = conf_parse_file(path, secret_pair, st, err, errlen);
+		r = kv_parse_file(path, secret_pair, st, err, errlen);
 	free(path);
 	return r == -1 ? -1 : 0;
 }
@@ -490,7 +491,7 @@ cmd_number(struct state *st, int argc, char **argv, FILE *out, char *err, size_t
 		fprintf(out, "%u\n", *field);
 		return 0;
 	}
-	if (argc != 2 || conf_uint(argv[1], min, max, field) == -1)
+	if (argc != 2 || kv_uint(argv[1], min, max, field) == -1)
 		return say(err, errlen, "usage: %s [%u..%u]", argv[0], min, max);
 	return state_save(st, err, errlen);
 }

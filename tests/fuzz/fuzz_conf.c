@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "kv.h"
 #include "fuzz.h"
 
 static int
@@ -46,7 +47,7 @@ fuzz_config(const uint8_t *data, size_t size, int as_file)
 	} else {
 		text = strndup((const char *)data, size);
 		snprintf(path, sizeof(path), "-o");
-		rv = conf_parse_string(path, text, conf_set, c, err, sizeof(err));
+		rv = kv_parse_string(path, text, conf_set, c, err, sizeof(err));
 		free(text);
 	}
 	if (rv == -1)

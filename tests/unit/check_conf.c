@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "kv.h"
 #include "unit.h"
 
 struct seen {
@@ -37,7 +38,7 @@ parse(const char *text, struct seen *s, char *err)
 {
 	memset(s, 0, sizeof(*s));
 	err[0] = '\0';
-	return conf_parse_string("test.conf", text, collect, s, err, 512);
+	return kv_parse_string("test.conf", text, collect, s, err, 512);
 }
 
 START_TEST(test_pairs)
@@ -116,11 +117,11 @@ START_TEST(test_long_line)
 	char err[512], *text;
 
 	/* The limit itself passes; one byte more names the file and line. */
-	text = long_line(CONF_LINE_MAX);
+	text = long_line(KV_LINE_MAX);
 	ck_assert_int_eq(parse(text, &s, err), 0);
 	ck_assert_int_eq(s.n, 2);
 	free(text);
-	text = long_line(CONF_LINE_MAX + 1);
+	text = long_line(KV_LINE_MAX + 1);
 	ck_assert_int_eq(parse(text, &s, err), -1);
 	ck_assert_str_eq(err, "test.conf:2: line longer than 4096 bytes");
 	free(text);
@@ -145,7 +146,7 @@ START_TEST(test_nul_byte)
 	fwrite(text, 1, sizeof(text) - 1, fp);
 	fclose(fp);
 	memset(&s, 0, sizeof(s));
-	ck_assert_int_eq(conf_parse_file(path, collect, &s, err, sizeof(err)), -1);
+	ck_assert_int_eq(kv_parse_file(path, collect, &s, err, sizeof(err)), -1);
 	unlink(path);
 	ck_assert_ptr_nonnull(strstr(err, ":2: NUL byte in line"));
 }
@@ -157,7 +158,7 @@ START_TEST(test_missing_file)
 	char err[512];
 
 	ck_assert_int_eq(
-	    conf_parse_file("/nonexistent/xcompd.conf", collect, &s, err, sizeof(err)), -1);
+	    kv_parse_file("/nonexistent/xcompd.conf", collect, &s, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "/nonexistent/xcompd.conf: cannot open: No such file or directory");
 }
 END_TEST
@@ -174,7 +175,7 @@ START_TEST(test_file_line_numbers)
 	fputs("# header\nname = cb1\n\nbad = 7\n", fp);
 	fclose(fp);
 	memset(&s, 0, sizeof(s));
-	ck_assert_int_eq(conf_parse_file(path, collect, &s, err, sizeof(err)), -1);
+	ck_assert_int_eq(kv_parse_file(path, collect, &s, err, sizeof(err)), -1);
 	expect = malloc(strlen(path) + 64);
 	sprintf(expect, "%s:4: bad: \"7\" is not allowed", path);
 	ck_assert_str_eq(err, expect);
@@ -188,15 +189,15 @@ START_TEST(test_uint)
 {
 	unsigned v = 99;
 
-	ck_assert_int_eq(conf_uint("30", 1, 60, &v), 0);
+	ck_assert_int_eq(kv_uint("30", 1, 60, &v), 0);
 	ck_assert_uint_eq(v, 30);
-	ck_assert_int_eq(conf_uint("0", 1, 60, &v), -1);
-	ck_assert_int_eq(conf_uint("61", 1, 60, &v), -1);
-	ck_assert_int_eq(conf_uint("-1", 0, 60, &v), -1);
-	ck_assert_int_eq(conf_uint("3s", 0, 60, &v), -1);
-	ck_assert_int_eq(conf_uint("", 0, 60, &v), -1);
-	ck_assert_int_eq(conf_uint(" 3", 0, 60, &v), -1);
-	ck_assert_int_eq(conf_uint("99999999999999999999", 0, 60, &v), -1);
+	ck_assert_int_eq(kv_uint("0", 1, 60, &v), -1);
+	ck_assert_int_eq(kv_uint("61", 1, 60, &v), -1);
+	ck_assert_int_eq(kv_uint("-1", 0, 60, &v), -1);
+	ck_assert_int_eq(kv_uint("3s", 0, 60, &v), -1);
+	ck_assert_int_eq(kv_uint("", 0, 60, &v), -1);
+	ck_assert_int_eq(kv_uint(" 3", 0, 60, &v), -1);
+	ck_assert_int_eq(kv_uint("99999999999999999999", 0, 60, &v), -1);
 	ck_assert_uint_eq(v, 30);
 }
 END_TEST
@@ -205,11 +206,11 @@ START_TEST(test_bool)
 {
 	int b = -1;
 
-	ck_assert_int_eq(conf_bool("on", &b), 0);
+	ck_assert_int_eq(kv_bool("on", &b), 0);
 	ck_assert_int_eq(b, 1);
-	ck_assert_int_eq(conf_bool("off", &b), 0);
+	ck_assert_int_eq(kv_bool("off", &b), 0);
 	ck_assert_int_eq(b, 0);
-	ck_assert_int_eq(conf_bool("maybe", &b), -1);
+	ck_assert_int_eq(kv_bool("maybe", &b), -1);
 }
 END_TEST
 
@@ -265,7 +266,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c->log_syslog, 0);
 	ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
 	ck_assert_ptr_null(c->dns_server);
-	ck_assert_int_eq(conf_parse_string("t", "name = cb1\ndomain = tptac9.com\nsecret = x\n",
+	ck_assert_int_eq(kv_parse_string("t", "name = cb1\ndomain = tptac9.com\nsecret = x\n",
 	                     conf_set, c, err, sizeof(err)),
 	    0);
 	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
@@ -286,7 +287,7 @@ START_TEST(test_relay_secret_default)
 	struct conf *c = conf_new();
 	char err[512];
 
-	ck_assert_int_eq(conf_parse_string("t",
+	ck_assert_int_eq(kv_parse_string("t",
 	                     "name = cb1\ndomain = tptac9.com\nsecret = up\n"
 	                     "relay-listen = unix:/run/xcomp/relay\nrelay-replay = on\n",
 	                     conf_set, c, err, sizeof(err)),
@@ -296,7 +297,7 @@ START_TEST(test_relay_secret_default)
 	ck_assert_int_eq(c->relay_replay, 1);
 	conf_free(c);
 	c = conf_new();
-	ck_assert_int_eq(conf_parse_string("t",
+	ck_assert_int_eq(kv_parse_string("t",
 	                     "name = x\ndomain = tptac9.com\nsecret = up\n"
 	                     "component = tptac9.com\n",
 	                     conf_set, c, err, sizeof(err)),
@@ -323,7 +324,7 @@ START_TEST(test_all_keys)
 	    "backoff-min = 6\nbackoff-max = 7\nstatus-file = /tmp/s\nlog = syslog\n"
 	    "log-level = debug\n",
 	    ta);
-	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
+	ck_assert_int_eq(kv_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
 	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
 	ck_assert_str_eq(c->component, "bridge.tptac9.com");
 	ck_assert_uint_eq(c->nservers, 3);
@@ -352,7 +353,7 @@ key_error(const char *line, const char *message)
 	struct conf *c = conf_new();
 	char err[512];
 
-	ck_assert_int_eq(conf_parse_string("xcompd.conf", line, conf_set, c, err, sizeof(err)), -1);
+	ck_assert_int_eq(kv_parse_string("xcompd.conf", line, conf_set, c, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, message);
 	conf_free(c);
 }
@@ -408,7 +409,7 @@ finish_error(const char *text, const char *message)
 	struct conf *c = conf_new();
 	char err[512];
 
-	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
+	ck_assert_int_eq(kv_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
 	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, message);
 	conf_free(c);
@@ -454,7 +455,7 @@ START_TEST(test_secret_file)
 	const char *path = write_file("secret", "kvgP1SRzWVabhiPVAb1\r\nignored\n", 0600);
 
 	snprintf(text, sizeof(text), "name = cb1\ndomain = d.com\nsecret-file = %s\n", path);
-	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
+	ck_assert_int_eq(kv_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
 	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
 	ck_assert_str_eq(c->secret, "kvgP1SRzWVabhiPVAb1");
 	conf_free(c);
@@ -497,10 +498,10 @@ START_TEST(test_secret_limits)
 	memcpy(text, "secret = ", 9);
 	memset(text + 9, 'k', 1024);
 	strcpy(text + 9 + 1024, "\n");
-	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
+	ck_assert_int_eq(kv_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
 	ck_assert_uint_eq(strlen(c->secret), 1024);
 	strcpy(text + 9 + 1024, "k\n");
-	ck_assert_int_eq(conf_parse_string("t", text, conf_set, c, err, sizeof(err)), -1);
+	ck_assert_int_eq(kv_parse_string("t", text, conf_set, c, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "t:1: secret: longer than 1024 characters");
 	conf_free(c);
 	remove_tmpdir();
@@ -630,7 +631,7 @@ START_TEST(test_warning_srv_name_as_server)
 	struct conf *c = conf_new();
 	char err[512], warn[512];
 
-	ck_assert_int_eq(conf_parse_string("t",
+	ck_assert_int_eq(kv_parse_string("t",
 	                     "name = cb1\ndomain = tptac9.com\nsecret = s\n"
 	                     "server = cb1.tptac9.com:5223 _xmpp-component._tcp.tptac9.com:5223\n",
 	                     conf_set, c, err, sizeof(err)),

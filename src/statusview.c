@@ -104,7 +104,7 @@ json_node(FILE *out, const char *v)
 }
 
 void
-status_print_json(FILE *out, const struct status_file *f, const char *verdict, const char *reason)
+statusview_json(FILE *out, const struct status_file *f, const char *verdict, const char *reason)
 {
 	size_t i, nodes = 0;
 
@@ -138,7 +138,7 @@ status_print_json(FILE *out, const struct status_file *f, const char *verdict, c
 }
 
 void
-status_print_json_unknown(FILE *out, const char *path, const char *reason)
+statusview_json_unknown(FILE *out, const char *path, const char *reason)
 {
 	fprintf(out, "{\n  \"verdict\": \"unknown\",\n  \"state\": \"unknown\",\n  \"reason\": ");
 	json_str(out, reason);
@@ -302,7 +302,7 @@ error_is_earlier(const struct status_file *f, const char *verdict)
 }
 
 const char *
-status_stale_reason(
+statusview_stale_reason(
     const struct status_file *f, unsigned keepalive, time_t now, char *buf, size_t len)
 {
 	const char *state = status_get(f, "state"), *pid = status_get(f, "pid");
@@ -333,12 +333,12 @@ status_stale_reason(
 
 /* "connected", "not connected", "stale" (agent dead or silent). */
 const char *
-status_verdict(const struct status_file *f, unsigned keepalive, time_t now)
+statusview_verdict(const struct status_file *f, unsigned keepalive, time_t now)
 {
 	const char *state = status_get(f, "state");
 	char why[256];
 
-	if (status_stale_reason(f, keepalive, now, why, sizeof(why)) != NULL)
+	if (statusview_stale_reason(f, keepalive, now, why, sizeof(why)) != NULL)
 		return "stale";
 	return strcmp(state, "connected") == 0 ? "connected" : "not connected";
 }
@@ -383,7 +383,7 @@ print_relay(FILE *out, const struct status_file *f)
 }
 
 void
-status_print_human(FILE *out, const struct status_file *f, const char *v, time_t now)
+statusview_human(FILE *out, const struct status_file *f, const char *v, time_t now)
 {
 	const char *state = status_get(f, "state"), *server = status_get(f, "server");
 	const char *err = status_get(f, "last-error"), *text = status_get(f, "last-error-text");

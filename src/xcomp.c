@@ -74,7 +74,7 @@ static void
 no_status(const char *path, const char *why, const char *hint, int json)
 {
 	if (json)
-		status_print_json_unknown(stdout, path, why);
+		statusview_json_unknown(stdout, path, why);
 	else
 		fprintf(stderr, "xcomp: %s\n%s", why, hint);
 }
@@ -138,12 +138,12 @@ cmd_status(int argc, char **argv)
 	}
 	free(text);
 	conf_free(c);
-	v = status_verdict(&f, keepalive, now);
+	v = statusview_verdict(&f, keepalive, now);
 	if (json)
-		status_print_json(
-		    stdout, &f, v, status_stale_reason(&f, keepalive, now, err, sizeof(err)));
+		statusview_json(
+		    stdout, &f, v, statusview_stale_reason(&f, keepalive, now, err, sizeof(err)));
 	else
-		status_print_human(stdout, &f, v, now);
+		statusview_human(stdout, &f, v, now);
 	status_file_free(&f);
 	if (strcmp(v, "stale") == 0)
 		return EXIT_NO_STATUS;
@@ -388,7 +388,8 @@ agent_session(const struct conf *c, char **server, char **address)
 	if (status_parse(text, len, &f) == 0) {
 		s = status_get(&f, "server");
 		a = status_get(&f, "address");
-		if (s && strcmp(status_verdict(&f, c->keepalive, time(NULL)), "connected") == 0) {
+		if (s &&
+		    strcmp(statusview_verdict(&f, c->keepalive, time(NULL)), "connected") == 0) {
 			*server = xstrdup(s);
 			*address = a ? xstrdup(a) : NULL;
 		}

@@ -202,7 +202,7 @@ set_tls_path(char **field, const char *key, const char *value, char *err, size_t
 }
 
 static const char *
-conf_pair(void *arg, const char *key, const char *value, char *err, size_t errlen)
+state_conf_pair(void *arg, const char *key, const char *value, char *err, size_t errlen)
 {
 	struct state *st = arg;
 
@@ -242,7 +242,7 @@ conf_pair(void *arg, const char *key, const char *value, char *err, size_t errle
 }
 
 static const char *
-secret_pair(void *arg, const char *key, const char *value, char *err, size_t errlen)
+state_secret_pair(void *arg, const char *key, const char *value, char *err, size_t errlen)
 {
 	struct state *st = arg;
 
@@ -292,13 +292,13 @@ state_load(const char *dir, struct state *st, char *err, size_t errlen)
 	state_defaults(st, dir);
 	path = xasprintf("%s/%s", dir, CONF_FILE);
 	if (access(path, F_OK) == 0)
-		r = kv_parse_file(path, conf_pair, st, err, errlen);
+		r = kv_parse_file(path, state_conf_pair, st, err, errlen);
 	free(path);
 	if (r == -1)
 		return -1;
 	path = xasprintf("%s/%s", dir, SECRETS_FILE);
 	if ((r = check_secrecy(path, err, errlen)) == 0)
-		r = kv_parse_file(path, secret_pair, st, err, errlen);
+		r = kv_parse_file(path, state_secret_pair, st, err, errlen);
 	free(path);
 	return r == -1 ? -1 : 0;
 }
@@ -347,7 +347,7 @@ add_path_line(struct buf *b, const char *key, const char *path)
 }
 
 static char *
-conf_text(const struct state *st)
+state_conf_text(const struct state *st)
 {
 	struct buf b;
 	char line[256];
@@ -379,7 +379,7 @@ conf_text(const struct state *st)
 }
 
 static char *
-secrets_text(const struct state *st)
+state_secrets_text(const struct state *st)
 {
 	struct buf b;
 	size_t i;
@@ -404,12 +404,12 @@ state_save(const struct state *st, char *err, size_t errlen)
 
 	if (mkdir(st->dir, 0700) == -1 && errno != EEXIST)
 		return say(err, errlen, "%s: %s", st->dir, strerror(errno));
-	text = conf_text(st);
+	text = state_conf_text(st);
 	r = write_atomic(st->dir, CONF_FILE, text, 0644, err, errlen);
 	free(text);
 	if (r == -1)
 		return -1;
-	text = secrets_text(st);
+	text = state_secrets_text(st);
 	r = write_atomic(st->dir, SECRETS_FILE, text, 0600, err, errlen);
 	util_wipe(text, strlen(text));
 	free(text);
@@ -812,7 +812,7 @@ state_command(const char *dir, int argc, char **argv, FILE *in, FILE *out, char 
 
 	if (state_load(dir, &st, err, errlen) == -1) {
 		state_free(&st);
-		return 1;
+		return -1;
 	}
 	if (strcmp(argv[0], "domain") == 0)
 		r = cmd_domain(&st, argc, argv, out, err, errlen);
@@ -833,5 +833,5 @@ state_command(const char *dir, int argc, char **argv, FILE *in, FILE *out, char 
 	else
 		r = say(err, errlen, "unknown command \"%s\" (see xcomp-server -h)", argv[0]);
 	state_free(&st);
-	return r == -1 ? 1 : 0;
+	return r;
 }

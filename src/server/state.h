@@ -82,7 +82,7 @@ struct tls_ctx *state_tls_ctx(const struct state *, char *err, size_t errlen);
 /*
  * Run one state command (argv[0] is the command: "domain", "listen",
  * "callbridge", "conflict-policy", "certs", "trust", ...), printing to out and reading secrets
- * from in. Exit status for the program: 0, or 1 with the reason in err.
+ * from in. 0, or -1 with the reason in err.
  */
 int state_command(
     const char *dir, int argc, char **argv, FILE *in, FILE *out, char *err, size_t errlen);

@@ -101,7 +101,7 @@ main(int argc, char **argv)
 		}
 		return 0;
 	}
-	if (state_command(dir, argc, argv, stdin, stdout, err, sizeof(err)) != 0) {
+	if (state_command(dir, argc, argv, stdin, stdout, err, sizeof(err)) == -1) {
 		fprintf(stderr, "xcomp-server: %s\n", err);
 		return 1;
 	}

@@ -53,10 +53,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    strchr(f.kv[i].key, '\n') == NULL && strchr(f.kv[i].value, '\n') == NULL);
 		FUZZ_CHECK(status_get(&f, f.kv[i].key) != NULL);
 	}
-	v = status_verdict(&f, 30, now);
-	status_print_human(devnull, &f, v, now);
+	v = statusview_verdict(&f, 30, now);
+	statusview_human(devnull, &f, v, now);
 	FUZZ_CHECK((out = open_memstream(&json, &jsonlen)) != NULL);
-	status_print_json(out, &f, v, status_stale_reason(&f, 30, now, why, sizeof(why)));
+	statusview_json(out, &f, v, statusview_stale_reason(&f, 30, now, why, sizeof(why)));
 	fclose(out);
 	check_json(json, jsonlen);
 	free(json);

@@ -63,7 +63,7 @@ START_TEST(test_domain)
 	ck_assert_int_eq(run(NULL, "domain tptac9.com"), 0);
 	ck_assert_int_eq(run(NULL, "domain"), 0);
 	ck_assert_str_eq(out, "tptac9.com\n");
-	ck_assert_int_eq(run(NULL, "domain bad/domain"), 1);
+	ck_assert_int_eq(run(NULL, "domain bad/domain"), -1);
 	ck_assert_str_eq(err, "\"bad/domain\" is not a valid domain name");
 }
 END_TEST
@@ -109,11 +109,11 @@ END_TEST
 START_TEST(test_add_twice_remove)
 {
 	ck_assert_int_eq(run(NULL, "callbridge add cb1"), 0);
-	ck_assert_int_eq(run(NULL, "callbridge add cb1"), 1);
+	ck_assert_int_eq(run(NULL, "callbridge add cb1"), -1);
 	ck_assert_str_eq(err, "call bridge \"cb1\" exists already; use add-secret to change "
 	                      "its secret");
 	ck_assert_int_eq(run(NULL, "callbridge remove cb1"), 0);
-	ck_assert_int_eq(run(NULL, "callbridge remove cb1"), 1);
+	ck_assert_int_eq(run(NULL, "callbridge remove cb1"), -1);
 	ck_assert_str_eq(err, "no call bridge named \"cb1\"");
 	ck_assert_int_eq(run(NULL, "callbridge list"), 0);
 	ck_assert_str_eq(out, "");
@@ -130,13 +130,13 @@ START_TEST(test_add_secret_replaces_and_checks)
 	ck_assert_uint_eq(st.ncbs, 1);
 	ck_assert_str_eq(st.cbs[0].secret, "second");
 	state_free(&st);
-	ck_assert_int_eq(run("", "callbridge add-secret cb1"), 1);
+	ck_assert_int_eq(run("", "callbridge add-secret cb1"), -1);
 	ck_assert_str_eq(err, "no secret on standard input");
-	ck_assert_int_eq(run("with space\n", "callbridge add-secret cb1"), 1);
+	ck_assert_int_eq(run("with space\n", "callbridge add-secret cb1"), -1);
 	ck_assert_str_eq(err, "a secret may hold printable ASCII characters only, no spaces or "
 	                      "control characters");
-	ck_assert_int_eq(run("#hash\n", "callbridge add-secret cb1"), 1);
-	ck_assert_int_eq(run("x\n", "callbridge add-secret bad.name"), 1);
+	ck_assert_int_eq(run("#hash\n", "callbridge add-secret cb1"), -1);
+	ck_assert_int_eq(run("x\n", "callbridge add-secret bad.name"), -1);
 	ck_assert_ptr_nonnull(strstr(err, "use letters, digits"));
 }
 END_TEST
@@ -154,11 +154,11 @@ START_TEST(test_secret_length)
 	ck_assert_uint_eq(strlen(st.cbs[0].secret), STATE_SECRET_MAX);
 	state_free(&st);
 	strcpy(in + STATE_SECRET_MAX, "s\n");
-	ck_assert_int_eq(run(in, "callbridge add-secret cb1"), 1);
+	ck_assert_int_eq(run(in, "callbridge add-secret cb1"), -1);
 	ck_assert_str_eq(err, "secret longer than 256 characters");
 	/* Without a newline the same. */
 	in[STATE_SECRET_MAX + 1] = '\0';
-	ck_assert_int_eq(run(in, "callbridge add-secret cb1"), 1);
+	ck_assert_int_eq(run(in, "callbridge add-secret cb1"), -1);
 	ck_assert_str_eq(err, "secret longer than 256 characters");
 }
 END_TEST
@@ -174,7 +174,7 @@ START_TEST(test_secrets_file_mode)
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_int_eq(sb.st_mode & 0777, 0600);
 	chmod(path, 0644);
-	ck_assert_int_eq(run(NULL, "callbridge list"), 1);
+	ck_assert_int_eq(run(NULL, "callbridge list"), -1);
 	ck_assert_ptr_nonnull(
 	    strstr(err, "readable by group or others (mode 644); run: chmod 600"));
 	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), -1);
@@ -186,13 +186,13 @@ START_TEST(test_listen)
 {
 	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5223"), 0);
 	ck_assert_int_eq(run(NULL, "listen [::1]:5224"), 0);
-	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5223"), 1);
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5223"), -1);
 	ck_assert_str_eq(err, "already listening on 127.0.0.1:5223");
-	ck_assert_int_eq(run(NULL, "listen host.example:5223"), 1);
+	ck_assert_int_eq(run(NULL, "listen host.example:5223"), -1);
 	ck_assert_str_eq(
 	    err, "listen \"host.example:5223\": \"host.example\" is not an IP address");
-	ck_assert_int_eq(run(NULL, "listen 127.0.0.1"), 1);
-	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:70000"), 1);
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1"), -1);
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:70000"), -1);
 	ck_assert_int_eq(run(NULL, "listen"), 0);
 	ck_assert_str_eq(out, "127.0.0.1:5223\n[::1]:5224\n");
 	ck_assert_int_eq(run(NULL, "listen none"), 0);
@@ -319,7 +319,7 @@ START_TEST(test_certs_none)
 	state_free(&st);
 	ck_assert_int_eq(run(NULL, "certs"), 0);
 	ck_assert_ptr_nonnull(strstr(out, "Key file         : (not set)\n"));
-	ck_assert_int_eq(run(NULL, "certs a"), 1);
+	ck_assert_int_eq(run(NULL, "certs a"), -1);
 	ck_assert_str_eq(err, "usage: certs [KEY CERT [BUNDLE] | none]");
 }
 END_TEST
@@ -333,7 +333,7 @@ certs_fails(const char *key, const char *cert, const char *bundle, const char *w
 
 	snprintf(cmd, sizeof(cmd), "certs %s %s%s%s", key, cert, bundle ? " " : "",
 	    bundle ? bundle : "");
-	ck_assert_int_eq(run(NULL, cmd), 1);
+	ck_assert_int_eq(run(NULL, cmd), -1);
 	ck_assert_msg(strstr(err, want) != NULL, "\"%s\": got \"%s\", want \"%s\"", cmd, err, want);
 	/* Nothing was stored. */
 	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
@@ -386,13 +386,13 @@ START_TEST(test_listen_tls)
 	ck_assert_str_eq(out, "");
 	ck_assert_int_eq(run(NULL, "listen [::1]:5223 tls"), 0);
 	/* One port is plain or TLS, not both. */
-	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5223"), 1);
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5223"), -1);
 	ck_assert_str_eq(err, "already listening on 127.0.0.1:5223");
-	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5222 tls"), 1);
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5222 tls"), -1);
 	/* Port 0 is a new free port each time. */
 	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:0 tls"), 0);
 	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:0"), 0);
-	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5224 ssl"), 1);
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5224 ssl"), -1);
 	ck_assert_str_eq(err, "usage: listen [ADDRESS:PORT [tls] | none]");
 	ck_assert_int_eq(run(NULL, "listen"), 0);
 	ck_assert_str_eq(out, "127.0.0.1:5223 tls\n127.0.0.1:5222\n[::1]:5223 tls\n"
@@ -431,14 +431,14 @@ START_TEST(test_trust)
 	ck_assert_str_eq(st.tls_trust, pki_path("ca.pem"));
 	state_free(&st);
 	snprintf(cmd, sizeof(cmd), "trust %s", pki_path("junk.pem"));
-	ck_assert_int_eq(run(NULL, cmd), 1);
+	ck_assert_int_eq(run(NULL, cmd), -1);
 	ck_assert_ptr_nonnull(strstr(err, "no PEM certificate in it"));
-	ck_assert_int_eq(run(NULL, "trust /nonexistent/ca.pem"), 1);
+	ck_assert_int_eq(run(NULL, "trust /nonexistent/ca.pem"), -1);
 	ck_assert_str_eq(err, "trust bundle /nonexistent/ca.pem: No such file or directory");
 	ck_assert_int_eq(run(NULL, "trust none"), 0);
 	ck_assert_int_eq(run(NULL, "trust"), 0);
 	ck_assert_str_eq(out, "Trust bundle     : (none: client certificates not requested)\n");
-	ck_assert_int_eq(run(NULL, "trust a b"), 1);
+	ck_assert_int_eq(run(NULL, "trust a b"), -1);
 }
 END_TEST
 
@@ -490,13 +490,13 @@ START_TEST(test_tls_conf_paths)
 	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
 	fputs("tls-key = node.key\n", fp);
 	fclose(fp);
-	ck_assert_int_eq(run(NULL, "certs"), 1);
+	ck_assert_int_eq(run(NULL, "certs"), -1);
 	ck_assert_ptr_nonnull(
 	    strstr(err, "xcomp-server.conf:1: tls-key: expected an absolute path"));
 	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
 	fputs("listen = 127.0.0.1:5223 dtls\n", fp);
 	fclose(fp);
-	ck_assert_int_eq(run(NULL, "listen"), 1);
+	ck_assert_int_eq(run(NULL, "listen"), -1);
 	ck_assert_ptr_nonnull(strstr(err, "expected ADDRESS:PORT [tls]"));
 	/* A state whose files are gone still loads, so that "certs none" can mend it. */
 	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
@@ -516,13 +516,13 @@ START_TEST(test_policy_and_numbers)
 	ck_assert_int_eq(run(NULL, "conflict-policy allow"), 0);
 	ck_assert_int_eq(run(NULL, "conflict-policy"), 0);
 	ck_assert_str_eq(out, "allow\n");
-	ck_assert_int_eq(run(NULL, "conflict-policy sometimes"), 1);
+	ck_assert_int_eq(run(NULL, "conflict-policy sometimes"), -1);
 	ck_assert_int_eq(run(NULL, "handshake-timeout 2"), 0);
 	ck_assert_int_eq(run(NULL, "handshake-timeout"), 0);
 	ck_assert_str_eq(out, "2\n");
-	ck_assert_int_eq(run(NULL, "handshake-timeout 0"), 1);
-	ck_assert_int_eq(run(NULL, "max-stanza 10"), 1);
-	ck_assert_int_eq(run(NULL, "frobnicate"), 1);
+	ck_assert_int_eq(run(NULL, "handshake-timeout 0"), -1);
+	ck_assert_int_eq(run(NULL, "max-stanza 10"), -1);
+	ck_assert_int_eq(run(NULL, "frobnicate"), -1);
 	ck_assert_str_eq(err, "unknown command \"frobnicate\" (see xcomp-server -h)");
 }
 END_TEST
@@ -536,12 +536,12 @@ START_TEST(test_bad_conf_file)
 	fp = fopen(path, "w");
 	fputs("domain = tptac9.com\nlisten = nowhere\n", fp);
 	fclose(fp);
-	ck_assert_int_eq(run(NULL, "domain"), 1);
+	ck_assert_int_eq(run(NULL, "domain"), -1);
 	ck_assert_ptr_nonnull(strstr(err, "xcomp-server.conf:2: listen \"nowhere\""));
 	fp = fopen(path, "w");
 	fputs("colour = blue\n", fp);
 	fclose(fp);
-	ck_assert_int_eq(run(NULL, "domain"), 1);
+	ck_assert_int_eq(run(NULL, "domain"), -1);
 	ck_assert_ptr_nonnull(strstr(err, "xcomp-server.conf:1: unknown key \"colour\""));
 }
 END_TEST

@@ -241,8 +241,8 @@ stale_reason(const char *text, time_t now, char *why)
 	const char *r;
 
 	ck_assert_int_eq(status_parse(text, strlen(text), &f), 0);
-	r = status_stale_reason(&f, 30, now, why, 256);
-	ck_assert_str_eq(status_verdict(&f, 30, now), r ? "stale" : "not connected");
+	r = statusview_stale_reason(&f, 30, now, why, 256);
+	ck_assert_str_eq(statusview_verdict(&f, 30, now), r ? "stale" : "not connected");
 	status_file_free(&f);
 	return r;
 }
@@ -285,7 +285,7 @@ START_TEST(test_json_reason_and_unknown)
 
 	ck_assert_int_eq(status_parse(text, strlen(text), &f), 0);
 	ck_assert_ptr_nonnull(out = open_memstream(&json, &len));
-	status_print_json(out, &f, "stale", "the file has no \"updated\"");
+	statusview_json(out, &f, "stale", "the file has no \"updated\"");
 	fclose(out);
 	ck_assert_str_eq(json, "{\n  \"verdict\": \"stale\",\n  \"reason\": \"the file has no "
 	                       "\\\"updated\\\"\",\n  \"state\": \"backoff\",\n  \"pid\": 7,\n  "
@@ -293,7 +293,7 @@ START_TEST(test_json_reason_and_unknown)
 	free(json);
 	status_file_free(&f);
 	ck_assert_ptr_nonnull(out = open_memstream(&json, &len));
-	status_print_json_unknown(out, "/run/xcomp/status",
+	statusview_json_unknown(out, "/run/xcomp/status",
 	    "cannot read the status file /run/xcomp/status: No such file or directory");
 	fclose(out);
 	ck_assert_str_eq(json,
@@ -316,7 +316,7 @@ view(const char *text, const char *verdict)
 
 	ck_assert_int_eq(status_parse(text, strlen(text), &f), 0);
 	ck_assert_ptr_nonnull(fp = open_memstream(&out, &len));
-	status_print_human(fp, &f, verdict, 1795680811);
+	statusview_human(fp, &f, verdict, 1795680811);
 	fclose(fp);
 	status_file_free(&f);
 	return out;

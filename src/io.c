@@ -319,8 +319,6 @@ io_event(int fd, int revents, void *arg)
 int
 io_write(struct io *io, const void *p, size_t n)
 {
-	int was_empty = io->out.len == 0;
-
 	if (io->closing || buf_add(&io->out, p, n) == -1)
 		return -1;
 	/*
@@ -328,7 +326,6 @@ io_write(struct io *io, const void *p, size_t n)
 	 * meanwhile in one call, so a burst of stanzas costs one syscall, not one
 	 * each, for a few microseconds of latency.
 	 */
-	(void)was_empty;
 	update_events(io);
 	return 0;
 }

@@ -2,8 +2,8 @@
  * io: buffered non-blocking socket I/O inside the loop. An io owns one
  * socket: it completes a non-blocking connect, reads and hands the bytes to
  * its owner, queues writes in a capped buffer and flushes them when the
- * socket can take them. The byte transport is a small table of operations,
- * plain TCP here, so that TLS slots in under the same interface.
+ * socket can take them. The byte transport is a small table of operations:
+ * plain TCP here, TLS from tls.c (io_start) under the same interface.
  *
  * Callbacks may call io_free on their own io: the free is deferred until the
  * callback returns.
@@ -41,7 +41,7 @@ struct io_handler {
 #define IO_WANT_READ 1
 #define IO_WANT_WRITE 2
 
-/* A byte transport (plain TCP, later TLS). Return like read(2)/write(2). */
+/* A byte transport (plain TCP, or tls.c's). Return like read(2)/write(2). */
 struct io_ops {
 	ssize_t (*read)(struct io *, void *, size_t);
 	ssize_t (*write)(struct io *, const void *, size_t);
@@ -69,12 +69,12 @@ struct io *io_connect(
 /* Queue bytes; -1 (nothing queued) if the write queue would pass its cap. */
 int io_write(struct io *, const void *, size_t);
 int io_print(struct io *, const char *, ...) __attribute__((format(printf, 2, 3)));
-/* Bytes queued and not yet written. */
 /*
  * Write what is queued now instead of at the loop's next pass, as far as the
  * socket takes it; -1 when the write failed (reported as closed next pass).
  */
 int io_flush(struct io *);
+/* Bytes queued and not yet written. */
 size_t io_queued(const struct io *);
 /* Stop reading; close once the queue is flushed (or at once on error). */
 void io_close_after_flush(struct io *);

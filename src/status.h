@@ -1,5 +1,5 @@
 /*
- * status: the agent's status file (contract in DESIGN.md): one key=value a
+ * status: the agent's status file (its contract: STATUS FILE in xcompd.conf(5)): one key=value a
  * line, times in UTC ISO 8601, replaced atomically. Formatting and parsing
  * are pure; status_write is the only I/O.
  * Functions returning int return 0 on success and -1 on failure.

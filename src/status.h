@@ -1,7 +1,7 @@
 /*
- * status: the agent's status file (its contract: STATUS FILE in xcompd.conf(5)): one key=value a
- * line, times in UTC ISO 8601, replaced atomically. Formatting and parsing
- * are pure; status_write is the only I/O.
+ * status: the agent's status file (its contract: STATUS FILE in
+ * xcompd.conf(5)): one key=value a line, times in UTC ISO 8601, replaced
+ * atomically. Formatting and parsing are pure; status_write is the only I/O.
  * Functions returning int return 0 on success and -1 on failure.
  */
 #ifndef XCOMP_STATUS_H

@@ -4,17 +4,15 @@
  * components by the domain of their "to"; pings to the server's domain are
  * answered; everything else gets service-unavailable. One thread, one loop,
  * no per-connection thread: an idle component costs a socket, a parser and
- * a few hundred bytes. On a TLS listener the TLS handshake comes first and
- * the XML stream starts only once it succeeded; a failed handshake has no
- * stream to carry an error, so it is logged and the connection closed.
+ * a few hundred bytes. The sessions themselves (TLS, stream header,
+ * handshake, stream errors, bounces) are accept.c's, shared with the
+ * agent's relay; this file decides what they are for.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "digest.h"
+#include "accept.h"
 #include "io.h"
 #include "jid.h"
 #include "log.h"
@@ -39,32 +37,21 @@
 #define CONTROL_SOCK "control.sock"
 #define LISTENING_FILE "listening"
 
-/* C_TLS: the TLS handshake runs; no XML has been read or written yet. */
-enum conn_state { C_TLS, C_HEADER, C_HANDSHAKE, C_ONLINE, C_CLOSED };
-
 struct server;
 
+/* A component's session, and what the server keeps about it. */
 struct conn {
 	struct server *srv;
-	struct io *io;
-	struct xs *xs;
-	enum conn_state state;
-	int header_sent;
-	int fed;                  /* bytes reached the parser */
-	int in_feed;              /* inside xs_feed: freeing waits until it returns */
+	struct accept_session *s;
 	const struct listener *l; /* where it came in */
-	char id[37];
-	char *jid;          /* component JID from the stream header */
-	time_t since;       /* when authenticated */
-	struct timer timer; /* handshake timeout */
+	time_t since;             /* when authenticated */
 	struct conn *prev, *next;
 };
 
 struct listener {
 	struct server *srv;
-	int fd;
+	struct accept_listener *al;
 	int tls;
-	struct loop_fd *lfd;
 	char name[80];
 };
 
@@ -77,7 +64,7 @@ struct server {
 	struct tls_ctx *tls; /* NULL without certs */
 	struct conn *conns;
 	size_t nconns;
-	unsigned turn; /* for pick_online */
+	unsigned turn; /* for serve_pick_online */
 	int stopping;
 	struct timer stop_timer;
 	uint64_t stop_deadline;
@@ -86,32 +73,10 @@ struct server {
 	int own_files; /* control.sock and listening are ours to remove */
 };
 
-static const struct io_handler conn_handler;
-static const struct xs_handler conn_xs_handler;
+static const struct accept_handler serve_handler;
 
 static void
-new_stream_id(char id[37])
-{
-	unsigned char r[16];
-
-	util_random(r, sizeof(r));
-	r[6] = (r[6] & 0x0f) | 0x40; /* UUID version 4 */
-	r[8] = (r[8] & 0x3f) | 0x80;
-	snprintf(id, 37,
-	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x",
-	    r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
-	    r[14], r[15]);
-}
-
-static const char *
-conn_name(const struct conn *c)
-{
-	return c->jid ? c->jid : "unknown component";
-}
-
-static void
-conn_unlink(struct conn *c)
+serve_unlink(struct conn *c)
 {
 	struct server *srv = c->srv;
 
@@ -124,137 +89,42 @@ conn_unlink(struct conn *c)
 	srv->nconns--;
 }
 
-/* Forget the connection; its io closes on its own (after flushing) or now. */
 static void
-conn_free(struct conn *c, int flush)
+serve_accept(void *arg, int fd)
 {
-	timer_cancel(loop_timers(c->srv->loop), &c->timer);
-	conn_unlink(c);
-	if (flush)
-		io_close_after_flush(c->io);
-	else
-		io_free(c->io);
-	xs_free(c->xs);
-	free(c->jid);
-	free(c);
-}
+	struct listener *l = arg;
+	struct server *srv = l->srv;
+	struct accept_conf ac = {srv->st->domain, l->name, "",
+	    "; use a TLS listener (listen ADDRESS:PORT tls) or plain XML there", &srv->limits, 0,
+	    CONN_OUT_MAX, srv->st->handshake_timeout * 1000u, l->tls ? srv->tls : NULL};
+	struct conn *c;
 
-/* The stream is over: free now, or once xs_feed has returned. */
-static void
-conn_end(struct conn *c)
-{
-	c->state = C_CLOSED;
-	if (!c->in_feed)
-		conn_free(c, 1);
-}
-
-static void
-send_str(struct conn *c, const char *s)
-{
-	if (io_write(c->io, s, strlen(s)) == -1)
-		log_warnx(
-		    "%s (%s): write queue full, output dropped", conn_name(c), io_peer(c->io));
-}
-
-static void
-send_header(struct conn *c, const char *from)
-{
-	char *h;
-
-	h = xs_header(NULL, from, c->id);
-	send_str(c, h);
-	free(h);
-	c->header_sent = 1;
-}
-
-/*
- * End the stream with a stream error. RFC 6120 4.9.1.2: before an error
- * the receiving entity sends its own stream header if it has not yet.
- */
-static void
-conn_error(struct conn *c, const char *condition, const char *text)
-{
-	char *e;
-
-	if (!c->header_sent)
-		send_header(c, c->srv->st->domain);
-	e = xs_stream_error(condition, text);
-	send_str(c, e);
-	free(e);
-	log_info("%s (%s): stream error <%s/>%s%s", conn_name(c), io_peer(c->io), condition,
-	    text ? ": " : "", text ? text : "");
-	conn_end(c);
-}
-
-static void
-handshake_expired(void *arg)
-{
-	struct conn *c = arg;
-
-	/* The timeout covers the TLS handshake too: a peer that stalls there gets no XML. */
-	if (c->state == C_TLS) {
-		log_warnx("TLS handshake with %s on %s failed: not finished within %u s",
-		    io_peer(c->io), c->l->name, c->srv->st->handshake_timeout);
-		conn_free(c, 1);
+	if (srv->stopping) {
+		close(fd);
 		return;
 	}
-	conn_error(c, "connection-timeout", "no handshake within the time allowed");
-}
-
-/* The end of the server's life for one connection: system-shutdown when it has a stream. */
-static void
-conn_shutdown(struct conn *c)
-{
-	if (c->state == C_TLS)
-		conn_free(c, 0);
-	else
-		conn_error(c, "system-shutdown", NULL);
-}
-
-static void
-start_tls(struct conn *c)
-{
-	char err[256];
-
-	c->state = C_TLS;
-	if (tls_server(c->io, c->srv->tls, err, sizeof(err)) == -1) {
-		log_warnx("TLS with %s on %s: %s", io_peer(c->io), c->l->name, err);
-		conn_free(c, 0);
-	}
-}
-
-static void
-accept_conn(const struct listener *l, int fd)
-{
-	struct server *srv = l->srv;
-	struct conn *c = xcalloc(1, sizeof(*c));
-
+	c = xcalloc(1, sizeof(*c));
 	c->srv = srv;
 	c->l = l;
-	c->state = C_HEADER;
-	new_stream_id(c->id);
-	c->io = io_new(srv->loop, fd, 0, CONN_OUT_MAX, &conn_handler, c);
-	c->xs = xs_new(XS_NS_COMPONENT, &srv->limits, &conn_xs_handler, c);
-	timer_init(&c->timer, handshake_expired, c);
-	timer_add(loop_timers(srv->loop), &c->timer, srv->st->handshake_timeout * 1000ull);
+	if ((c->s = accept_new(srv->loop, fd, &ac, &serve_handler, c)) == NULL) {
+		free(c);
+		return;
+	}
 	c->next = srv->conns;
 	if (c->next)
 		c->next->prev = c;
 	srv->conns = c;
 	srv->nconns++;
-	log_debug("connection from %s on %s", io_peer(c->io), l->name);
-	if (l->tls)
-		start_tls(c);
 }
 
 /* The online session of a component JID, skipping "except". */
 static struct conn *
-find_online(struct server *srv, const char *jid, const struct conn *except)
+serve_find_online(struct server *srv, const char *jid, const struct conn *except)
 {
 	struct conn *c;
 
 	for (c = srv->conns; c; c = c->next)
-		if (c != except && c->state == C_ONLINE && strcasecmp(c->jid, jid) == 0)
+		if (c != except && accept_online(c->s) && strcasecmp(accept_jid(c->s), jid) == 0)
 			return c;
 	return NULL;
 }
@@ -264,13 +134,13 @@ find_online(struct server *srv, const char *jid, const struct conn *except)
  * several: take turns, as ejabberd balances between them.
  */
 static struct conn *
-pick_online(struct server *srv, const char *jid)
+serve_pick_online(struct server *srv, const char *jid)
 {
 	struct conn *c, *first = NULL;
 	unsigned n = 0, want, i = 0;
 
 	for (c = srv->conns; c; c = c->next)
-		if (c->state == C_ONLINE && strcasecmp(c->jid, jid) == 0) {
+		if (accept_online(c->s) && strcasecmp(accept_jid(c->s), jid) == 0) {
 			if (first == NULL)
 				first = c;
 			n++;
@@ -279,114 +149,58 @@ pick_online(struct server *srv, const char *jid)
 		return first;
 	want = srv->turn++ % n;
 	for (c = first; c; c = c->next)
-		if (c->state == C_ONLINE && strcasecmp(c->jid, jid) == 0 && i++ == want)
+		if (accept_online(c->s) && strcasecmp(accept_jid(c->s), jid) == 0 && i++ == want)
 			return c;
 	return first;
 }
 
-static int
-x_open(void *arg, const struct xs_elem *hdr)
+/* A component may connect for the names of the call bridges. */
+static const char *
+serve_open(void *arg, struct accept_session *s, const char *to)
 {
 	struct conn *c = arg;
-	const char *to = xs_attr(hdr, "to");
 
 	if (to == NULL || *to == '\0') {
-		conn_error(c, "improper-addressing", "the stream header has no 'to'");
-		return -1;
+		accept_error(s, "improper-addressing", "the stream header has no 'to'");
+		return NULL;
 	}
-	c->jid = xstrdup(to);
 	if (state_find_jid(c->srv->st, to) == NULL) {
-		conn_error(c, "host-unknown", "no call bridge is configured for this name");
-		return -1;
+		accept_error(s, "host-unknown", "no call bridge is configured for this name");
+		return NULL;
 	}
-	send_header(c, to);
-	c->state = C_HANDSHAKE;
-	return 0;
+	return to;
+}
+
+/* Taken when the handshake arrives: a SIGHUP in between may have removed it. */
+static const char *
+serve_secret(void *arg, struct accept_session *s)
+{
+	struct conn *c = arg;
+	struct callbridge *cb = state_find_jid(c->srv->st, accept_jid(s));
+
+	return cb ? cb->secret : NULL;
 }
 
 static int
-kick(struct conn *c, const char *text)
+serve_kick(struct conn *c, const char *text)
 {
-	conn_error(c, "conflict", text);
+	accept_error(c->s, "conflict", text);
 	return -1;
 }
 
+/* The conflict policy decides between a new session and one already online. */
 static int
-do_handshake(struct conn *c, const struct xs_elem *e)
+serve_authenticated(void *arg, struct accept_session *s)
 {
-	struct callbridge *cb = state_find_jid(c->srv->st, c->jid);
-	struct conn *other;
-	char want[DIGEST_HEXLEN + 1];
-	const char *got = e->text ? e->text : "";
-	int ok;
+	struct conn *c = arg, *other;
 
-	if (strcmp(e->name, "handshake") != 0 || strcmp(e->ns, XS_NS_COMPONENT) != 0) {
-		conn_error(c, "not-authorized", "expected <handshake/> first");
-		return -1;
-	}
-	if (cb == NULL) {
-		conn_error(c, "not-authorized", "the call bridge was removed");
-		return -1;
-	}
-	if (digest_handshake(c->id, cb->secret, want) == -1) {
-		conn_error(c, "internal-server-error", NULL);
-		return -1;
-	}
-	ok = digest_equal(want, DIGEST_HEXLEN, got, strlen(got));
-	util_wipe(want, sizeof(want));
-	if (!ok) {
-		log_warnx("authentication failure for %s from %s (not-authorized)", c->jid,
-		    io_peer(c->io));
-		conn_error(c, "not-authorized", "Given token does not match calculated token");
-		return -1;
-	}
-	other = find_online(c->srv, c->jid, c);
+	other = serve_find_online(c->srv, accept_jid(s), c);
 	if (other != NULL && c->srv->st->policy == POLICY_KICK_NEW)
-		return kick(c, "Component already connected");
+		return serve_kick(c, "Component already connected");
 	if (other != NULL && c->srv->st->policy == POLICY_KICK_OLD)
-		kick(other, "Replaced by a new connection");
-	timer_cancel(loop_timers(c->srv->loop), &c->timer);
-	c->state = C_ONLINE;
+		serve_kick(other, "Replaced by a new connection");
 	c->since = time(NULL);
-	send_str(c, "<handshake/>");
-	log_info(
-	    "%s authenticated from %s%s", c->jid, io_peer(c->io), c->l->tls ? " over TLS" : "");
 	return 0;
-}
-
-static int
-is_stanza(const struct xs_elem *e)
-{
-	return strcmp(e->ns, XS_NS_COMPONENT) == 0 &&
-	       (strcmp(e->name, "message") == 0 || strcmp(e->name, "presence") == 0 ||
-	           strcmp(e->name, "iq") == 0);
-}
-
-/* A stanza error in reply to e, from its 'to' back to its 'from'. */
-static void
-bounce(struct conn *c, const struct xs_elem *e, const char *condition)
-{
-	const char *id = xs_attr(e, "id");
-	char *to = xs_escape(xs_attr(e, "from")), *from = xs_escape(xs_attr(e, "to"));
-	char *eid = id ? xs_escape(id) : NULL, *s;
-
-	s = xasprintf("<%s from='%s' to='%s' type='error'%s%s%s><error type='cancel'>"
-	              "<%s xmlns='" XS_NS_STANZA_ERRORS "'/></error></%s>",
-	    e->name, from, to, eid ? " id='" : "", eid ? eid : "", eid ? "'" : "", condition,
-	    e->name);
-	send_str(c, s);
-	free(s);
-	free(to);
-	free(from);
-	free(eid);
-}
-
-static int
-is_error(const struct xs_elem *e)
-{
-	const char *type = xs_attr(e, "type");
-
-	return type && strcmp(type, "error") == 0;
 }
 
 /*
@@ -396,18 +210,18 @@ is_error(const struct xs_elem *e)
  * then, to be lost if this server dies before its next pass.
  */
 static void
-flush_routed(struct server *srv)
+serve_flush_routed(struct server *srv)
 {
 	struct conn *c;
 
 	for (c = srv->conns; c; c = c->next)
-		if (io_queued(c->io) > 0)
-			(void)io_flush(c->io);
+		if (io_queued(accept_io(c->s)) > 0)
+			(void)io_flush(accept_io(c->s));
 }
 
 /* A stanza to the server's own domain: answer pings, refuse the rest. */
 static void
-to_server(struct conn *c, const struct xs_elem *e)
+serve_to_server(struct conn *c, const struct xs_elem *e)
 {
 	const char *type = xs_attr(e, "type"), *id = xs_attr(e, "id");
 	char *eid, *to, *from, *s;
@@ -418,243 +232,113 @@ to_server(struct conn *c, const struct xs_elem *e)
 		to = xs_escape(xs_attr(e, "from"));
 		from = xs_escape(xs_attr(e, "to"));
 		s = xasprintf("<iq type='result' id='%s' from='%s' to='%s'/>", eid, from, to);
-		flush_routed(c->srv);
-		send_str(c, s);
+		serve_flush_routed(c->srv);
+		accept_send(c->s, s, strlen(s));
 		free(s);
 		free(eid);
 		free(to);
 		free(from);
 		return;
 	}
-	if (strcmp(e->name, "presence") == 0 || is_error(e) ||
-	    (type && strcmp(type, "result") == 0))
+	if (strcmp(e->name, "presence") == 0 || (type && strcmp(type, "result") == 0))
 		return;
-	bounce(c, e, "service-unavailable");
+	accept_bounce(c->s, e, "cancel", "service-unavailable");
 }
 
 static void
-forward(struct conn *c, struct conn *dst, const struct xs_elem *e)
+serve_forward(struct conn *c, struct conn *dst, const struct xs_elem *e)
 {
 	struct buf b;
 
 	buf_init(&b, c->srv->limits.stanza * 2);
 	if (xs_serialize(e, XS_NS_COMPONENT, &b) == -1) {
 		buf_free(&b);
-		bounce(c, e, "resource-constraint");
+		accept_bounce(c->s, e, "cancel", "resource-constraint");
 		return;
 	}
-	if (io_write(dst->io, buf_head(&b), b.len) == -1) {
-		log_warnx(
-		    "%s (%s): write queue full, stanza bounced", conn_name(dst), io_peer(dst->io));
-		if (!is_error(e))
-			bounce(c, e, "resource-constraint");
+	if (accept_write(dst->s, buf_head(&b), b.len) == -1) {
+		log_warnx("%s (%s): write queue full, stanza bounced", accept_name(dst->s),
+		    accept_peer(dst->s));
+		accept_bounce(c->s, e, "cancel", "resource-constraint");
 	}
 	buf_free(&b);
 }
 
 static int
-route(struct conn *c, const struct xs_elem *e)
+serve_route(
+    void *arg, struct accept_session *s, const struct xs_elem *e, const char *raw, size_t rawlen)
 {
+	struct conn *c = arg, *dst;
 	const char *to = xs_attr(e, "to"), *from = xs_attr(e, "from");
 	char dom[1024];
-	struct conn *dst;
-
-	if (!is_stanza(e)) {
-		conn_error(c, "unsupported-stanza-type", NULL);
-		return -1;
-	}
-	if (to == NULL || from == NULL || jid_domain(to, dom, sizeof(dom)) == -1) {
-		conn_error(c, "improper-addressing", "a stanza needs 'to' and 'from'");
-		return -1;
-	}
-	if (!jid_in_domain(from, c->jid)) {
-		conn_error(c, "invalid-from", "'from' is not at the component's domain");
-		return -1;
-	}
-	if (strcasecmp(dom, c->srv->st->domain) == 0) {
-		to_server(c, e);
-		return 0;
-	}
-	if ((dst = pick_online(c->srv, dom)) != NULL) {
-		forward(c, dst, e);
-		return 0;
-	}
-	if (!is_error(e))
-		bounce(c, e, "service-unavailable");
-	return 0;
-}
-
-static int
-x_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
-{
-	struct conn *c = arg;
-	const char *cond, *text;
 
 	(void)raw;
 	(void)rawlen;
-	if (strcmp(e->ns, XS_NS_STREAMS) == 0 && strcmp(e->name, "error") == 0) {
-		xs_stream_error_parse(e, &cond, &text);
-		log_info("%s (%s) sent stream error <%s/>%s%s", conn_name(c), io_peer(c->io),
-		    cond ? cond : "?", text ? ": " : "", text ? text : "");
-		send_str(c, "</stream:stream>");
-		conn_end(c);
+	if (!accept_is_stanza(e)) {
+		accept_error(s, "unsupported-stanza-type", NULL);
 		return -1;
 	}
-	if (c->state == C_HANDSHAKE)
-		return do_handshake(c, e);
-	return route(c, e);
-}
-
-static int
-x_close(void *arg)
-{
-	struct conn *c = arg;
-
-	log_debug("%s (%s) closed its stream", conn_name(c), io_peer(c->io));
-	if (!c->header_sent)
-		send_header(c, c->srv->st->domain);
-	send_str(c, "</stream:stream>");
-	conn_end(c);
-	return -1;
-}
-
-static void
-x_error(void *arg, const char *condition, const char *text)
-{
-	conn_error(arg, condition, text);
-}
-
-static const struct xs_handler conn_xs_handler = {x_open, x_stanza, x_close, x_error};
-
-/*
- * A TLS record header (handshake, TLS 1.x) as a plain stream's first byte:
- * the client wants TLS on a plain listener. Say so in the log; the stream
- * error still goes out in plain XML, which lets a TLS client explain it too.
- */
-static int
-tls_on_plain(struct conn *c, const char *p, size_t n)
-{
-	if (c->fed || c->l->tls || n == 0 || (unsigned char)p[0] != 0x16)
-		return 0;
-	log_warnx("%s on %s started a TLS handshake on a plain listener; use a TLS listener "
-	          "(listen ADDRESS:PORT tls) or plain XML there",
-	    io_peer(c->io), c->l->name);
-	conn_error(c, "not-well-formed", "this port speaks plain XML, not TLS");
-	return 1;
-}
-
-static void
-io_data(void *arg, const char *p, size_t n)
-{
-	struct conn *c = arg;
-
-	if (tls_on_plain(c, p, n))
-		return;
-	c->fed = 1;
-	c->in_feed = 1;
-	xs_feed(c->xs, p, n);
-	c->in_feed = 0;
-	if (c->state == C_CLOSED)
-		conn_free(c, 1);
-}
-
-static void
-io_closed(void *arg, int err)
-{
-	struct conn *c = arg;
-
-	if (c->state == C_ONLINE)
-		log_info("%s (%s) disconnected%s%s", c->jid, io_peer(c->io), err ? ": " : "",
-		    err ? strerror(err) : "");
-	conn_free(c, 0);
-}
-
-static void
-io_connected(void *arg, int err)
-{
-	(void)arg;
-	(void)err;
-}
-
-/* The TLS handshake ended: the XML stream may start, or the connection ends here. */
-static void
-io_secured(void *arg, int err)
-{
-	struct conn *c = arg;
-	struct tls_info info;
-
-	/*
-	 * No stream error without a stream. Shut our side at once, but drain
-	 * what the client still sends: closing on unread bytes would reset the
-	 * connection, and a reset can destroy the alert that says why.
-	 */
-	if (err != 0) {
-		log_warnx("TLS handshake with %s on %s failed: %s", io_peer(c->io), c->l->name,
-		    tls_why(c->io));
-		conn_free(c, 1);
-		return;
+	if (to == NULL || from == NULL || jid_domain(to, dom, sizeof(dom)) == -1) {
+		accept_error(s, "improper-addressing", "a stanza needs 'to' and 'from'");
+		return -1;
 	}
-	c->state = C_HEADER;
-	if (tls_info(c->io, &info) == 0)
-		log_debug("TLS with %s: %s%s%s", io_peer(c->io), info.cipher,
-		    info.nchain ? ", client certificate " : "",
-		    info.nchain ? info.chain[0].subject : "");
+	if (!jid_in_domain(from, accept_jid(s))) {
+		accept_error(s, "invalid-from", "'from' is not at the component's domain");
+		return -1;
+	}
+	if (strcasecmp(dom, c->srv->st->domain) == 0)
+		serve_to_server(c, e);
+	else if ((dst = serve_pick_online(c->srv, dom)) != NULL)
+		serve_forward(c, dst, e);
+	else
+		accept_bounce(s, e, "cancel", "service-unavailable");
+	return 0;
 }
-
-static const struct io_handler conn_handler = {io_connected, io_data, io_closed, io_secured};
 
 static void
-accept_event(int fd, int revents, void *arg)
+serve_closed(void *arg, struct accept_session *s)
 {
-	struct listener *l = arg;
-	struct server *srv = l->srv;
-	int s, i;
+	struct conn *c = arg;
 
-	(void)revents;
-	/* Take a batch, not all: a flood must not starve established streams. */
-	for (i = 0; i < 64; i++) {
-		s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (s == -1) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED)
-				log_warn("accept");
-			return;
-		}
-		if (srv->stopping) {
-			close(s);
-			continue;
-		}
-		accept_conn(l, s);
-	}
+	(void)s;
+	serve_unlink(c);
+	free(c);
 }
+
+static const struct accept_handler serve_handler = {
+    serve_open, serve_secret, serve_authenticated, serve_route, serve_closed};
 
 /* A TLS session for "status": its version, and the client's certificate if it sent one. */
 static void
-print_tls(struct io *out, const struct conn *c)
+serve_print_tls(struct io *out, const struct conn *c)
 {
 	struct tls_info info;
 
-	if (tls_info(c->io, &info) == -1)
+	if (tls_info(accept_io(c->s), &info) == -1)
 		return;
 	io_print(out, "TLS        : %s%s%s\n", info.version,
 	    info.nchain ? ", client certificate " : "", info.nchain ? info.chain[0].subject : "");
 }
 
+static void
+serve_io_connected(void *arg, int err)
+{
+	(void)arg;
+	(void)err;
+}
+
 /* A status reader: write the listing and close. */
 static void
-control_event(int fd, int revents, void *arg)
+serve_control(void *arg, int s)
 {
-	static const struct io_handler none = {io_connected, NULL, NULL, NULL};
-	struct server *srv = arg;
+	static const struct io_handler none = {serve_io_connected, NULL, NULL, NULL};
+	struct listener *l = arg;
+	struct server *srv = l->srv;
 	char when[32], line[1400];
 	struct conn *c;
 	struct io *io;
 	size_t i;
-	int s;
 
-	(void)revents;
-	if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1)
-		return;
 	io = io_new(srv->loop, s, 0, CONTROL_OUT_MAX, &none, NULL);
 	snprintf(line, sizeof(line), "Domain     : %s\nPolicy     : %s\n", srv->st->domain,
 	    state_policy_name(srv->st->policy));
@@ -664,87 +348,57 @@ control_event(int fd, int revents, void *arg)
 			io_print(io, "Listening  : %s%s\n", srv->ls[i].name,
 			    srv->ls[i].tls ? " (tls)" : "");
 	for (c = srv->conns; c; c = c->next)
-		if (c->state == C_ONLINE) {
+		if (accept_online(c->s)) {
 			util_iso_time(c->since, when, sizeof(when));
 			io_print(io, "***\nComponent  : %s\nAddress    : %s\nSince      : %s\n",
-			    c->jid, io_peer(c->io), when);
+			    accept_jid(c->s), accept_peer(c->s), when);
 			if (c->l->tls)
-				print_tls(io, c);
+				serve_print_tls(io, c);
 		}
 	io_close_after_flush(io);
 }
 
 static int
-add_listener(struct server *srv, int fd, const char *name, int tls, loop_fd_cb *cb, void *arg)
+serve_listen_tcp(struct server *srv, const struct listen_addr *la)
 {
-	struct listener *l = &srv->ls[srv->nls++];
+	struct listener *l = &srv->ls[srv->nls];
+	char err[256];
 
 	l->srv = srv;
-	l->fd = fd;
-	l->tls = tls;
-	snprintf(l->name, sizeof(l->name), "%s", name);
-	l->lfd = loop_add(srv->loop, fd, POLLIN, cb, arg ? arg : l);
+	l->tls = la->tls;
+	l->al = accept_listen_tcp(
+	    srv->loop, la->host, la->port, 1024, serve_accept, l, err, sizeof(err));
+	if (l->al == NULL) {
+		log_warnx("listen %s", err);
+		return -1;
+	}
+	srv->nls++;
+	snprintf(l->name, sizeof(l->name), "%s", accept_listener_name(l->al));
+	log_info("listening on %s%s for %s", l->name, la->tls ? " (TLS)" : "", srv->st->domain);
 	return 0;
 }
 
 static int
-listen_tcp(struct server *srv, const struct listen_addr *la)
+serve_listen_control(struct server *srv)
 {
-	struct sockaddr_storage ss;
-	socklen_t len;
-	char name[80];
-	int fd, sslen, one = 1;
+	struct listener *l = &srv->ls[srv->nls];
+	char err[1024];
 
-	if (util_sockaddr(la->host, la->port, &ss, &sslen) == -1) {
-		log_warnx("listen %s:%d: not an IP address", la->host, la->port);
+	l->srv = srv;
+	l->al = accept_listen_unix(
+	    srv->loop, srv->control_path, 16, serve_control, l, err, sizeof(err));
+	if (l->al == NULL) {
+		log_warnx("%s", err);
 		return -1;
 	}
-	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1) {
-		log_warn("socket");
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sslen) == -1 || listen(fd, 1024) == -1) {
-		log_warn("listen %s", util_sockaddr_str(&ss, name, sizeof(name)));
-		close(fd);
-		return -1;
-	}
-	/* Port 0 asks for a free port: report the one we got. */
-	len = sizeof(ss);
-	getsockname(fd, (struct sockaddr *)&ss, &len);
-	util_sockaddr_str(&ss, name, sizeof(name));
-	log_info("listening on %s%s for %s", name, la->tls ? " (TLS)" : "", srv->st->domain);
-	return add_listener(srv, fd, name, la->tls, accept_event, NULL);
-}
-
-static int
-listen_control(struct server *srv)
-{
-	struct sockaddr_un sun;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", srv->control_path) >=
-	    (int)sizeof(sun.sun_path)) {
-		log_warnx("%s: path too long for a socket", srv->control_path);
-		return -1;
-	}
-	unlink(srv->control_path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1 ||
-	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
-	    chmod(srv->control_path, 0600) == -1 || listen(fd, 16) == -1) {
-		log_warn("%s", srv->control_path);
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	return add_listener(srv, fd, CONTROL_SOCK, 0, control_event, srv);
+	srv->nls++;
+	snprintf(l->name, sizeof(l->name), "%s", CONTROL_SOCK);
+	return 0;
 }
 
 /* DIR/listening: the addresses in use, one a line ("ADDR:PORT [tls]"), for scripts and tests. */
 static int
-write_listening(struct server *srv)
+serve_write_listening(struct server *srv)
 {
 	char *tmp = xasprintf("%s.tmp", srv->listening_path);
 	FILE *fp;
@@ -766,7 +420,7 @@ write_listening(struct server *srv)
 }
 
 static void
-raise_fd_limit(void)
+serve_raise_fd_limit(void)
 {
 	struct rlimit rl;
 
@@ -778,7 +432,7 @@ raise_fd_limit(void)
 }
 
 static void
-stop_check(void *arg)
+serve_stop_check(void *arg)
 {
 	struct server *srv = arg;
 
@@ -790,7 +444,7 @@ stop_check(void *arg)
 }
 
 static void
-on_signal(int signo, void *arg)
+serve_on_signal(int signo, void *arg)
 {
 	struct server *srv = arg;
 	size_t i;
@@ -800,18 +454,18 @@ on_signal(int signo, void *arg)
 	log_info("%s: shutting down", strsignal(signo));
 	srv->stopping = 1;
 	for (i = 0; i < srv->nls; i++) {
-		loop_del(srv->loop, srv->ls[i].lfd);
-		close(srv->ls[i].fd);
+		accept_listener_free(srv->ls[i].al);
+		srv->ls[i].al = NULL;
 	}
 	srv->nls = 0;
 	while (srv->conns)
-		conn_shutdown(srv->conns);
+		accept_shutdown(srv->conns->s);
 	srv->stop_deadline = util_now_ms() + SHUTDOWN_GRACE_MS;
-	stop_check(srv);
+	serve_stop_check(srv);
 }
 
 static int
-same_path(const char *a, const char *b)
+serve_same_path(const char *a, const char *b)
 {
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
@@ -821,7 +475,7 @@ same_path(const char *a, const char *b)
  * Sessions already authenticated stay; the domain and listeners need a restart.
  */
 static void
-on_hup(int signo, void *arg)
+serve_on_hup(int signo, void *arg)
 {
 	struct server *srv = arg;
 	struct state fresh, *st = srv->st;
@@ -839,9 +493,10 @@ on_hup(int signo, void *arg)
 	    fresh.nlisten != st->nlisten ||
 	    memcmp(fresh.listen, st->listen, sizeof(st->listen[0]) * st->nlisten) != 0)
 		log_warnx("the domain and listeners change only with a restart");
-	if (!same_path(fresh.tls_key, st->tls_key) || !same_path(fresh.tls_cert, st->tls_cert) ||
-	    !same_path(fresh.tls_bundle, st->tls_bundle) ||
-	    !same_path(fresh.tls_trust, st->tls_trust))
+	if (!serve_same_path(fresh.tls_key, st->tls_key) ||
+	    !serve_same_path(fresh.tls_cert, st->tls_cert) ||
+	    !serve_same_path(fresh.tls_bundle, st->tls_bundle) ||
+	    !serve_same_path(fresh.tls_trust, st->tls_trust))
 		log_warnx("certs and trust change only with a restart");
 	cbs = st->cbs;
 	n = st->ncbs;
@@ -860,7 +515,7 @@ on_hup(int signo, void *arg)
 
 /* Is a server already answering on DIR/control.sock? */
 static int
-already_running(const char *path)
+serve_already_running(const char *path)
 {
 	struct sockaddr_un sun;
 	int fd, r;
@@ -882,7 +537,7 @@ already_running(const char *path)
  * broken set-up shows before a TLS listener is added.
  */
 static int
-setup_tls(struct server *srv)
+serve_setup_tls(struct server *srv)
 {
 	char err[1024];
 
@@ -899,73 +554,87 @@ setup_tls(struct server *srv)
 	return 0;
 }
 
-static int
-serve_setup(struct server *srv)
+struct server *
+serve_new(struct state *st)
 {
-	size_t i;
+	struct server *srv = xcalloc(1, sizeof(*srv));
 
-	if (already_running(srv->control_path)) {
-		log_warnx("xcomp-server is already running for %s", srv->st->dir);
-		return 1;
+	srv->st = st;
+	srv->loop = loop_new();
+	xs_limits_default(&srv->limits);
+	srv->limits.stanza = st->max_stanza;
+	srv->control_path = xasprintf("%s/%s", st->dir, CONTROL_SOCK);
+	srv->listening_path = xasprintf("%s/%s", st->dir, LISTENING_FILE);
+	timer_init(&srv->stop_timer, serve_stop_check, srv);
+	if (serve_already_running(srv->control_path)) {
+		log_warnx("xcomp-server is already running for %s", st->dir);
+		goto fail;
 	}
-	if (srv->st->domain == NULL) {
-		log_warnx("no domain set: run xcomp-server -d %s domain DOMAIN", srv->st->dir);
-		return 1;
+	if (st->domain == NULL) {
+		log_warnx("no domain set: run xcomp-server -d %s domain DOMAIN", st->dir);
+		goto fail;
 	}
-	if (srv->st->nlisten == 0) {
-		log_warnx("no listener: run xcomp-server -d %s listen ADDRESS:PORT", srv->st->dir);
-		return 1;
+	if (st->nlisten == 0) {
+		log_warnx("no listener: run xcomp-server -d %s listen ADDRESS:PORT", st->dir);
+		goto fail;
 	}
-	if (setup_tls(srv) == -1)
-		return 1;
+	if (serve_setup_tls(srv) == -1)
+		goto fail;
 	srv->own_files = 1;
-	if (srv->st->ncbs == 0)
-		log_warnx("no call bridge configured: every component will be refused "
-		          "(xcomp-server -d %s callbridge add NAME)",
-		    srv->st->dir);
-	for (i = 0; i < srv->st->nlisten; i++)
-		if (listen_tcp(srv, &srv->st->listen[i]) == -1)
-			return 2;
-	if (listen_control(srv) == -1 || write_listening(srv) == -1)
-		return 2;
-	return 0;
+	return srv;
+fail:
+	serve_free(srv);
+	return NULL;
 }
 
 int
-serve_run(struct state *st)
+serve_run(struct server *srv)
 {
-	struct server srv;
-	int r;
+	struct state *st = srv->st;
+	size_t i;
 
-	memset(&srv, 0, sizeof(srv));
-	srv.st = st;
-	srv.loop = loop_new();
-	xs_limits_default(&srv.limits);
-	srv.limits.stanza = st->max_stanza;
-	srv.control_path = xasprintf("%s/%s", st->dir, CONTROL_SOCK);
-	srv.listening_path = xasprintf("%s/%s", st->dir, LISTENING_FILE);
-	timer_init(&srv.stop_timer, stop_check, &srv);
-	raise_fd_limit();
+	serve_raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
-	loop_signal(srv.loop, SIGTERM, on_signal, &srv);
-	loop_signal(srv.loop, SIGINT, on_signal, &srv);
-	loop_signal(srv.loop, SIGHUP, on_hup, &srv);
-	if ((r = serve_setup(&srv)) == 0 && loop_run(srv.loop) == -1)
-		r = 2;
-	while (srv.conns)
-		conn_free(srv.conns, 0);
-	for (size_t i = 0; i < srv.nls; i++)
-		close(srv.ls[i].fd);
-	if (srv.own_files) {
-		unlink(srv.control_path);
-		unlink(srv.listening_path);
+	loop_signal(srv->loop, SIGTERM, serve_on_signal, srv);
+	loop_signal(srv->loop, SIGINT, serve_on_signal, srv);
+	loop_signal(srv->loop, SIGHUP, serve_on_hup, srv);
+	if (st->ncbs == 0)
+		log_warnx("no call bridge configured: every component will be refused "
+		          "(xcomp-server -d %s callbridge add NAME)",
+		    st->dir);
+	for (i = 0; i < st->nlisten; i++)
+		if (serve_listen_tcp(srv, &st->listen[i]) == -1)
+			return -1;
+	if (serve_listen_control(srv) == -1 || serve_write_listening(srv) == -1)
+		return -1;
+	return loop_run(srv->loop);
+}
+
+void
+serve_free(struct server *srv)
+{
+	struct conn *c;
+	size_t i;
+
+	if (srv == NULL)
+		return;
+	while ((c = srv->conns) != NULL) {
+		accept_free(c->s);
+		serve_unlink(c);
+		free(c);
 	}
-	free(srv.control_path);
-	free(srv.listening_path);
-	loop_free(srv.loop);
+	for (i = 0; i < srv->nls; i++)
+		accept_listener_free(srv->ls[i].al);
+	if (srv->own_files) {
+		unlink(srv->control_path);
+		unlink(srv->listening_path);
+	}
+	free(srv->control_path);
+	free(srv->listening_path);
+	loop_free(srv->loop);
 	/* After the connections: their sessions use it. */
-	tls_ctx_free(srv.tls);
-	return r;
+	tls_ctx_free(srv->tls);
+	free(srv);
 }
 
 int

@@ -1,6 +1,6 @@
 /*
- * serve: xcomp-server at work: listeners, component streams, the XEP-0114
- * handshake, conflict policies, routing and pings, and the control socket
+ * serve: xcomp-server at work: component sessions (accept.c) on its
+ * listeners, conflict policies, routing and pings, and the control socket
  * that "xcomp-server status" reads.
  * Functions returning int return 0 on success and -1 on failure.
  */
@@ -11,12 +11,20 @@
 
 #include "state.h"
 
+struct server;
+
 /*
- * Serve until SIGTERM or SIGINT. 0 after a clean stop, 1 when the state
- * is incomplete or a server already runs for it, 2 when it cannot listen or
- * the loop fails; the reason is logged.
+ * A server for st (which must outlive it). NULL, with the reason logged,
+ * when the state is incomplete, its TLS files fail, or a server already
+ * runs for it. Freed with serve_free.
  */
-int serve_run(struct state *);
+struct server *serve_new(struct state *);
+/*
+ * Listen and serve until SIGTERM or SIGINT. 0 after a clean stop, -1 when
+ * it cannot listen or the loop fails; the reason is logged.
+ */
+int serve_run(struct server *);
+void serve_free(struct server *);
 
 /* Print the running server's connected components; -1 if it does not run. */
 int serve_status(const char *dir, FILE *out, char *err, size_t errlen);

@@ -46,8 +46,9 @@ static int
 run(const char *dir, int verbose)
 {
 	struct state st;
+	struct server *srv;
 	char err[1024];
-	int r;
+	int r = 1;
 
 	log_init("xcomp-server", 0, verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	if (state_load(dir, &st, err, sizeof(err)) == -1) {
@@ -55,7 +56,11 @@ run(const char *dir, int verbose)
 		state_free(&st);
 		return 1;
 	}
-	r = serve_run(&st);
+	/* Exit status 1 for a state that cannot be served, 2 when serving fails. */
+	if ((srv = serve_new(&st)) != NULL) {
+		r = serve_run(srv) == -1 ? 2 : 0;
+		serve_free(srv);
+	}
 	state_free(&st);
 	return r;
 }

@@ -476,6 +476,39 @@ class ServerTest(unittest.TestCase):
                 self.assertEqual(r.returncode, 1)
                 self.assertIn("not running", r.stderr)
 
+    @unittest.skipIf(xt.VALGRIND, "valgrind keeps descriptors of its own")
+    def test_out_of_descriptors_does_not_spin(self):
+        """accept fails with EMFILE while connections wait: the listener rests
+        instead of spinning, the log says so once, and it serves again once
+        descriptors are free."""
+        import resource
+
+        def cpu_seconds(pid):
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        with xt.Workdir("emfile") as wd:
+            srv = xt.Server(wd.path)
+            with srv:
+                pid = srv.process.pid
+                srv.component("cb1").ping(DOMAIN, CB1)
+                used = len(os.listdir("/proc/%d/fd" % pid))
+                soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+                resource.prlimit(pid, resource.RLIMIT_NOFILE, (used + 2, hard))
+                waiting = [srv.connect(name="fill%d" % i) for i in range(6)]
+                xt.wait_until(lambda: "Too many open files" in srv.log_text(), 5,
+                              "accept failing with EMFILE")
+                t0 = cpu_seconds(pid)
+                time.sleep(xt.timeout(1.5))
+                self.assertLess(cpu_seconds(pid) - t0, 0.5, "the server spins on EMFILE")
+                self.assertEqual(srv.log_text().count("Too many open files"), 1,
+                                 srv.log_text())
+                resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+                for c in waiting:
+                    c.open_stream(CB2)
+                srv.component("cb2").ping(DOMAIN, CB2)
+
     def test_status(self):
         with self.server() as srv:
             r = srv.cmd("status")

@@ -707,7 +707,8 @@ on_srv(void *arg, const struct dns_srv_result *r)
 		return;
 	}
 	order = xcalloc(r->n, sizeof(*order));
-	p->nnodes = srv_order(r->rrs, r->n, util_random_fn, NULL, order);
+	/* As the agent orders them, and as many: what is probed is what it may try. */
+	p->nnodes = srv_order_max(r->rrs, r->n, SRV_USE_MAX, util_random_fn, NULL, order);
 	p->nodes = xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*p->nodes));
 	for (i = 0; i < p->nnodes; i++) {
 		snprintf(
@@ -716,6 +717,9 @@ on_srv(void *arg, const struct dns_srv_result *r)
 	}
 	free(order);
 	more(p, "probed in an order the agent could try them (RFC 2782)");
+	if (p->nnodes == SRV_USE_MAX && r->n > p->nnodes)
+		more(p, "the agent tries at most %d nodes: the other %zu records are left out",
+		    SRV_USE_MAX, r->n - p->nnodes);
 	if (p->nnodes == 0) {
 		more(p, "FAILED: no record names a node");
 		srv_failed(p, "dns");

@@ -28,11 +28,10 @@
 
 #include "agent.h"
 #include "backoff.h"
-#include "digest.h"
+#include "connect.h"
 #include "dns.h"
 #include "event.h"
 #include "health.h"
-#include "io.h"
 #include "log.h"
 #include "relay.h"
 #include "srv.h"
@@ -90,15 +89,12 @@ struct agent {
 	char hint_text[600];         /* what they found, or "" */
 	int hint_active;             /* the last SRV answer was that failure */
 
-	struct io *io;
-	struct xs *xs;
+	struct connect *cs; /* the attempt or session */
 	int waiting_ping;
-	int no_id; /* the server's header had no stream id */
 	unsigned ping_seq;
 	uint64_t connected_ms;
 	time_t connected_since;
 
-	struct timer t_step; /* connect, handshake or stop deadline */
 	struct timer t_keepalive;
 	struct timer t_backoff;
 	struct timer t_stable;
@@ -118,10 +114,9 @@ struct agent {
 
 static void next_attempt(struct agent *);
 static void start_resolve(struct agent *);
-static void connect_addr(struct agent *);
+static void agent_try_addr(struct agent *);
 static void finish_stop(struct agent *);
-static const struct io_handler session_io;
-static const struct xs_handler session_xs;
+static const struct connect_handler agent_session;
 
 /* Status file */
 
@@ -332,8 +327,8 @@ on_addrs(void *arg, const struct dns_addr_result *r)
 		log_debug("%s", r->why);
 	}
 	/* The attempt was waiting for exactly this node. */
-	if (a->cur == (size_t)(n - a->nodes) && a->state == STATE_RESOLVING && a->io == NULL)
-		connect_addr(a);
+	if (a->cur == (size_t)(n - a->nodes) && a->state == STATE_RESOLVING && a->cs == NULL)
+		agent_try_addr(a);
 }
 
 static void
@@ -365,7 +360,6 @@ session_end(struct agent *a)
 {
 	struct timerq *tq = loop_timers(a->loop);
 
-	timer_cancel(tq, &a->t_step);
 	timer_cancel(tq, &a->t_keepalive);
 	timer_cancel(tq, &a->t_stable);
 	a->waiting_ping = 0;
@@ -381,13 +375,9 @@ session_end(struct agent *a)
 	}
 	if (a->relay && a->state == STATE_CONNECTED)
 		relay_upstream_down(a->relay);
-	/* Also from inside the parser's callbacks: xs frees itself on the way out. */
-	xs_free(a->xs);
-	a->xs = NULL;
-	if (a->io) {
-		io_free(a->io);
-		a->io = NULL;
-	}
+	/* Also from inside the session's callbacks: it frees itself on the way out. */
+	connect_free(a->cs);
+	a->cs = NULL;
 }
 
 static int
@@ -461,36 +451,18 @@ address_failed(struct agent *a, const char *code)
 	session_end(a);
 	if (a->addr + 1 < n->naddrs) {
 		a->addr++;
-		connect_addr(a);
+		agent_try_addr(a);
 		return;
 	}
 	session_failed(a, code);
 }
 
+/* TCP is up (connect.c's connected). */
 static void
-step_expired(void *arg)
+tune_socket(void *arg)
 {
 	struct agent *a = arg;
-	struct node *n = &a->nodes[a->cur];
-
-	if (a->state == STATE_CONNECTING) {
-		set_error(a, "timeout", "no answer from %s:%d (%s) within %u s (connect-timeout%s)",
-		    n->target, n->port, a->address, a->conf->connect_timeout,
-		    a->tls ? ", TLS included" : "");
-		address_failed(a, "timeout");
-	} else {
-		set_error(a, "timeout",
-		    "no handshake from %s:%d within %u s "
-		    "(handshake-timeout)",
-		    n->target, n->port, a->conf->handshake_timeout);
-		session_failed(a, "timeout");
-	}
-}
-
-static void
-tune_socket(struct agent *a)
-{
-	int fd = io_fd(a->io), one = 1;
+	int fd = connect_fd(a->cs), one = 1;
 	int idle = a->conf->keepalive, intvl = a->conf->keepalive_timeout, cnt = 2;
 	unsigned user = (a->conf->keepalive + a->conf->keepalive_timeout) * 1000;
 
@@ -507,11 +479,11 @@ tune_socket(struct agent *a)
 }
 
 static void
-connect_addr(struct agent *a)
+agent_try_addr(struct agent *a)
 {
 	struct node *n = &a->nodes[a->cur];
 	char msg[DNS_WHY_MAX + 300];
-	const char *ip;
+	struct connect_params cp;
 
 	if (!n->resolved) {
 		set_state(a, STATE_RESOLVING);
@@ -524,19 +496,32 @@ connect_addr(struct agent *a)
 		session_failed(a, n->bogus ? "dnssec" : "dns");
 		return;
 	}
-	ip = n->addrs[a->addr].ip;
 	snprintf(a->server, sizeof(a->server), "%s:%d", n->target, n->port);
-	snprintf(a->address, sizeof(a->address), "%s", ip);
-	log_info("connecting to %s (%s)", a->server, ip);
-	a->io = io_connect(
-	    a->loop, ip, n->port, OUT_MAX + 2 * (size_t)a->conf->relay_queue, &session_io, a);
-	if (a->io == NULL) {
-		set_error(
-		    a, "connect", "cannot connect to %s (%s): %s", a->server, ip, strerror(errno));
+	snprintf(a->address, sizeof(a->address), "%s", n->addrs[a->addr].ip);
+	log_info("connecting to %s (%s)", a->server, a->address);
+	memset(&cp, 0, sizeof(cp));
+	cp.server = a->server;
+	cp.ip = a->address;
+	cp.port = n->port;
+	cp.tls = a->tls;
+	cp.tls_name = conf_tls_name(a->conf);
+	cp.tls_alt = a->conf->tls_name ? NULL : n->target;
+	cp.component = a->conf->component;
+	cp.secret = a->conf->secret;
+	cp.connect_timeout = a->conf->connect_timeout;
+	cp.handshake_timeout = a->conf->handshake_timeout;
+	cp.outmax = OUT_MAX + 2 * (size_t)a->conf->relay_queue;
+	/* Servers forward stanzas up to 512 KiB (Prosody): one must not end our session. */
+	cp.stanza_max = UPSTREAM_STANZA_MAX;
+	/* With a relay, upstream stanzas are passed on as received. */
+	cp.shallow = a->relay != NULL;
+	a->cs = connect_new(a->loop, &cp, &agent_session, a);
+	if (a->cs == NULL) {
+		set_error(a, "connect", "cannot connect to %s (%s): %s", a->server, a->address,
+		    strerror(errno));
 		address_failed(a, "connect");
 		return;
 	}
-	timer_add(loop_timers(a->loop), &a->t_step, a->conf->connect_timeout * 1000ull);
 	set_state(a, STATE_CONNECTING);
 }
 
@@ -629,7 +614,7 @@ next_attempt(struct agent *a)
 	}
 	a->cur = next;
 	a->addr = 0;
-	connect_addr(a);
+	agent_try_addr(a);
 }
 
 static void
@@ -646,7 +631,7 @@ stable(void *arg)
 static void
 send_str(struct agent *a, const char *s)
 {
-	if (a->io && io_write(a->io, s, strlen(s)) == -1)
+	if (a->cs && connect_write(a->cs, s, strlen(s)) == -1)
 		log_warnx("%s: write queue full", a->server);
 }
 
@@ -672,76 +657,34 @@ keepalive_expired(void *arg)
 	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive_timeout * 1000ull);
 }
 
+/* Any bytes from the server (connect.c's data): the session is alive. */
 static void
-heard_from_server(struct agent *a)
+agent_heard(void *arg)
 {
+	struct agent *a = arg;
+
 	if (a->state != STATE_CONNECTED)
 		return;
 	a->waiting_ping = 0;
 	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive * 1000ull);
 }
 
-/* The byte stream is ready (TCP, or TLS done): open the XML stream. */
-static void
-start_stream(struct agent *a)
-{
-	struct xs_limits lim;
-	char *h;
-
-	xs_limits_default(&lim);
-	/* Servers forward stanzas up to 512 KiB (Prosody): one must not end our session. */
-	lim.stanza = UPSTREAM_STANZA_MAX;
-	a->no_id = 0;
-	a->xs = xs_new(XS_NS_COMPONENT, &lim, &session_xs, a);
-	/* With a relay, upstream stanzas are passed on as received. */
-	xs_set_shallow(a->xs, a->relay != NULL);
-	h = xs_header(a->conf->component, NULL, NULL);
-	send_str(a, h);
-	free(h);
-	timer_add(loop_timers(a->loop), &a->t_step, a->conf->handshake_timeout * 1000ull);
-	set_state(a, STATE_AUTHENTICATING);
-}
+/* The session's steps (connect.c) */
 
 static void
-on_connected(void *arg, int err)
-{
-	struct agent *a = arg;
-	char why[512];
-
-	if (err) {
-		set_error(a, "connect", "cannot connect to %s (%s): %s", a->server, a->address,
-		    strerror(err));
-		address_failed(a, "connect");
-		return;
-	}
-	tune_socket(a);
-	if (a->tls == NULL) {
-		start_stream(a);
-		return;
-	}
-	/* The TLS handshake counts against connect-timeout: t_step keeps running. */
-	if (tls_client(a->io, a->tls, conf_tls_name(a->conf),
-	        a->conf->tls_name ? NULL : a->nodes[a->cur].target, why, sizeof(why)) == -1) {
-		set_error(a, "tls", "TLS failure at %s: %s", a->server, why);
-		session_failed(a, "tls");
-	}
-}
-
-static void
-on_secured(void *arg, int err)
+agent_secured(void *arg, const struct tls_info *ti)
 {
 	struct agent *a = arg;
 
-	if (err) {
-		set_error(
-		    a, "tls", "TLS failure at %s (%s): %s", a->server, a->address, tls_why(a->io));
-		session_failed(a, "tls");
-		return;
-	}
-	tls_info(a->io, &a->tlsinfo);
+	a->tlsinfo = *ti;
 	log_info("%s: %s, %s, certificate %s", a->server, a->tlsinfo.version, a->tlsinfo.cipher,
 	    a->tlsinfo.chain[0].subject);
-	start_stream(a);
+}
+
+static void
+agent_opened(void *arg)
+{
+	set_state(arg, STATE_AUTHENTICATING);
 }
 
 static void
@@ -755,86 +698,11 @@ finish_stop(struct agent *a)
 }
 
 static void
-on_data(void *arg, const char *p, size_t len)
+agent_authenticated(void *arg)
 {
 	struct agent *a = arg;
-
-	heard_from_server(a);
-	xs_feed(a->xs, p, len);
-}
-
-static void
-on_closed(void *arg, int err)
-{
-	struct agent *a = arg;
-
-	if (a->stopping) {
-		finish_stop(a);
-		return;
-	}
-	/* Before the handshake, TLS may know why the server hung up (TLS 1.3 alerts). */
-	if (a->tls && a->state == STATE_AUTHENTICATING && *tls_why(a->io)) {
-		set_error(
-		    a, "tls", "TLS failure at %s (%s): %s", a->server, a->address, tls_why(a->io));
-		session_failed(a, "tls");
-		return;
-	}
-	if (err)
-		set_error(a, "closed", "connection to %s (%s) lost%s: %s", a->server, a->address,
-		    a->state == STATE_CONNECTED ? "" : " before the handshake completed",
-		    strerror(err));
-	else
-		set_error(a, "closed", "connection closed by %s (%s)%s", a->server, a->address,
-		    a->state == STATE_CONNECTED ? "" : " before the handshake completed");
-	session_failed(a, "closed");
-}
-
-static void
-on_io_connected(void *arg, int err)
-{
-	on_connected(arg, err);
-}
-
-static const struct io_handler session_io = {on_io_connected, on_data, on_closed, on_secured};
-
-/* Stream */
-
-static int
-x_open(void *arg, const struct xs_elem *hdr)
-{
-	struct agent *a = arg;
-	const char *id = xs_attr(hdr, "id");
-	char digest[DIGEST_HEXLEN + 1];
-	char *s;
-
-	/*
-	 * Prosody opens an early stream error with id='': read on, so that the
-	 * error itself (host-unknown and its text) is what gets reported.
-	 */
-	if (id == NULL || *id == '\0') {
-		a->no_id = 1;
-		return 0;
-	}
-	a->no_id = 0;
-	if (digest_handshake(id, a->conf->secret, digest) == -1) {
-		set_error(a, "stream", "cannot compute the handshake digest");
-		session_failed(a, "stream");
-		return -1;
-	}
-	s = xasprintf("<handshake>%s</handshake>", digest);
-	send_str(a, s);
-	util_wipe(s, strlen(s));
-	free(s);
-	util_wipe(digest, sizeof(digest));
-	return 0;
-}
-
-static void
-authenticated(struct agent *a)
-{
 	struct node *n = &a->nodes[a->cur];
 
-	timer_cancel(loop_timers(a->loop), &a->t_step);
 	n->result = "ok";
 	a->connected_ms = util_now_ms();
 	a->connected_since = time(NULL);
@@ -891,40 +759,37 @@ redirect(struct agent *a, const char *where)
 	a->prefer = n - a->nodes;
 }
 
+/*
+ * The attempt or session ended: say why, count it against the node, and
+ * move on (the node's next address after a connect failure). While stopping
+ * only a stream error is still said.
+ */
 static void
-stream_error(struct agent *a, const struct xs_elem *e)
+agent_ended(void *arg, const struct connect_end *e)
 {
-	const char *cond = NULL, *text = NULL;
-	const struct xs_elem *c;
+	struct agent *a = arg;
 	unsigned ms;
 
-	xs_stream_error_parse(e, &cond, &text);
-	cond = cond ? cond : "undefined-condition";
-	if (strcmp(cond, "not-authorized") == 0) {
-		set_error(a, "auth", "authentication failure at %s (not-authorized%s%s)", a->server,
-		    text ? ": " : "", text ? text : "");
-		session_failed(a, "auth");
-	} else if (strcmp(cond, "conflict") == 0) {
-		ms = node_failed(a, "conflict");
-		set_error(a, "conflict",
-		    "conflict at %s: %s is already connected there%s%s%s; "
-		    "retrying that node in %u s or later",
-		    a->server, a->conf->component, text ? " (" : "", text ? text : "",
-		    text ? ")" : "", (ms + 999) / 1000);
-		session_next(a);
-	} else {
-		c = xs_child(e, "see-other-host", XS_NS_STREAM_ERRORS);
-		if (c != NULL) {
-			redirect(a, c->text);
-			set_error(a, "stream",
-			    "stream error from %s: see-other-host %s; trying "
-			    "it next",
-			    a->server, c->text ? c->text : "(no host)");
-		} else
-			set_error(a, "stream", "stream error from %s: %s%s%s", a->server, cond,
-			    text ? ": " : "", text ? text : "");
-		session_failed(a, "stream");
+	if (a->stopping && e->how != CONNECT_STREAM_ERROR) {
+		finish_stop(a);
+		return;
 	}
+	if (strcmp(e->code, "conflict") == 0) {
+		ms = node_failed(a, "conflict");
+		set_error(a, "conflict", "%s; retrying that node in %u s or later", e->text,
+		    (ms + 999) / 1000);
+		session_next(a);
+		return;
+	}
+	if (e->see_other_host) {
+		redirect(a, e->host);
+		set_error(a, e->code, "%s; trying it next", e->text);
+	} else
+		set_error(a, e->code, "%s", e->text);
+	if (e->address)
+		address_failed(a, e->code);
+	else
+		session_failed(a, e->code);
 }
 
 static void
@@ -971,71 +836,21 @@ own_reply(struct agent *a, const struct xs_elem *e)
 	return 0;
 }
 
-static int
-x_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
+static void
+agent_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
 {
 	struct agent *a = arg;
 
-	if (strcmp(e->ns, XS_NS_STREAMS) == 0 && strcmp(e->name, "error") == 0) {
-		stream_error(a, e);
-		return -1;
-	}
-	if (a->no_id) {
-		set_error(a, "stream", "%s sent a stream header without an id", a->server);
-		session_failed(a, "stream");
-		return -1;
-	}
-	if (a->state == STATE_AUTHENTICATING) {
-		if (strcmp(e->name, "handshake") == 0)
-			authenticated(a);
-		else
-			log_debug("%s: <%s/> before the handshake, ignored", a->server, e->name);
-		return 0;
-	}
 	if (strcmp(e->name, "iq") == 0 && own_reply(a, e))
-		return 0;
+		return;
 	if (a->relay)
 		relay_from_upstream(a->relay, e, raw, rawlen);
 	else if (strcmp(e->name, "iq") == 0)
 		answer_iq(a, e);
-	return 0;
 }
 
-static int
-x_close(void *arg)
-{
-	struct agent *a = arg;
-
-	if (a->stopping) {
-		finish_stop(a);
-		return -1;
-	}
-	set_error(a, "closed", "%s (%s) closed the stream", a->server, a->address);
-	session_failed(a, "closed");
-	return -1;
-}
-
-static void
-x_error(void *arg, const char *cond, const char *text)
-{
-	struct agent *a = arg;
-	/* The text tells the server's operator which limit or rule was broken. */
-	char *s = xs_stream_error(cond, text);
-
-	send_str(a, s);
-	free(s);
-	if (a->stopping) {
-		finish_stop(a);
-		return;
-	}
-	/* Let the error reach the server: the io closes itself once it is written. */
-	io_close_after_flush(a->io);
-	a->io = NULL;
-	set_error(a, "stream", "%s sent bad XML: %s (%s)", a->server, text, cond);
-	session_failed(a, "stream");
-}
-
-static const struct xs_handler session_xs = {x_open, x_stanza, x_close, x_error};
+static const struct connect_handler agent_session = {tune_socket, agent_secured, agent_opened, NULL,
+    agent_authenticated, agent_heard, agent_stanza, agent_ended};
 
 /* Resolution */
 
@@ -1220,17 +1035,17 @@ start_resolve(struct agent *a)
 /* The relay's view of the upstream session */
 
 static int
-relay_send(void *arg, const char *p, size_t n)
+agent_relay_send(void *arg, const char *p, size_t n)
 {
 	struct agent *a = arg;
 
-	if (a->state != STATE_CONNECTED || a->io == NULL || a->stopping)
+	if (a->state != STATE_CONNECTED || a->cs == NULL || a->stopping)
 		return -1;
-	return io_write(a->io, p, n);
+	return connect_write(a->cs, p, n);
 }
 
 static void
-relay_ping(void *arg, const char *id)
+agent_relay_ping(void *arg, const char *id)
 {
 	struct agent *a = arg;
 	char *s;
@@ -1238,20 +1053,21 @@ relay_ping(void *arg, const char *id)
 	s = xasprintf("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='" XS_NS_PING
 	              "'/></iq>",
 	    id, a->conf->component, a->conf->domain);
-	relay_send(a, s, strlen(s));
+	agent_relay_send(a, s, strlen(s));
 	free(s);
 }
 
 static void
-relay_changed(void *arg)
+agent_relay_changed(void *arg)
 {
 	write_status(arg);
 }
 
-static const struct relay_upstream relay_up = {relay_send, relay_ping, relay_changed};
+static const struct relay_upstream agent_relay_up = {
+    agent_relay_send, agent_relay_ping, agent_relay_changed};
 
 static struct relay *
-relay_start(struct agent *a, const struct conf *conf, char *err, size_t errlen)
+agent_relay_start(struct agent *a, const struct conf *conf, char *err, size_t errlen)
 {
 	struct relay_conf rc;
 
@@ -1260,7 +1076,7 @@ relay_start(struct agent *a, const struct conf *conf, char *err, size_t errlen)
 	rc.secret = conf->relay_secret;
 	rc.queue_max = conf->relay_queue;
 	rc.replay = conf->relay_replay;
-	return relay_new(a->loop, &rc, &relay_up, a, err, errlen);
+	return relay_new(a->loop, &rc, &agent_relay_up, a, err, errlen);
 }
 
 /* Life cycle */
@@ -1285,7 +1101,7 @@ agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
 		free(a);
 		return NULL;
 	}
-	if (conf->relay_listen && (a->relay = relay_start(a, conf, err, errlen)) == NULL) {
+	if (conf->relay_listen && (a->relay = agent_relay_start(a, conf, err, errlen)) == NULL) {
 		dns_free(a->dns);
 		tls_ctx_free(a->tls);
 		free(a);
@@ -1299,7 +1115,6 @@ agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
 		free(a);
 		return NULL;
 	}
-	timer_init(&a->t_step, step_expired, a);
 	timer_init(&a->t_keepalive, keepalive_expired, a);
 	timer_init(&a->t_backoff, backoff_expired, a);
 	timer_init(&a->t_stable, stable, a);
@@ -1335,12 +1150,6 @@ cancel_all(struct agent *a)
 	agent_hint_forget(a);
 }
 
-static void
-stop_expired(void *arg)
-{
-	finish_stop(arg);
-}
-
 void
 agent_stop(struct agent *a)
 {
@@ -1356,11 +1165,9 @@ agent_stop(struct agent *a)
 	if (a->srvq)
 		dns_cancel(a->dns, a->srvq);
 	a->srvq = NULL;
-	if (a->io != NULL && (a->state == STATE_CONNECTED || a->state == STATE_AUTHENTICATING)) {
+	if (a->cs != NULL && (a->state == STATE_CONNECTED || a->state == STATE_AUTHENTICATING)) {
 		/* Close politely and give the server a moment to close its side. */
-		send_str(a, "</stream:stream>");
-		timer_init(&a->t_step, stop_expired, a);
-		timer_add(tq, &a->t_step, STOP_WAIT_MS);
+		connect_close(a->cs, STOP_WAIT_MS);
 		return;
 	}
 	finish_stop(a);
@@ -1393,7 +1200,7 @@ session_changed(const struct conf *o, const struct conf *n)
 
 /* The relay follows its own keys; a restart of it ends the local session. */
 static void
-relay_reload(struct agent *a, const struct conf *o, const struct conf *n)
+agent_relay_reload(struct agent *a, const struct conf *o, const struct conf *n)
 {
 	char err[512];
 
@@ -1406,7 +1213,7 @@ relay_reload(struct agent *a, const struct conf *o, const struct conf *n)
 	log_info("relay settings changed: restarting the relay");
 	relay_free(a->relay);
 	a->relay = NULL;
-	if (n->relay_listen && (a->relay = relay_start(a, n, err, sizeof(err))) == NULL)
+	if (n->relay_listen && (a->relay = agent_relay_start(a, n, err, sizeof(err))) == NULL)
 		set_error(a, "config", "relay: %s", err);
 	else if (a->relay && a->state == STATE_CONNECTED)
 		relay_upstream_up(a->relay);
@@ -1458,7 +1265,7 @@ agent_reload(struct agent *a, struct conf *conf)
 	a->conf = conf;
 	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);
 	health_policy_init(&a->policy, conf->backoff_min, conf->backoff_max);
-	relay_reload(a, old, conf);
+	agent_relay_reload(a, old, conf);
 	events_reload(a, old, conf);
 	if (!restart) {
 		log_info("configuration reloaded; the session is unchanged");
@@ -1471,7 +1278,7 @@ agent_reload(struct agent *a, struct conf *conf)
 	else
 		log_info("configuration reloaded; not connected: trying again now, "
 		         "with a new resolver and no node held");
-	if (a->io && a->state == STATE_CONNECTED)
+	if (a->cs && a->state == STATE_CONNECTED)
 		send_str(a, "</stream:stream>");
 	cancel_all(a);
 	nodes_free(a);

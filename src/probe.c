@@ -3,9 +3,9 @@
  * makes it, with the same resolver, io, TLS, stream parser and digest, and
  * prints every step with its time. It runs inside the loop like the agent
  * (nothing blocks), one node after the other so that each step's time is
- * that step's alone. Node transitions go through a zero-delay timer, never
- * from inside an io or parser callback, so that a parser is never freed
- * while it is feeding.
+ * that step's alone. The attempt itself is connect.c's, as for the agent;
+ * the probe words each step it reports. Node transitions go through a
+ * zero-delay timer, so that the next node starts outside every callback.
  */
 #include <sys/socket.h>
 
@@ -17,15 +17,13 @@
 #include <strings.h>
 #include <time.h>
 
-#include "digest.h"
+#include "connect.h"
 #include "dns.h"
-#include "io.h"
 #include "probe.h"
 #include "status.h"
 #include "srv.h"
 #include "tls.h"
 #include "util.h"
-#include "xs.h"
 
 #define OUT_MAX (64u * 1024)
 /* libunbound retries for minutes; an operator waiting at a prompt should not. */
@@ -68,23 +66,21 @@ struct probe {
 	struct dns_hint *hint; /* the SRV name's usual misspellings */
 	struct dns_addr *addrs;
 	size_t naddrs, addr;
-	struct io *io;
-	struct xs *xs;
+	struct connect *cs;
 	enum step step;
 	uint64_t t0; /* when the current step began */
 	char server[SRV_TARGET_MAX + 8];
-	const char *note; /* said with the node's result */
-	struct timer t_step, t_next;
+	const char *note;            /* said with the node's result */
+	struct timer t_step, t_next; /* the DNS steps' deadline; the next node */
 
 	unsigned passed, failed;
 	int srv_failed;
 	int config_error;
 };
 
-static const struct io_handler probe_io;
-static const struct xs_handler probe_xs;
+static const struct connect_handler probe_session;
 static void node_start(struct probe *);
-static void connect_addr(struct probe *);
+static void probe_try_addr(struct probe *);
 
 /* Output */
 
@@ -158,9 +154,9 @@ node_end(struct probe *p)
 	if (p->q)
 		dns_cancel(p->dns, p->q);
 	p->q = NULL;
-	/* Deferred by io when inside its callback; the parser goes in advance(). */
-	io_free(p->io);
-	p->io = NULL;
+	/* Deferred when inside the session's own callback. */
+	connect_free(p->cs);
+	p->cs = NULL;
 	free(p->addrs);
 	p->addrs = NULL;
 	p->naddrs = 0;
@@ -231,8 +227,6 @@ advance(void *arg)
 {
 	struct probe *p = arg;
 
-	xs_free(p->xs);
-	p->xs = NULL;
 	if (!p->srv_failed && p->cur + 1 < p->nnodes) {
 		p->cur++;
 		node_start(p);
@@ -243,51 +237,24 @@ advance(void *arg)
 
 /* Connect and TLS */
 
-/* This address failed; try the node's next one, as the agent does. */
-static void connect_failed(struct probe *, const char *code, const char *, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-connect_failed(struct probe *p, const char *code, const char *fmt, ...)
-{
-	char why[800];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	step_line(p, "FAILED: %s", why);
-	timer_cancel(loop_timers(p->loop), &p->t_step);
-	io_free(p->io);
-	p->io = NULL;
-	if (p->addr + 1 < p->naddrs) {
-		p->addr++;
-		connect_addr(p);
-		return;
-	}
-	node_failed(p, code);
-}
-
 static const char *
 cur_ip(const struct probe *p)
 {
 	return p->addrs[p->addr].ip;
 }
 
+/* This address failed; try the node's next one, as the agent does. */
 static void
-connect_addr(struct probe *p)
+probe_next_addr(struct probe *p, const char *code)
 {
-	struct pnode *n = &p->nodes[p->cur];
-
-	begin(p, STEP_CONNECT);
-	p->io = io_connect(p->loop, cur_ip(p), n->port, OUT_MAX, &probe_io, p);
-	if (p->io == NULL) {
-		connect_failed(p, "connect", "cannot connect to %s (%s): %s", p->server, cur_ip(p),
-		    strerror(errno));
+	connect_free(p->cs);
+	p->cs = NULL;
+	if (p->addr + 1 < p->naddrs) {
+		p->addr++;
+		probe_try_addr(p);
 		return;
 	}
-	/* Covers TLS too, as for the agent: the timer runs on until the stream starts. */
-	timer_add(loop_timers(p->loop), &p->t_step, p->conf->connect_timeout * 1000ull);
+	node_failed(p, code);
 }
 
 static void
@@ -331,107 +298,63 @@ tls_alt(const struct probe *p)
 	return p->conf->tls_name ? NULL : p->nodes[p->cur].target;
 }
 
+/* An attempt with the agent's session code (connect.c), its steps told as they pass. */
 static void
-start_stream(struct probe *p)
+probe_try_addr(struct probe *p)
 {
-	struct xs_limits lim;
-	char *h;
+	struct pnode *n = &p->nodes[p->cur];
+	const struct conf *c = p->conf;
+	struct connect_params cp;
 
-	begin(p, STEP_STREAM);
-	xs_limits_default(&lim);
-	p->xs = xs_new(XS_NS_COMPONENT, &lim, &probe_xs, p);
-	h = xs_header(p->conf->component, NULL, NULL);
-	io_write(p->io, h, strlen(h));
-	free(h);
-	timer_add(loop_timers(p->loop), &p->t_step, p->conf->handshake_timeout * 1000ull);
+	begin(p, STEP_CONNECT);
+	memset(&cp, 0, sizeof(cp));
+	cp.server = p->server;
+	cp.ip = cur_ip(p);
+	cp.port = n->port;
+	cp.tls = p->tls;
+	cp.tls_name = conf_tls_name(c);
+	cp.tls_alt = tls_alt(p);
+	cp.component = c->component;
+	cp.secret = c->secret;
+	cp.connect_timeout = c->connect_timeout;
+	cp.handshake_timeout = c->handshake_timeout;
+	cp.outmax = OUT_MAX;
+	p->cs = connect_new(p->loop, &cp, &probe_session, p);
+	if (p->cs == NULL) {
+		step_line(p, "FAILED: cannot connect to %s (%s): %s", p->server, cur_ip(p),
+		    strerror(errno));
+		probe_next_addr(p, "connect");
+	}
 }
 
 static void
-on_connected(void *arg, int err)
+probe_connected(void *arg)
 {
 	struct probe *p = arg;
-	char why[512];
 
-	if (err) {
-		connect_failed(p, "connect", "cannot connect to %s (%s): %s", p->server, cur_ip(p),
-		    strerror(err));
-		return;
-	}
 	step_line(p, "connected to %s port %d", cur_ip(p), p->nodes[p->cur].port);
-	if (p->tls == NULL) {
-		start_stream(p);
-		return;
-	}
-	begin(p, STEP_TLS);
-	if (tls_client(p->io, p->tls, conf_tls_name(p->conf), tls_alt(p), why, sizeof(why)) == -1) {
-		step_line(p, "FAILED: TLS failure at %s: %s", p->server, why);
-		node_failed(p, "tls");
-	}
+	if (p->tls)
+		begin(p, STEP_TLS);
 }
 
 static void
-on_secured(void *arg, int err)
+probe_secured(void *arg, const struct tls_info *ti)
 {
 	struct probe *p = arg;
 	const char *alt = tls_alt(p);
-	struct tls_info ti;
 
-	tls_info(p->io, &ti);
-	if (err) {
-		step_line(
-		    p, "FAILED: TLS failure at %s (%s): %s", p->server, cur_ip(p), tls_why(p->io));
-		if (ti.version[0])
-			more(p, "version %s", ti.version);
-		print_chain(p, &ti);
-		node_failed(p, "tls");
-		return;
-	}
-	step_line(p, "%s, cipher %s", ti.version, ti.cipher);
-	print_chain(p, &ti);
+	step_line(p, "%s, cipher %s", ti->version, ti->cipher);
+	print_chain(p, ti);
 	more(p, "verified: the chain leads to a CA in %s, and the certificate is for %s%s%s",
 	    p->conf->tls_ca ? p->conf->tls_ca : "the system's trust store", conf_tls_name(p->conf),
 	    alt ? " or " : "", alt ? alt : "");
-	start_stream(p);
 }
 
 static void
-on_data(void *arg, const char *data, size_t len)
+probe_opened(void *arg)
 {
-	struct probe *p = arg;
-
-	if (p->xs != NULL)
-		xs_feed(p->xs, data, len);
+	begin(arg, STEP_STREAM);
 }
-
-static void
-on_closed(void *arg, int err)
-{
-	struct probe *p = arg;
-	const char *why = p->tls ? tls_why(p->io) : "";
-
-	if (p->step == STEP_CLOSE) {
-		step_line(p, "the server closed the connection");
-		node_passed(p);
-		return;
-	}
-	/* TLS 1.3: a refused client certificate shows after our side of the handshake. */
-	if (why[0] && (p->step == STEP_STREAM || p->step == STEP_HANDSHAKE)) {
-		step_line(p, "FAILED: TLS failure at %s (%s): %s", p->server, cur_ip(p), why);
-		more(p, "(with TLS 1.3 a server judges the client certificate after the TLS "
-		        "step has passed, so its refusal shows here)");
-		node_failed(p, "tls");
-		return;
-	}
-	if (err)
-		step_line(p, "FAILED: connection to %s (%s) lost: %s", p->server, cur_ip(p),
-		    why[0] ? why : strerror(err));
-	else
-		step_line(p, "FAILED: connection closed by %s (%s) before the handshake completed",
-		    p->server, cur_ip(p));
-	node_failed(p, "closed");
-}
-
-static const struct io_handler probe_io = {on_connected, on_data, on_closed, on_secured};
 
 /* Stream */
 
@@ -459,41 +382,19 @@ agent_here(const struct probe *p)
 static void
 close_politely(struct probe *p)
 {
-	static const char end[] = "</stream:stream>";
-
 	begin(p, STEP_CLOSE);
-	io_write(p->io, end, sizeof(end) - 1);
-	timer_add(loop_timers(p->loop), &p->t_step, CLOSE_WAIT_MS);
+	connect_close(p->cs, CLOSE_WAIT_MS);
 }
 
-static int
-send_handshake(struct probe *p, const char *id)
-{
-	char digest[DIGEST_HEXLEN + 1], *s;
-
-	if (digest_handshake(id, p->conf->secret, digest) == -1) {
-		step_line(p, "FAILED: cannot compute the handshake digest");
-		node_failed(p, "stream");
-		return -1;
-	}
-	s = xasprintf("<handshake>%s</handshake>", digest);
-	io_write(p->io, s, strlen(s));
-	util_wipe(s, strlen(s));
-	free(s);
-	util_wipe(digest, sizeof(digest));
-	return 0;
-}
-
-static int
-x_open(void *arg, const struct xs_elem *hdr)
+static void
+probe_header(void *arg, const char *from, const char *id)
 {
 	struct probe *p = arg;
-	const char *id = xs_attr(hdr, "id"), *from = xs_attr(hdr, "from");
 
-	if (id == NULL || *id == '\0') {
+	if (id == NULL) {
 		step_line(p, "FAILED: %s sent a stream header without an id", p->server);
 		node_failed(p, "stream");
-		return -1;
+		return;
 	}
 	step_line(p, "from %s, id %s", from ? from : "(no from)", id);
 	begin(p, STEP_HANDSHAKE);
@@ -502,105 +403,103 @@ x_open(void *arg, const struct xs_elem *hdr)
 		step_line(p, "not sent: the agent holds the session here");
 		p->note = "the agent holds the session here";
 		close_politely(p);
-		return 0;
-	}
-	if (p->conf->secret == NULL) {
+	} else if (p->conf->secret == NULL) {
 		step_line(p, "FAILED: not attempted: %s", p->o.secret_why);
 		node_failed(p, "config");
-		return -1;
 	}
-	return send_handshake(p, id);
 }
 
 static void
-stream_error(struct probe *p, const struct xs_elem *e)
+probe_authenticated(void *arg)
 {
-	const char *cond = NULL, *text = NULL;
-	const struct xs_elem *c;
+	struct probe *p = arg;
 
-	xs_stream_error_parse(e, &cond, &text);
-	cond = cond ? cond : "undefined-condition";
-	if (strcmp(cond, "conflict") == 0 && agent_here(p)) {
+	step_line(p, "accepted: %s is authenticated", p->conf->component);
+	close_politely(p);
+}
+
+/* After our </stream:stream>, every end of the session is a pass. */
+static void
+probe_closed(struct probe *p, const struct connect_end *e)
+{
+	if (e->how == CONNECT_STREAM_END)
+		step_line(p, "the server closed its stream too");
+	else if (e->how == CONNECT_STREAM_ERROR)
+		step_line(p, "the server ended with a stream error");
+	else if (e->how == CONNECT_BAD_XML)
+		step_line(p, "the server ended with bad XML: %s (%s)", e->detail, e->condition);
+	else if (e->how == CONNECT_TIMEOUT)
+		step_line(
+		    p, "no answer to </stream:stream> within %d ms; closed anyway", CLOSE_WAIT_MS);
+	else
+		step_line(p, "the server closed the connection");
+	node_passed(p);
+}
+
+/* The failure in the probe's words where they say more than connect.c's. */
+static const char *
+probe_words(const struct probe *p, const struct connect_end *e, char *buf, size_t len)
+{
+	const struct conf *c = p->conf;
+
+	if (e->how == CONNECT_TIMEOUT && e->phase == CONNECT_TCP)
+		snprintf(buf, len, "no answer from %s (%s) within %u s (connect-timeout)",
+		    p->server, cur_ip(p), c->connect_timeout);
+	else if (e->how == CONNECT_TIMEOUT && e->phase == CONNECT_TLS)
+		snprintf(buf, len,
+		    "no TLS handshake with %s (%s) within %u s (connect-timeout, TLS included)",
+		    p->server, cur_ip(p), c->connect_timeout);
+	else if (e->how == CONNECT_TIMEOUT && e->phase == CONNECT_STREAM)
+		snprintf(buf, len, "no stream header from %s within %u s (handshake-timeout)",
+		    p->server, c->handshake_timeout);
+	else if (e->how == CONNECT_LOST && e->err)
+		snprintf(buf, len, "connection to %s (%s) lost: %s", p->server, cur_ip(p),
+		    e->why[0] ? e->why : strerror(e->err));
+	else if (e->how == CONNECT_STREAM_END)
+		snprintf(buf, len, "%s (%s) closed the stream before the handshake completed",
+		    p->server, cur_ip(p));
+	else if (e->see_other_host)
+		snprintf(buf, len, "%s; the agent would try it next", e->text);
+	else
+		return e->text;
+	return buf;
+}
+
+static void
+probe_ended(void *arg, const struct connect_end *e)
+{
+	struct probe *p = arg;
+	char buf[1000];
+
+	if (e->phase == CONNECT_CLOSING) {
+		probe_closed(p, e);
+		return;
+	}
+	if (strcmp(e->code, "conflict") == 0 && agent_here(p)) {
 		step_line(p, "conflict: the agent holds the session here");
 		p->note = "the agent holds the session here";
 		node_passed(p);
-	} else if (strcmp(cond, "conflict") == 0) {
-		step_line(p, "FAILED: conflict at %s: %s is already connected there%s%s%s",
-		    p->server, p->conf->component, text ? " (" : "", text ? text : "",
-		    text ? ")" : "");
-		node_failed(p, "conflict");
-	} else if (strcmp(cond, "not-authorized") == 0) {
-		step_line(p, "FAILED: authentication failure at %s (not-authorized%s%s)", p->server,
-		    text ? ": " : "", text ? text : "");
-		node_failed(p, "auth");
-	} else if ((c = xs_child(e, "see-other-host", XS_NS_STREAM_ERRORS)) != NULL) {
-		step_line(p,
-		    "FAILED: stream error from %s: see-other-host %s; the agent would try it next",
-		    p->server, c->text ? c->text : "(no host)");
-		node_failed(p, "stream");
-	} else {
-		step_line(p, "FAILED: stream error from %s: %s%s%s", p->server, cond,
-		    text ? ": " : "", text ? text : "");
-		node_failed(p, "stream");
-	}
-}
-
-static int
-x_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
-{
-	struct probe *p = arg;
-
-	(void)raw;
-	(void)rawlen;
-	if (strcmp(e->ns, XS_NS_STREAMS) == 0 && strcmp(e->name, "error") == 0) {
-		if (p->step == STEP_CLOSE) {
-			step_line(p, "the server ended with a stream error");
-			node_passed(p);
-		} else
-			stream_error(p, e);
-		return -1;
-	}
-	if (p->step == STEP_HANDSHAKE && strcmp(e->name, "handshake") == 0) {
-		step_line(p, "accepted: %s is authenticated", p->conf->component);
-		close_politely(p);
-	}
-	/* Anything else (a stanza routed to us meanwhile) is not the probe's business. */
-	return 0;
-}
-
-static int
-x_close(void *arg)
-{
-	struct probe *p = arg;
-
-	if (p->step == STEP_CLOSE) {
-		step_line(p, "the server closed its stream too");
-		node_passed(p);
-		return -1;
-	}
-	step_line(p, "FAILED: %s (%s) closed the stream before the handshake completed", p->server,
-	    cur_ip(p));
-	node_failed(p, "closed");
-	return -1;
-}
-
-static void
-x_error(void *arg, const char *cond, const char *text)
-{
-	struct probe *p = arg;
-
-	if (p->step == STEP_CLOSE) {
-		step_line(p, "the server ended with bad XML: %s (%s)", text, cond);
-		node_passed(p);
 		return;
 	}
-	step_line(p, "FAILED: %s sent bad XML: %s (%s)", p->server, text, cond);
-	node_failed(p, "stream");
+	step_line(p, "FAILED: %s", probe_words(p, e, buf, sizeof(buf)));
+	if (e->tls && e->tls->version[0])
+		more(p, "version %s", e->tls->version);
+	if (e->tls)
+		print_chain(p, e->tls);
+	/* TLS 1.3: a refused client certificate shows after our side of the handshake. */
+	if (e->how == CONNECT_TLS_FAILED && e->phase >= CONNECT_STREAM)
+		more(p, "(with TLS 1.3 a server judges the client certificate after the TLS "
+		        "step has passed, so its refusal shows here)");
+	if (e->address)
+		probe_next_addr(p, e->code);
+	else
+		node_failed(p, e->code);
 }
 
-static const struct xs_handler probe_xs = {x_open, x_stanza, x_close, x_error};
+static const struct connect_handler probe_session = {probe_connected, probe_secured, probe_opened,
+    probe_header, probe_authenticated, NULL, NULL, probe_ended};
 
-/* Timeouts */
+/* DNS */
 
 static void
 srv_failed(struct probe *p, const char *code)
@@ -622,54 +521,25 @@ host_at_conf_port(struct probe *p)
 	node_start(p);
 }
 
+/* No answer from the resolver: SRV records or a node's addresses. */
 static void
-step_expired(void *arg)
+probe_dns_expired(void *arg)
 {
 	struct probe *p = arg;
-	const struct conf *c = p->conf;
 
-	switch (p->step) {
-	case STEP_SRV:
-	case STEP_DNS:
-		step_line(
-		    p, "FAILED: no answer from the resolver within %d s", DNS_TIMEOUT_MS / 1000);
-		if (p->q)
-			dns_cancel(p->dns, p->q);
-		p->q = NULL;
-		dns_hint_cancel(p->dns, p->hint);
-		p->hint = NULL;
-		if (p->step == STEP_SRV && p->o.host != NULL)
-			host_at_conf_port(p);
-		else if (p->step == STEP_SRV)
-			srv_failed(p, "dns");
-		else
-			node_failed(p, "dns");
-		break;
-	case STEP_CONNECT:
-		connect_failed(p, "timeout", "no answer from %s (%s) within %u s (connect-timeout)",
-		    p->server, cur_ip(p), c->connect_timeout);
-		break;
-	case STEP_TLS:
-		connect_failed(p, "timeout",
-		    "no TLS handshake with %s (%s) within %u s (connect-timeout, TLS included)",
-		    p->server, cur_ip(p), c->connect_timeout);
-		break;
-	case STEP_STREAM:
-	case STEP_HANDSHAKE:
-		step_line(p, "FAILED: no %s from %s within %u s (handshake-timeout)",
-		    p->step == STEP_STREAM ? "stream header" : "handshake", p->server,
-		    c->handshake_timeout);
-		node_failed(p, "timeout");
-		break;
-	case STEP_CLOSE:
-		step_line(
-		    p, "no answer to </stream:stream> within %d ms; closed anyway", CLOSE_WAIT_MS);
-		node_passed(p);
-		break;
-	}
+	step_line(p, "FAILED: no answer from the resolver within %d s", DNS_TIMEOUT_MS / 1000);
+	if (p->q)
+		dns_cancel(p->dns, p->q);
+	p->q = NULL;
+	dns_hint_cancel(p->dns, p->hint);
+	p->hint = NULL;
+	if (p->step == STEP_SRV && p->o.host != NULL)
+		host_at_conf_port(p);
+	else if (p->step == STEP_SRV)
+		srv_failed(p, "dns");
+	else
+		node_failed(p, "dns");
 }
-
-/* DNS */
 
 static void
 on_addrs(void *arg, const struct dns_addr_result *r)
@@ -695,7 +565,7 @@ on_addrs(void *arg, const struct dns_addr_result *r)
 	p->addrs = xcalloc(r->n, sizeof(*p->addrs));
 	memcpy(p->addrs, r->addrs, r->n * sizeof(*p->addrs));
 	p->naddrs = r->n;
-	connect_addr(p);
+	probe_try_addr(p);
 }
 
 static void
@@ -714,7 +584,7 @@ node_start(struct probe *p)
 		p->addrs[0] = lit;
 		p->naddrs = 1;
 		step_line(p, "%s is an address: nothing to look up", n->target);
-		connect_addr(p);
+		probe_try_addr(p);
 		return;
 	}
 	if (dns_addrs(p->dns, n->target, on_addrs, p, &p->q) == -1) {
@@ -837,7 +707,8 @@ on_srv(void *arg, const struct dns_srv_result *r)
 		return;
 	}
 	order = xcalloc(r->n, sizeof(*order));
-	p->nnodes = srv_order(r->rrs, r->n, util_random_fn, NULL, order);
+	/* As the agent orders them, and as many: what is probed is what it may try. */
+	p->nnodes = srv_order_max(r->rrs, r->n, SRV_USE_MAX, util_random_fn, NULL, order);
 	p->nodes = xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*p->nodes));
 	for (i = 0; i < p->nnodes; i++) {
 		snprintf(
@@ -846,6 +717,9 @@ on_srv(void *arg, const struct dns_srv_result *r)
 	}
 	free(order);
 	more(p, "probed in an order the agent could try them (RFC 2782)");
+	if (p->nnodes == SRV_USE_MAX && r->n > p->nnodes)
+		more(p, "the agent tries at most %d nodes: the other %zu records are left out",
+		    SRV_USE_MAX, r->n - p->nnodes);
 	if (p->nnodes == 0) {
 		more(p, "FAILED: no record names a node");
 		srv_failed(p, "dns");
@@ -877,7 +751,7 @@ probe_new(struct loop *loop, const struct probe_opts *o, char *err, size_t errle
 		free(p);
 		return NULL;
 	}
-	timer_init(&p->t_step, step_expired, p);
+	timer_init(&p->t_step, probe_dns_expired, p);
 	timer_init(&p->t_next, advance, p);
 	return p;
 }
@@ -966,11 +840,13 @@ probe_start(struct probe *p)
 int
 probe_result(const struct probe *p)
 {
-	if (p->config_error)
-		return PROBE_CONFIG;
-	if (p->srv_failed || p->failed > 0 || p->passed == 0)
-		return PROBE_FAILED;
-	return PROBE_PASSED;
+	return p->srv_failed || p->failed > 0 || p->passed == 0 ? -1 : 0;
+}
+
+int
+probe_config_error(const struct probe *p)
+{
+	return p->config_error;
 }
 
 void
@@ -986,8 +862,7 @@ probe_free(struct probe *p)
 	if (p->q)
 		dns_cancel(p->dns, p->q);
 	dns_hint_cancel(p->dns, p->hint);
-	io_free(p->io);
-	xs_free(p->xs);
+	connect_free(p->cs);
 	free(p->addrs);
 	free(p->nodes);
 	dns_free(p->dns);

@@ -17,11 +17,6 @@
 #include "conf.h"
 #include "loop.h"
 
-/* probe_result: every node passed, a node (or the SRV lookup) failed, a configuration error. */
-#define PROBE_PASSED 0
-#define PROBE_FAILED 1
-#define PROBE_CONFIG 2
-
 struct probe_opts {
 	/*
 	 * The agent's configuration, checked as conf_finish does. secret is
@@ -58,8 +53,13 @@ struct probe;
 struct probe *probe_new(struct loop *, const struct probe_opts *, char *err, size_t errlen);
 /* Start; the probe calls loop_break when every node has been tried. */
 void probe_start(struct probe *);
-/* PROBE_PASSED, PROBE_FAILED or PROBE_CONFIG, once the loop has stopped. */
+/*
+ * Once the loop has stopped: 0 when every node passed, -1 when a node (or
+ * the SRV lookup) failed or none was probed.
+ */
 int probe_result(const struct probe *);
+/* 1 when a node stopped at a configuration error (the secret file was refused), else 0. */
+int probe_config_error(const struct probe *);
 void probe_free(struct probe *);
 
 /* "expires in 364 days", "expired 3 days ago": for a certificate's end date. */

@@ -31,6 +31,9 @@
 
 #define EXIT_NOT_CONNECTED 1
 #define EXIT_NO_STATUS 3
+/* xcomp probe: a node (or the SRV lookup) failed; a configuration error. */
+#define EXIT_PROBE_FAILED 1
+#define EXIT_PROBE_CONFIG 2
 #define STATUS_READ_MAX (1u << 20)
 
 static void __attribute__((noreturn)) usage(int status)
@@ -419,10 +422,13 @@ probe_run(const struct probe_opts *o)
 		fprintf(stderr, "xcomp: %s\n", err);
 		fprintf(stderr, "See xcomp-troubleshooting(7), section CONFIG.\n");
 		loop_free(loop);
-		return PROBE_CONFIG;
+		return EXIT_PROBE_CONFIG;
 	}
 	probe_start(p);
-	r = loop_run(loop) == -1 ? PROBE_CONFIG : probe_result(p);
+	if (loop_run(loop) == -1 || probe_config_error(p))
+		r = EXIT_PROBE_CONFIG;
+	else
+		r = probe_result(p) == -1 ? EXIT_PROBE_FAILED : 0;
 	probe_free(p);
 	loop_free(loop);
 	return r;
@@ -463,7 +469,7 @@ cmd_probe(int argc, char **argv)
 			                "name the agent's with -f CONFIG\n");
 		fprintf(stderr, "See xcomp-troubleshooting(7), section CONFIG.\n");
 		conf_free(c);
-		return PROBE_CONFIG;
+		return EXIT_PROBE_CONFIG;
 	}
 	memset(&o, 0, sizeof(o));
 	if (optind < argc) {
@@ -473,7 +479,7 @@ cmd_probe(int argc, char **argv)
 		    !valid_host(host)) {
 			fprintf(stderr, "xcomp: \"%s\" is not HOST[:PORT]\n", argv[optind]);
 			conf_free(c);
-			return PROBE_CONFIG;
+			return EXIT_PROBE_CONFIG;
 		}
 		o.host = host;
 		o.port = port;

@@ -630,6 +630,18 @@ class ProbeTest(xt.LabTest):
         text = self.assert_passed(out, "127.0.0.1:%d" % port)
         self.assertRegex(text, step_re("DNS", r"127\.0\.0\.1 is an address: nothing to look up"))
 
+    def test_probes_no_more_nodes_than_the_agent_tries(self):
+        # 40 records, one priority each, on refused ports: the agent tries the first 32
+        # (SRV_USE_MAX), so the probe probes those and says that the rest are left out.
+        ports = [free_port("127.0.0.1", socket.SOCK_STREAM) for _ in range(40)]
+        u = self.dns([srv_record(i, 10, port, "127.0.0.1") for i, port in enumerate(ports)])
+        out = self.probe("-f", self.conf(u).conf_path, expect=1).stdout
+        self.assertIn("40 SRV records", out)
+        self.assertIn("the agent tries at most 32 nodes: the other 8 records are left out", out)
+        self.assertEqual(re.findall(r"^Node \d+ of (\d+): 127\.0\.0\.1:(\d+)$", out, re.M),
+                         [("32", str(port)) for port in ports[:32]])
+        self.assertIn("Summary: 32 nodes probed, 0 passed, 32 failed", out)
+
 
 if __name__ == "__main__":
     sys.exit(xt.main(ProbeTest, sys.argv[1:], ("xcomp", "xcompd", "xcomp-server")))

@@ -327,7 +327,7 @@ on_addrs(void *arg, const struct dns_addr_result *r)
 		log_debug("%s", r->why);
 	}
 	/* The attempt was waiting for exactly this node. */
-	if (a->cur == (size_t)(n - a->nodes) && a->state == STATE_RESOLVING && a->cs == NULL)
+	if (a->cur == (size_t)(n - a->nodes) && a->state == STATUS_RESOLVING && a->cs == NULL)
 		agent_try_addr(a);
 }
 
@@ -373,7 +373,7 @@ session_end(struct agent *a)
 		a->srvq = NULL;
 		a->refreshing = 0;
 	}
-	if (a->relay && a->state == STATE_CONNECTED)
+	if (a->relay && a->state == STATUS_CONNECTED)
 		relay_upstream_down(a->relay);
 	/* Also from inside the session's callbacks: it frees itself on the way out. */
 	connect_free(a->cs);
@@ -383,7 +383,7 @@ session_end(struct agent *a)
 static int
 was_connected(const struct agent *a)
 {
-	return a->state == STATE_CONNECTED;
+	return a->state == STATUS_CONNECTED;
 }
 
 /*
@@ -396,7 +396,7 @@ failure_kind(const struct agent *a, const char *code)
 {
 	if (strcmp(code, "auth") == 0 || strcmp(code, "conflict") == 0 || strcmp(code, "tls") == 0)
 		return HEALTH_REFUSED;
-	if (a->state == STATE_AUTHENTICATING &&
+	if (a->state == STATUS_AUTHENTICATING &&
 	    (strcmp(code, "closed") == 0 || strcmp(code, "stream") == 0))
 		return HEALTH_REFUSED;
 	return HEALTH_DOWN;
@@ -486,7 +486,7 @@ agent_try_addr(struct agent *a)
 	struct connect_params cp;
 
 	if (!n->resolved) {
-		set_state(a, STATE_RESOLVING);
+		set_state(a, STATUS_RESOLVING);
 		return; /* on_addrs comes back here */
 	}
 	if (n->naddrs == 0) {
@@ -522,7 +522,7 @@ agent_try_addr(struct agent *a)
 		address_failed(a, "connect");
 		return;
 	}
-	set_state(a, STATE_CONNECTING);
+	set_state(a, STATUS_CONNECTING);
 }
 
 /* The nodes' health, in their (RFC 2782) order; free() it. */
@@ -565,7 +565,7 @@ enter_backoff(struct agent *a, unsigned ms)
 {
 	a->cur = NONE;
 	timer_add(loop_timers(a->loop), &a->t_backoff, ms);
-	set_state(a, STATE_BACKOFF);
+	set_state(a, STATUS_BACKOFF);
 }
 
 /* No node at all (a DNS failure, or none in the records): exponential backoff. */
@@ -663,7 +663,7 @@ agent_heard(void *arg)
 {
 	struct agent *a = arg;
 
-	if (a->state != STATE_CONNECTED)
+	if (a->state != STATUS_CONNECTED)
 		return;
 	a->waiting_ping = 0;
 	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive * 1000ull);
@@ -684,7 +684,7 @@ agent_secured(void *arg, const struct tls_info *ti)
 static void
 agent_opened(void *arg)
 {
-	set_state(arg, STATE_AUTHENTICATING);
+	set_state(arg, STATUS_AUTHENTICATING);
 }
 
 static void
@@ -692,7 +692,7 @@ finish_stop(struct agent *a)
 {
 	session_end(a);
 	a->server[0] = a->address[0] = '\0';
-	set_state(a, STATE_STOPPED);
+	set_state(a, STATUS_STOPPED);
 	timer_cancel(loop_timers(a->loop), &a->t_status);
 	loop_break(a->loop);
 }
@@ -716,7 +716,7 @@ agent_authenticated(void *arg)
 	 */
 	if (a->conf->nservers == 0 && !timer_armed(&a->t_ttl))
 		timer_add(loop_timers(a->loop), &a->t_ttl, 0);
-	set_state(a, STATE_CONNECTED);
+	set_state(a, STATUS_CONNECTED);
 	if (a->relay)
 		relay_upstream_up(a->relay);
 }
@@ -860,7 +860,7 @@ ttl_expired(void *arg)
 	struct agent *a = arg;
 
 	/* Only a live session needs fresh records now; a wait resolves anyway. */
-	if (a->state == STATE_CONNECTED && a->srvq == NULL && a->conf->nservers == 0) {
+	if (a->state == STATUS_CONNECTED && a->srvq == NULL && a->conf->nservers == 0) {
 		a->refreshing = 1;
 		start_resolve(a);
 	}
@@ -1021,7 +1021,7 @@ start_resolve(struct agent *a)
 		return;
 	}
 	if (!a->refreshing)
-		set_state(a, STATE_RESOLVING);
+		set_state(a, STATUS_RESOLVING);
 	name = conf_srv_name(a->conf);
 	if (dns_srv(a->dns, name, on_srv, a, &a->srvq) == -1) {
 		set_error(a, "dns", "cannot ask for the SRV records of %s", name);
@@ -1039,7 +1039,7 @@ agent_relay_send(void *arg, const char *p, size_t n)
 {
 	struct agent *a = arg;
 
-	if (a->state != STATE_CONNECTED || a->cs == NULL || a->stopping)
+	if (a->state != STATUS_CONNECTED || a->cs == NULL || a->stopping)
 		return -1;
 	return connect_write(a->cs, p, n);
 }
@@ -1165,7 +1165,7 @@ agent_stop(struct agent *a)
 	if (a->srvq)
 		dns_cancel(a->dns, a->srvq);
 	a->srvq = NULL;
-	if (a->cs != NULL && (a->state == STATE_CONNECTED || a->state == STATE_AUTHENTICATING)) {
+	if (a->cs != NULL && (a->state == STATUS_CONNECTED || a->state == STATUS_AUTHENTICATING)) {
 		/* Close politely and give the server a moment to close its side. */
 		connect_close(a->cs, STOP_WAIT_MS);
 		return;
@@ -1215,7 +1215,7 @@ agent_relay_reload(struct agent *a, const struct conf *o, const struct conf *n)
 	a->relay = NULL;
 	if (n->relay_listen && (a->relay = agent_relay_start(a, n, err, sizeof(err))) == NULL)
 		set_error(a, "config", "relay: %s", err);
-	else if (a->relay && a->state == STATE_CONNECTED)
+	else if (a->relay && a->state == STATUS_CONNECTED)
 		relay_upstream_up(a->relay);
 }
 
@@ -1248,7 +1248,7 @@ agent_reload(struct agent *a, struct conf *conf)
 	 * the network. Start afresh at once, with a new resolver (libunbound
 	 * keeps an NXDOMAIN for the zone's negative TTL) and no node held.
 	 */
-	int restart = changed || a->state != STATE_CONNECTED;
+	int restart = changed || a->state != STATUS_CONNECTED;
 
 	/* Never fall back to plain text: without the new credentials keep the old config. */
 	if (restart && conf->tls &&
@@ -1278,7 +1278,7 @@ agent_reload(struct agent *a, struct conf *conf)
 	else
 		log_info("configuration reloaded; not connected: trying again now, "
 		         "with a new resolver and no node held");
-	if (a->cs && a->state == STATE_CONNECTED)
+	if (a->cs && a->state == STATUS_CONNECTED)
 		send_str(a, "</stream:stream>");
 	cancel_all(a);
 	nodes_free(a);

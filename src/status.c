@@ -75,14 +75,14 @@ status_format(const struct status *s, time_t now)
 	put_uint(&b, "pid", (unsigned long)s->pid);
 	put(&b, "component", s->component);
 	put(&b, "domain", s->domain);
-	if (s->server && s->state >= STATE_CONNECTING && s->state <= STATE_CONNECTED) {
+	if (s->server && s->state >= STATUS_CONNECTING && s->state <= STATUS_CONNECTED) {
 		put(&b, "server", s->server);
 		if (s->address)
 			put(&b, "address", s->address);
 	}
-	if (s->state == STATE_CONNECTED)
+	if (s->state == STATUS_CONNECTED)
 		put_time(&b, "connected-since", s->connected_since);
-	if (s->state == STATE_CONNECTED && s->tls_version) {
+	if (s->state == STATUS_CONNECTED && s->tls_version) {
 		put(&b, "tls", s->tls_version);
 		put(&b, "tls-cipher", s->tls_cipher ? s->tls_cipher : "");
 		put(&b, "tls-peer", s->tls_peer ? s->tls_peer : "");

@@ -362,7 +362,7 @@ cmd_resolve(int argc, char **argv)
  * says what is wrong with the file, and conf->secret stays NULL.
  */
 static int
-probe_conf(struct conf *c, char *why, size_t whylen, char *err, size_t errlen)
+xcomp_probe_conf(struct conf *c, char *why, size_t whylen, char *err, size_t errlen)
 {
 	char *file = c->secret_file;
 
@@ -378,7 +378,7 @@ probe_conf(struct conf *c, char *why, size_t whylen, char *err, size_t errlen)
 
 /* The node where the running agent holds its session, per its status file. */
 static void
-agent_session(const struct conf *c, char **server, char **address)
+xcomp_agent_session(const struct conf *c, char **server, char **address)
 {
 	struct status_file f;
 	const char *s, *a;
@@ -411,7 +411,7 @@ valid_host(const char *host)
 }
 
 static int
-probe_run(const struct probe_opts *o)
+xcomp_probe_run(const struct probe_opts *o)
 {
 	struct loop *loop = loop_new();
 	struct probe *p;
@@ -462,7 +462,7 @@ cmd_probe(int argc, char **argv)
 		usage(2);
 	c = conf_new();
 	if (conf_load(c, cpath, err, sizeof(err)) == -1 ||
-	    probe_conf(c, why, sizeof(why), err, sizeof(err)) == -1) {
+	    xcomp_probe_conf(c, why, sizeof(why), err, sizeof(err)) == -1) {
 		fprintf(stderr, "xcomp: %s\n", err);
 		if (!given && access(cpath, F_OK) == -1)
 			fprintf(stderr, "xcomp: that is xcompd's default configuration file; "
@@ -484,7 +484,7 @@ cmd_probe(int argc, char **argv)
 		o.host = host;
 		o.port = port;
 	}
-	agent_session(c, &server, &address);
+	xcomp_agent_session(c, &server, &address);
 	o.conf = c;
 	o.secret_why = why;
 	o.agent_server = server;
@@ -493,7 +493,7 @@ cmd_probe(int argc, char **argv)
 	/* Line by line, so that a probe piped into tee or a log shows each step as it ends. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	r = probe_run(&o);
+	r = xcomp_probe_run(&o);
 	free(server);
 	free(address);
 	conf_free(c);

@@ -46,7 +46,7 @@ sample(enum agent_state state)
 
 START_TEST(test_connected)
 {
-	struct status s = sample(STATE_CONNECTED);
+	struct status s = sample(STATUS_CONNECTED);
 	char *text = status_format(&s, 1795680760);
 
 	ck_assert_str_eq(text,
@@ -73,7 +73,7 @@ END_TEST
 
 START_TEST(test_backoff_has_no_server)
 {
-	struct status s = sample(STATE_BACKOFF);
+	struct status s = sample(STATUS_BACKOFF);
 	char *text = status_format(&s, 1795680760);
 
 	ck_assert_ptr_null(strstr(text, "server="));
@@ -86,7 +86,7 @@ END_TEST
 
 START_TEST(test_relay_keys)
 {
-	struct status s = sample(STATE_CONNECTED);
+	struct status s = sample(STATUS_CONNECTED);
 	char *text;
 
 	s.relay = "connected";
@@ -100,7 +100,7 @@ END_TEST
 
 START_TEST(test_no_error_yet)
 {
-	struct status s = sample(STATE_RESOLVING);
+	struct status s = sample(STATUS_RESOLVING);
 	char *text;
 
 	s.last_error = NULL;
@@ -115,7 +115,7 @@ END_TEST
 
 START_TEST(test_values_stay_on_one_line)
 {
-	struct status s = sample(STATE_BACKOFF);
+	struct status s = sample(STATUS_BACKOFF);
 	struct status_file f;
 	char *text;
 
@@ -131,7 +131,7 @@ END_TEST
 
 START_TEST(test_parse_round_trip)
 {
-	struct status s = sample(STATE_CONNECTED);
+	struct status s = sample(STATUS_CONNECTED);
 	struct status_file f;
 	char *text = status_format(&s, 1795680760);
 	size_t i, nodes = 0;

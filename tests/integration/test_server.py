@@ -213,6 +213,10 @@ class ServerTest(unittest.TestCase):
         with self.server(settings=settings) as srv:
             a = srv.component("cb1", name="silent")  # never reads nor answers again
             t0 = time.monotonic()
+            early = srv.connect(name="early")
+            early.open_stream(CB1)
+            early.handshake(srv.secrets["cb1"], expect_ok=False)
+            early.expect_stream_error("conflict", "Component already connected")
             xt.wait_until(lambda: "Component  : %s\n" % CB1 not in srv.must("status").stdout,
                           seconds=xt.timeout(4.0), what="the silent cb1 dropped")
             elapsed = time.monotonic() - t0

@@ -53,7 +53,8 @@ struct accept_session {
 	struct accept_conf conf;
 	enum accept_state state;
 	int header_sent;
-	int fed; /* bytes reached the parser */
+	int fed;           /* bytes reached the parser */
+	uint64_t heard_ms; /* when the peer last sent anything */
 	char id[37];
 	char *jid; /* 'to' of the stream header */
 	struct timer timer;
@@ -277,6 +278,12 @@ accept_io(const struct accept_session *s)
 	return s->io;
 }
 
+uint64_t
+accept_heard(const struct accept_session *s)
+{
+	return s->heard_ms;
+}
+
 void
 accept_free(struct accept_session *s)
 {
@@ -395,6 +402,7 @@ accept_new(struct loop *loop, int fd, const struct accept_conf *conf,
 	s->h = h;
 	s->arg = arg;
 	s->state = A_HEADER;
+	s->heard_ms = util_now_ms();
 	accept_stream_id(s->id);
 	s->io = io_new(loop, fd, 0, conf->outmax, &accept_io_handler, s);
 	s->xs = xs_new(XS_NS_COMPONENT, conf->limits, &accept_xs_handler, s);
@@ -528,6 +536,7 @@ accept_io_data(void *arg, const char *p, size_t n)
 {
 	struct accept_session *s = arg;
 
+	s->heard_ms = util_now_ms();
 	if (accept_tls_on_plain(s, p, n))
 		return;
 	s->fed = 1;

@@ -15,6 +15,7 @@
 #define XCOMP_ACCEPT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "io.h"
 #include "loop.h"
@@ -117,6 +118,11 @@ const char *accept_peer(const struct accept_session *);
 int accept_online(const struct accept_session *);
 /* The session's io, for what is not the session's business (TLS details, flushing). */
 struct io *accept_io(const struct accept_session *);
+/*
+ * When the peer last sent anything (util_now_ms; the session's start before
+ * that): every byte is a sign of life, for a keepalive.
+ */
+uint64_t accept_heard(const struct accept_session *);
 
 /* A message, presence or iq in the component namespace. */
 int accept_is_stanza(const struct xs_elem *);

@@ -12,6 +12,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,6 +39,8 @@
 #define SHUTDOWN_GRACE_MS 2000
 #define CONTROL_SOCK "control.sock"
 #define LISTENING_FILE "listening"
+/* The ids of the server's keepalive pings: their replies go nowhere. */
+#define PING_ID_PREFIX "xcomp-server-ping-"
 
 struct server;
 
@@ -45,6 +50,8 @@ struct conn {
 	struct accept_session *s;
 	const struct listener *l; /* where it came in */
 	time_t since;             /* when authenticated */
+	struct timer keepalive;   /* while online */
+	uint64_t pinged_ms;       /* when a keepalive ping went out; 0: none waits */
 	struct conn *prev, *next;
 };
 
@@ -64,7 +71,8 @@ struct server {
 	struct tls_ctx *tls; /* NULL without certs */
 	struct conn *conns;
 	size_t nconns;
-	unsigned turn; /* for serve_pick_online */
+	unsigned turn;     /* for serve_pick_online */
+	unsigned ping_seq; /* for the keepalive pings' ids */
 	int stopping;
 	struct timer stop_timer;
 	uint64_t stop_deadline;
@@ -89,6 +97,93 @@ serve_unlink(struct conn *c)
 	srv->nconns--;
 }
 
+/*
+ * What the keepalive does next (a pure decision, times in ms): with a ping
+ * waiting and nothing heard since it went out, the session is dead once
+ * timeout_ms have passed; otherwise silence of idle_ms asks for a ping.
+ * *wait_ms: when to look again.
+ */
+enum serve_ka { KA_WAIT, KA_PING, KA_DEAD };
+
+static enum serve_ka
+serve_keepalive_next(uint64_t now, uint64_t heard, uint64_t pinged, uint64_t idle_ms,
+    uint64_t timeout_ms, uint64_t *wait_ms)
+{
+	if (pinged != 0 && heard < pinged) {
+		if (now - pinged >= timeout_ms)
+			return KA_DEAD;
+		*wait_ms = pinged + timeout_ms - now;
+		return KA_WAIT;
+	}
+	if (now - heard >= idle_ms) {
+		*wait_ms = timeout_ms;
+		return KA_PING;
+	}
+	*wait_ms = idle_ms - (now - heard);
+	return KA_WAIT;
+}
+
+/*
+ * A component that went silent gets a ping (XEP-0199) from the server's
+ * domain; any byte back proves life, a result or an error alike. Nothing
+ * within keepalive-timeout: the link is dead (a network that died without
+ * a FIN or RST), and the session ends like a disconnect, its routes
+ * withdrawn, so that the component can come back under kick-new. The
+ * connection-timeout stream error is written for the case that the peer
+ * is alive but stuck; on a dead link it lingers and is dropped.
+ */
+static void
+serve_keepalive_expired(void *arg)
+{
+	struct conn *c = arg;
+	struct state *st = c->srv->st;
+	uint64_t now = util_now_ms(), wait = 0;
+	char *ping, *to, text[128];
+
+	switch (serve_keepalive_next(now, accept_heard(c->s), c->pinged_ms, st->keepalive * 1000ull,
+	    st->keepalive_timeout * 1000ull, &wait)) {
+	case KA_DEAD:
+		snprintf(text, sizeof(text), "no reply to a keepalive ping within %u s",
+		    st->keepalive_timeout);
+		accept_error(c->s, "connection-timeout", text);
+		return;
+	case KA_PING:
+		to = xs_escape(accept_jid(c->s));
+		ping = xasprintf("<iq type='get' id='" PING_ID_PREFIX "%u' from='%s' to='%s'>"
+		                 "<ping xmlns='" XS_NS_PING "'/></iq>",
+		    ++c->srv->ping_seq, st->domain, to);
+		accept_send(c->s, ping, strlen(ping));
+		free(ping);
+		free(to);
+		c->pinged_ms = now;
+		break;
+	case KA_WAIT:
+		if (c->pinged_ms != 0 && accept_heard(c->s) >= c->pinged_ms)
+			c->pinged_ms = 0;
+		break;
+	}
+	timer_add(loop_timers(c->srv->loop), &c->keepalive, wait);
+}
+
+/*
+ * Let the kernel help find a dead component too: TCP keepalive probes while
+ * it is silent, and TCP_USER_TIMEOUT so that data unacknowledged for longer
+ * than keepalive + keepalive-timeout breaks the connection (the agent's
+ * tune_socket, from this side).
+ */
+static void
+serve_tune_socket(const struct state *st, int fd)
+{
+	int one = 1, idle = st->keepalive, intvl = st->keepalive_timeout, cnt = 2;
+	unsigned user = (st->keepalive + st->keepalive_timeout) * 1000;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
+}
+
 static void
 serve_accept(void *arg, int fd)
 {
@@ -103,9 +198,11 @@ serve_accept(void *arg, int fd)
 		close(fd);
 		return;
 	}
+	serve_tune_socket(srv->st, fd);
 	c = xcalloc(1, sizeof(*c));
 	c->srv = srv;
 	c->l = l;
+	timer_init(&c->keepalive, serve_keepalive_expired, c);
 	if ((c->s = accept_new(srv->loop, fd, &ac, &serve_handler, c)) == NULL) {
 		free(c);
 		return;
@@ -200,6 +297,7 @@ serve_authenticated(void *arg, struct accept_session *s)
 	if (other != NULL && c->srv->st->policy == POLICY_KICK_OLD)
 		serve_kick(other, "Replaced by a new connection");
 	c->since = time(NULL);
+	timer_add(loop_timers(c->srv->loop), &c->keepalive, c->srv->st->keepalive * 1000ull);
 	return 0;
 }
 
@@ -217,6 +315,20 @@ serve_flush_routed(struct server *srv)
 	for (c = srv->conns; c; c = c->next)
 		if (io_queued(accept_io(c->s)) > 0)
 			(void)io_flush(accept_io(c->s));
+}
+
+/*
+ * A reply to one of the server's keepalive pings, whatever its 'to': it
+ * proved life (accept_heard) and goes nowhere else.
+ */
+static int
+serve_own_reply(const struct xs_elem *e)
+{
+	const char *type = xs_attr(e, "type"), *id = xs_attr(e, "id");
+
+	return strcmp(e->name, "iq") == 0 && type && id &&
+	       (strcmp(type, "result") == 0 || strcmp(type, "error") == 0) &&
+	       strncmp(id, PING_ID_PREFIX, strlen(PING_ID_PREFIX)) == 0;
 }
 
 /* A stanza to the server's own domain: answer pings, refuse the rest. */
@@ -286,6 +398,8 @@ serve_route(
 		accept_error(s, "invalid-from", "'from' is not at the component's domain");
 		return -1;
 	}
+	if (serve_own_reply(e))
+		return 0;
 	if (strcasecmp(dom, c->srv->st->domain) == 0)
 		serve_to_server(c, e);
 	else if ((dst = serve_pick_online(c->srv, dom)) != NULL)
@@ -301,6 +415,7 @@ serve_closed(void *arg, struct accept_session *s)
 	struct conn *c = arg;
 
 	(void)s;
+	timer_cancel(loop_timers(c->srv->loop), &c->keepalive);
 	serve_unlink(c);
 	free(c);
 }
@@ -480,6 +595,7 @@ serve_on_hup(int signo, void *arg)
 	struct server *srv = arg;
 	struct state fresh, *st = srv->st;
 	struct callbridge *cbs;
+	struct conn *c;
 	char err[1024];
 	size_t n;
 
@@ -506,9 +622,17 @@ serve_on_hup(int signo, void *arg)
 	fresh.ncbs = n;
 	st->policy = fresh.policy;
 	st->handshake_timeout = fresh.handshake_timeout;
+	st->keepalive = fresh.keepalive;
+	st->keepalive_timeout = fresh.keepalive_timeout;
 	st->max_stanza = fresh.max_stanza;
 	srv->limits.stanza = st->max_stanza;
 	state_free(&fresh);
+	/* The new keepalive holds for the sessions already up, from now on. */
+	for (c = srv->conns; c; c = c->next) {
+		serve_tune_socket(st, io_fd(accept_io(c->s)));
+		if (accept_online(c->s))
+			timer_add(loop_timers(srv->loop), &c->keepalive, 0);
+	}
 	log_info("state reloaded: %zu call bridge%s, conflict-policy %s", st->ncbs,
 	    st->ncbs == 1 ? "" : "s", state_policy_name(st->policy));
 }
@@ -619,6 +743,7 @@ serve_free(struct server *srv)
 	if (srv == NULL)
 		return;
 	while ((c = srv->conns) != NULL) {
+		timer_cancel(loop_timers(srv->loop), &c->keepalive);
 		accept_free(c->s);
 		serve_unlink(c);
 		free(c);

@@ -223,6 +223,12 @@ state_conf_pair(void *arg, const char *key, const char *value, char *err, size_t
 	} else if (strcmp(key, "handshake-timeout") == 0) {
 		if (kv_uint(value, 1, 3600, &st->handshake_timeout) == -1)
 			return "handshake-timeout: expected seconds from 1 to 3600";
+	} else if (strcmp(key, "keepalive") == 0) {
+		if (kv_uint(value, 1, 3600, &st->keepalive) == -1)
+			return "keepalive: expected seconds from 1 to 3600";
+	} else if (strcmp(key, "keepalive-timeout") == 0) {
+		if (kv_uint(value, 1, 300, &st->keepalive_timeout) == -1)
+			return "keepalive-timeout: expected seconds from 1 to 300";
 	} else if (strcmp(key, "max-stanza") == 0) {
 		if (kv_uint(value, 1024, 64 << 20, &st->max_stanza) == -1)
 			return "max-stanza: expected bytes from 1024 to 67108864";
@@ -280,6 +286,9 @@ state_defaults(struct state *st, const char *dir)
 	st->dir = xstrdup(dir);
 	st->policy = POLICY_KICK_NEW;
 	st->handshake_timeout = 10;
+	/* The agent's defaults: a dead session is gone within 40 s. */
+	st->keepalive = 30;
+	st->keepalive_timeout = 10;
 	st->max_stanza = 256 * 1024;
 }
 
@@ -371,8 +380,10 @@ state_conf_text(const struct state *st)
 	add_path_line(&b, "tls-trust", st->tls_trust);
 	snprintf(line, sizeof(line),
 	    "conflict-policy = %s\nhandshake-timeout = %u\n"
+	    "keepalive = %u\nkeepalive-timeout = %u\n"
 	    "max-stanza = %u\n",
-	    state_policy_name(st->policy), st->handshake_timeout, st->max_stanza);
+	    state_policy_name(st->policy), st->handshake_timeout, st->keepalive,
+	    st->keepalive_timeout, st->max_stanza);
 	buf_addstr(&b, line);
 	buf_add(&b, "", 1);
 	return b.data;
@@ -828,6 +839,10 @@ state_command(const char *dir, int argc, char **argv, FILE *in, FILE *out, char 
 		r = cmd_trust(&st, argc, argv, out, err, errlen);
 	else if (strcmp(argv[0], "handshake-timeout") == 0)
 		r = cmd_number(&st, argc, argv, out, err, errlen, &st.handshake_timeout, 1, 3600);
+	else if (strcmp(argv[0], "keepalive") == 0)
+		r = cmd_number(&st, argc, argv, out, err, errlen, &st.keepalive, 1, 3600);
+	else if (strcmp(argv[0], "keepalive-timeout") == 0)
+		r = cmd_number(&st, argc, argv, out, err, errlen, &st.keepalive_timeout, 1, 300);
 	else if (strcmp(argv[0], "max-stanza") == 0)
 		r = cmd_number(&st, argc, argv, out, err, errlen, &st.max_stanza, 1024, 64 << 20);
 	else

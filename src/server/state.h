@@ -42,6 +42,8 @@ struct state {
 	size_t ncbs;
 	enum conflict_policy policy;
 	unsigned handshake_timeout; /* seconds */
+	unsigned keepalive;         /* seconds of silence before a ping */
+	unsigned keepalive_timeout; /* seconds for anything after the ping */
 	unsigned max_stanza;        /* bytes */
 	/* Absolute paths; NULL when not set. The bundle is optional. */
 	char *tls_key, *tls_cert, *tls_bundle;

@@ -34,6 +34,8 @@ static void __attribute__((noreturn)) usage(int status)
 	    "  certs [KEY CERT [BUNDLE] | none] the TLS key, certificate and CA bundle\n"
 	    "  trust [BUNDLE | none]            require client certificates from these CAs\n"
 	    "  handshake-timeout [SECONDS]      time allowed for the handshake\n"
+	    "  keepalive [SECONDS]              silence before the server pings a component\n"
+	    "  keepalive-timeout [SECONDS]      time for a reply before the session is dropped\n"
 	    "  max-stanza [BYTES]               largest stanza accepted\n"
 	    "  run                              serve until SIGTERM\n"
 	    "  status                           connected components of a running server\n"

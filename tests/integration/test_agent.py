@@ -247,6 +247,49 @@ class AgentTest(xt.LabTest):
         self.assertEqual(st["last-error"], "timeout")
         self.assertIn("keepalive", st["last-error-text"])
 
+    def server_keepalive(self, node, keepalive, keepalive_timeout):
+        """xcomp-server's own keepalive, set on a running node (a SIGHUP reload)."""
+        node.must("keepalive", str(keepalive))
+        node.must("keepalive-timeout", str(keepalive_timeout))
+        node.process.signal(signal.SIGHUP)
+        node.process.wait_for_log(r"state reloaded")
+
+    def test_server_keepalive_answered(self):
+        c = self.cluster(nodes=1)
+        n = c.node("a")
+        self.server_keepalive(n, 1, 1)
+        u = self.dns(c.records())
+        a = self.agent(u)  # its own keepalive 30 s: only the server pings here
+        st = a.wait_connected()
+        time.sleep(4)
+        self.assertEqual(a.wait_connected(), st)
+        self.assertIn("Component  : %s\n" % CB1, n.must("status").stdout)
+        log = n.log_text()
+        self.assertEqual(log.count("cb1.tptac9.test authenticated"), 1, log)
+        self.assertNotIn("connection-timeout", log)
+
+    def test_server_drops_stopped_agent(self):
+        c = self.cluster(nodes=1)
+        n = c.node("a")
+        self.server_keepalive(n, 1, 1)
+        u = self.dns(c.records())
+        a = self.agent(u)
+        a.wait_connected()
+        t0 = time.monotonic()
+        a.process.signal(signal.SIGSTOP)
+        try:
+            xt.wait_until(lambda: "Component  : %s\n" % CB1 not in n.must("status").stdout,
+                          xt.timeout(4.0), "the stopped agent's session dropped")
+            # keepalive + keepalive-timeout + 1 s
+            self.assertLess(time.monotonic() - t0, xt.timeout(3.0))
+            # kick-new lets a new agent in: the dead session is gone
+            b = self.agent(u, name="xcompd-b")
+            b.wait_connected()
+        finally:
+            a.process.signal(signal.SIGCONT)
+        a.stop()
+        self.assertIn("no reply to a keepalive ping within 1 s", n.log_text())
+
     def test_wrong_secret_on_one_node(self):
         c = self.cluster()
         c.node("a").must("callbridge", "add-secret", "cb1", input="not-the-secret\n")

@@ -132,6 +132,117 @@ class ServerTest(unittest.TestCase):
             a.expect_nothing(max(0.0, t0 + 1.3 - time.monotonic()))
             a.ping(DOMAIN, CB1)
 
+    # ------------------------------------------------------------ keepalive
+
+    def expect_server_ping(self, client, jid, seconds=3.0):
+        """The next stanza is the server's keepalive ping to jid; its id."""
+        raw, e = client.recv_stanza(seconds=seconds)
+        self.assertEqual(e.tag, q(NS_COMPONENT, "iq"), raw)
+        self.assertEqual({k: v for k, v in e.attrib.items() if k != "id"},
+                         {"type": "get", "from": DOMAIN, "to": jid}, raw)
+        self.assertEqual([c.tag for c in e], [q(NS_PING, "ping")], raw)
+        self.assertTrue(e.get("id"), raw)
+        return e.get("id")
+
+    def test_keepalive_settings(self):
+        with self.server() as srv:
+            for key, default, good, bad, bounds in (
+                    ("keepalive", "30", "7", ("0", "3601", "x", ""), "1..3600"),
+                    ("keepalive-timeout", "10", "4", ("0", "301", "-1"), "1..300")):
+                self.assertEqual(srv.must(key).stdout, default + "\n")
+                for v in bad:
+                    r = srv.cmd(key, v)
+                    self.assertEqual((r.returncode, r.stdout), (1, ""), (key, v))
+                    self.assertEqual(r.stderr, "xcomp-server: usage: %s [%s]\n" % (key, bounds))
+                self.assertEqual(srv.must(key).stdout, default + "\n")
+                srv.must(key, good)
+                self.assertEqual(srv.must(key).stdout, good + "\n")
+            with open(os.path.join(srv.dir, "xcomp-server.conf")) as f:
+                conf = f.read()
+            self.assertIn("\nkeepalive = 7\nkeepalive-timeout = 4\n", conf)
+            # a bad value in the file is refused with the key named
+            with open(os.path.join(srv.dir, "xcomp-server.conf"), "a") as f:
+                f.write("keepalive-timeout = 0\n")
+            r = srv.cmd("keepalive")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("keepalive-timeout: expected seconds from 1 to 300", r.stderr)
+
+    def test_keepalive_answered(self):
+        settings = [("keepalive", "1"), ("keepalive-timeout", "1")]
+        with self.server(settings=settings) as srv:
+            a = srv.component("cb1")
+            b = srv.component("cb2")
+            t0 = time.monotonic()
+            ids, got = set(), {a: 0, b: 0}
+            while time.monotonic() - t0 < 4.0:
+                for c, jid in ((a, CB1), (b, CB2)):
+                    # only the server's pings arrive: nothing of the other's replies
+                    if xt.complete_element(c.pending()) is None and \
+                            not c._read(time.monotonic() + 0.05):
+                        continue
+                    if xt.complete_element(c.pending()) is None:
+                        continue
+                    ping_id = self.expect_server_ping(c, jid, seconds=0.1)
+                    ids.add(ping_id)
+                    got[c] += 1
+                    if c is a and got[a] == 1:
+                        # an error proves life as well as a result does
+                        c.send("<iq type='error' id='%s' from='%s' to='%s'><error "
+                               "type='cancel'><service-unavailable xmlns='%s'/></error></iq>" % (
+                                   ping_id, jid, DOMAIN, NS_STANZA_ERRORS))
+                    elif c is a and got[a] == 2:
+                        # a reply to the server's id addressed to another component
+                        c.send("<iq type='result' id='%s' from='%s' to='%s'/>" % (
+                            ping_id, jid, CB2))
+                    else:
+                        c.send("<iq type='result' id='%s' from='%s' to='%s'/>" % (
+                            ping_id, jid, DOMAIN))
+            self.assertGreaterEqual(got[a], 3, got)
+            self.assertGreaterEqual(got[b], 3, got)
+            self.assertEqual(len(ids), got[a] + got[b])
+            status = srv.must("status").stdout
+            self.assertIn("Component  : %s\n" % CB1, status)
+            self.assertIn("Component  : %s\n" % CB2, status)
+            a.ping(DOMAIN, CB1)
+            b.ping(DOMAIN, CB2)
+            self.assertNotIn("connection-timeout", srv.log_text())
+
+    def test_keepalive_drops_dead_session(self):
+        settings = [("keepalive", "1"), ("keepalive-timeout", "1"),
+                    ("conflict-policy", "kick-new")]
+        with self.server(settings=settings) as srv:
+            a = srv.component("cb1", name="silent")  # never reads nor answers again
+            t0 = time.monotonic()
+            early = srv.connect(name="early")
+            early.open_stream(CB1)
+            early.handshake(srv.secrets["cb1"], expect_ok=False)
+            early.expect_stream_error("conflict", "Component already connected")
+            xt.wait_until(lambda: "Component  : %s\n" % CB1 not in srv.must("status").stdout,
+                          seconds=xt.timeout(4.0), what="the silent cb1 dropped")
+            elapsed = time.monotonic() - t0
+            self.assertGreaterEqual(elapsed, 1.8)
+            self.assertLess(elapsed, xt.timeout(3.0))
+            srv.process.wait_for_log(r"cb1\.tptac9\.test \(\S+\): stream error "
+                                     r"<connection-timeout/>: no reply to a keepalive ping "
+                                     r"within 1 s")
+            # the component comes back (kick-new refused it while the dead one stayed)
+            srv.component("cb1", name="back").ping(DOMAIN, CB1)
+            self.expect_server_ping(a, CB1)
+            a.expect_stream_error("connection-timeout")
+
+    def test_keepalive_reload(self):
+        with self.server() as srv:
+            a = srv.component("cb1", name="silent")
+            srv.must("keepalive", "1")
+            srv.must("keepalive-timeout", "1")
+            srv.process.signal(signal.SIGHUP)
+            srv.process.wait_for_log(r"state reloaded")
+            t0 = time.monotonic()
+            self.expect_server_ping(a, CB1, seconds=2.0)
+            a.expect_stream_error("connection-timeout", seconds=2.0)
+            self.assertLess(time.monotonic() - t0, xt.timeout(3.0))
+            self.assertNotIn("Component  : %s\n" % CB1, srv.must("status").stdout)
+
     def test_split_writes(self):
         with self.server() as srv:
             a = srv.component("cb2")

@@ -457,25 +457,13 @@ address_failed(struct agent *a, const char *code)
 	session_failed(a, code);
 }
 
-/* TCP is up (connect.c's connected). */
+/* TCP is up (connect.c's connected): let the kernel help find a dead node too. */
 static void
 tune_socket(void *arg)
 {
 	struct agent *a = arg;
-	int fd = connect_fd(a->cs), one = 1;
-	int idle = a->conf->keepalive, intvl = a->conf->keepalive_timeout, cnt = 2;
-	unsigned user = (a->conf->keepalive + a->conf->keepalive_timeout) * 1000;
 
-	/*
-	 * Let the kernel help: TCP keepalive probes, and TCP_USER_TIMEOUT so
-	 * that data unacknowledged for longer than the agent's own bound breaks
-	 * the connection.
-	 */
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
+	util_tcp_keepalive(connect_fd(a->cs), a->conf->keepalive, a->conf->keepalive_timeout);
 }
 
 static void

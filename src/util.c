@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -138,6 +139,19 @@ util_random_fn(void *arg, uint32_t bound)
 {
 	(void)arg;
 	return util_random_below(bound);
+}
+
+void
+util_tcp_keepalive(int fd, unsigned idle_s, unsigned probe_s)
+{
+	int one = 1, idle = (int)idle_s, intvl = (int)probe_s, cnt = 2;
+	unsigned user = (idle_s + probe_s) * 1000;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
 }
 
 int

@@ -39,6 +39,14 @@ uint32_t util_random_fn(void *arg, uint32_t bound);
 int util_nonblock(int fd);
 
 /*
+ * Let the kernel help find a dead peer on the TCP socket fd: keepalive
+ * probes after idle_s seconds of silence, every probe_s seconds, two of
+ * them; and TCP_USER_TIMEOUT, so that data left unacknowledged for
+ * idle_s + probe_s seconds breaks the connection. Best effort.
+ */
+void util_tcp_keepalive(int fd, unsigned idle_s, unsigned probe_s);
+
+/*
  * Replace path with text atomically: write path.tmp in the same directory
  * (created with mode), fsync it when sync is set, then rename. -1 with a
  * message naming the file in err.

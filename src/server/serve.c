@@ -165,25 +165,6 @@ serve_keepalive_expired(void *arg)
 	timer_add(loop_timers(c->srv->loop), &c->keepalive, wait);
 }
 
-/*
- * Let the kernel help find a dead component too: TCP keepalive probes while
- * it is silent, and TCP_USER_TIMEOUT so that data unacknowledged for longer
- * than keepalive + keepalive-timeout breaks the connection (the agent's
- * tune_socket, from this side).
- */
-static void
-serve_tune_socket(const struct state *st, int fd)
-{
-	int one = 1, idle = st->keepalive, intvl = st->keepalive_timeout, cnt = 2;
-	unsigned user = (st->keepalive + st->keepalive_timeout) * 1000;
-
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof(user));
-}
-
 static void
 serve_accept(void *arg, int fd)
 {
@@ -198,7 +179,8 @@ serve_accept(void *arg, int fd)
 		close(fd);
 		return;
 	}
-	serve_tune_socket(srv->st, fd);
+	/* The kernel helps to find a dead component too. */
+	util_tcp_keepalive(fd, srv->st->keepalive, srv->st->keepalive_timeout);
 	c = xcalloc(1, sizeof(*c));
 	c->srv = srv;
 	c->l = l;
@@ -629,7 +611,7 @@ serve_on_hup(int signo, void *arg)
 	state_free(&fresh);
 	/* The new keepalive holds for the sessions already up, from now on. */
 	for (c = srv->conns; c; c = c->next) {
-		serve_tune_socket(st, io_fd(accept_io(c->s)));
+		util_tcp_keepalive(io_fd(accept_io(c->s)), st->keepalive, st->keepalive_timeout);
 		if (accept_online(c->s))
 			timer_add(loop_timers(srv->loop), &c->keepalive, 0);
 	}

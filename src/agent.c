@@ -493,7 +493,7 @@ agent_try_addr(struct agent *a)
 	cp.port = n->port;
 	cp.tls = a->tls;
 	cp.tls_name = conf_tls_name(a->conf);
-	cp.tls_alt = a->conf->tls_name ? NULL : n->target;
+	cp.tls_alt = conf_tls_alt(a->conf, n->target);
 	cp.component = a->conf->component;
 	cp.secret = a->conf->secret;
 	cp.connect_timeout = a->conf->connect_timeout;

@@ -671,6 +671,12 @@ conf_tls_name(const struct conf *c)
 	return c->tls_name ? c->tls_name : c->domain;
 }
 
+const char *
+conf_tls_alt(const struct conf *c, const char *target)
+{
+	return c->tls_name ? NULL : target;
+}
+
 char *
 conf_srv_name(const struct conf *c)
 {

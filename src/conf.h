@@ -76,6 +76,11 @@ int conf_finish(struct conf *, char *err, size_t errlen);
 int conf_check(struct conf *, char *err, size_t errlen);
 /* The name the server certificate must carry: tls-name, or the domain. */
 const char *conf_tls_name(const struct conf *);
+/*
+ * The second name a node's certificate may carry: the node's own target,
+ * unless tls-name is set (then only that name counts).
+ */
+const char *conf_tls_alt(const struct conf *, const char *target);
 /* The SRV name: SERVICE.DOMAIN. Freed with free(). */
 char *conf_srv_name(const struct conf *);
 /*

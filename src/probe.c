@@ -295,7 +295,7 @@ print_chain(struct probe *p, const struct tls_info *ti)
 static const char *
 tls_alt(const struct probe *p)
 {
-	return p->conf->tls_name ? NULL : p->nodes[p->cur].target;
+	return conf_tls_alt(p->conf, p->nodes[p->cur].target);
 }
 
 /* An attempt with the agent's session code (connect.c), its steps told as they pass. */

@@ -633,7 +633,13 @@ class ProbeTest(xt.LabTest):
     def test_probes_no_more_nodes_than_the_agent_tries(self):
         # 40 records, one priority each, on refused ports: the agent tries the first 32
         # (SRV_USE_MAX), so the probe probes those and says that the rest are left out.
-        ports = [free_port("127.0.0.1", socket.SOCK_STREAM) for _ in range(40)]
+        # Distinct ports: a repeated target:port is one node (srv_order), and a port that was
+        # free a moment ago may well be handed out again.
+        ports = []
+        while len(ports) < 40:
+            port = free_port("127.0.0.1", socket.SOCK_STREAM)
+            if port not in ports:
+                ports.append(port)
         u = self.dns([srv_record(i, 10, port, "127.0.0.1") for i, port in enumerate(ports)])
         out = self.probe("-f", self.conf(u).conf_path, expect=1).stdout
         self.assertIn("40 SRV records", out)

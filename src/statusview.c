@@ -186,7 +186,7 @@ struct view_node {
 	char code[32];
 };
 
-/* The nodes whose last result is a failure, in the order tried: how many. */
+/* The nodes whose last result is a failure, in the status file's order: how many. */
 static size_t
 failed_nodes(const struct status_file *f, struct view_node *out, size_t max)
 {
@@ -443,6 +443,6 @@ statusview_human(FILE *out, const struct status_file *f, const char *v, time_t n
 	print_failed_nodes(out, fails, nfails);
 	for (i = 0; i < f->n; i++)
 		if (strcmp(f->kv[i].key, "node") == 0)
-			fprintf(out, "%s  %s\n", nodes++ ? "" : "Nodes, in the order tried:\n",
+			fprintf(out, "%s  %s\n", nodes++ ? "" : "Nodes, in RFC 2782 order:\n",
 			    f->kv[i].value);
 }

@@ -628,7 +628,7 @@ static void
 keepalive_expired(void *arg)
 {
 	struct agent *a = arg;
-	char *s;
+	char id[32], *s;
 
 	if (a->waiting_ping) {
 		set_error(a, "timeout", "no reply from %s (%s) within %u s of a keepalive ping",
@@ -636,9 +636,8 @@ keepalive_expired(void *arg)
 		session_failed(a, "timeout");
 		return;
 	}
-	s = xasprintf("<iq type='get' id='xcomp-ping-%u' from='%s' to='%s'>"
-	              "<ping xmlns='" XS_NS_PING "'/></iq>",
-	    ++a->ping_seq, a->conf->component, a->conf->domain);
+	snprintf(id, sizeof(id), "xcomp-ping-%u", ++a->ping_seq);
+	s = xs_ping(id, a->conf->component, a->conf->domain);
 	send_str(a, s);
 	free(s);
 	a->waiting_ping = 1;
@@ -1038,9 +1037,7 @@ agent_relay_ping(void *arg, const char *id)
 	struct agent *a = arg;
 	char *s;
 
-	s = xasprintf("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='" XS_NS_PING
-	              "'/></iq>",
-	    id, a->conf->component, a->conf->domain);
+	s = xs_ping(id, a->conf->component, a->conf->domain);
 	agent_relay_send(a, s, strlen(s));
 	free(s);
 }

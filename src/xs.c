@@ -1046,6 +1046,20 @@ xs_header(const char *to, const char *from, const char *id)
 }
 
 char *
+xs_ping(const char *id, const char *from, const char *to)
+{
+	char *eid = xs_escape(id), *efrom = xs_escape(from), *eto = xs_escape(to), *s;
+
+	s = xasprintf("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='" XS_NS_PING
+	              "'/></iq>",
+	    eid, efrom, eto);
+	free(eid);
+	free(efrom);
+	free(eto);
+	return s;
+}
+
+char *
 xs_stream_error(const char *condition, const char *text)
 {
 	char *esc, *s;

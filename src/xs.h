@@ -119,6 +119,13 @@ char *xs_escape(const char *);
 char *xs_header(const char *to, const char *from, const char *id);
 
 /*
+ * An XEP-0199 ping: <iq type='get' id=ID from=FROM to=TO><ping/></iq>, the
+ * attributes escaped. The one form the agent, its relay and xcomp-server
+ * send. Freed with free().
+ */
+char *xs_ping(const char *id, const char *from, const char *to);
+
+/*
  * <stream:error> with condition (and a <text/> when text is not NULL),
  * followed by </stream:stream>. Freed with free().
  */

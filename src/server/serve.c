@@ -138,7 +138,7 @@ serve_keepalive_expired(void *arg)
 	struct conn *c = arg;
 	struct state *st = c->srv->st;
 	uint64_t now = util_now_ms(), wait = 0;
-	char *ping, *to, text[128];
+	char *ping, id[40], text[128];
 
 	switch (serve_keepalive_next(now, accept_heard(c->s), c->pinged_ms, st->keepalive * 1000ull,
 	    st->keepalive_timeout * 1000ull, &wait)) {
@@ -148,13 +148,10 @@ serve_keepalive_expired(void *arg)
 		accept_error(c->s, "connection-timeout", text);
 		return;
 	case KA_PING:
-		to = xs_escape(accept_jid(c->s));
-		ping = xasprintf("<iq type='get' id='" PING_ID_PREFIX "%u' from='%s' to='%s'>"
-		                 "<ping xmlns='" XS_NS_PING "'/></iq>",
-		    ++c->srv->ping_seq, st->domain, to);
+		snprintf(id, sizeof(id), PING_ID_PREFIX "%u", ++c->srv->ping_seq);
+		ping = xs_ping(id, st->domain, accept_jid(c->s));
 		accept_send(c->s, ping, strlen(ping));
 		free(ping);
-		free(to);
 		c->pinged_ms = now;
 		break;
 	case KA_WAIT:

@@ -1538,6 +1538,20 @@ START_TEST(test_serialize_built)
 }
 END_TEST
 
+START_TEST(test_ping_form)
+{
+	char *s = xs_ping("xcomp-ping-1", "cb1.example.com", "example.com");
+
+	ck_assert_str_eq(s, "<iq type='get' id='xcomp-ping-1' from='cb1.example.com' "
+	                    "to='example.com'><ping xmlns='urn:xmpp:ping'/></iq>");
+	free(s);
+	s = xs_ping("a'b", "x<y", "z&");
+	ck_assert_str_eq(s, "<iq type='get' id='a&apos;b' from='x&lt;y' to='z&amp;'>"
+	                    "<ping xmlns='urn:xmpp:ping'/></iq>");
+	free(s);
+}
+END_TEST
+
 /* xs_free from inside each callback: nothing follows, the feed returns -1. */
 struct freer {
 	struct xs *s;
@@ -1653,6 +1667,7 @@ xs_suite(void)
 	tcase_add_test(tc, test_serialize_built);
 	tcase_add_test(tc, test_mixed_content_order);
 	tcase_add_test(tc, test_free_inside_callbacks);
+	tcase_add_test(tc, test_ping_form);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -527,17 +527,14 @@ nodes_health(const struct agent *a)
 
 /* The node to try now (see-other-host's first), or NONE while all are held. */
 static size_t
-pick_node(struct agent *a, uint64_t now)
+pick_node(struct agent *a, const struct health *h, uint64_t now)
 {
-	struct health *h;
 	size_t i, p = a->prefer;
 
 	a->prefer = NONE;
-	if (p != NONE && p < a->nnodes && !health_held(&a->nodes[p].health, now))
+	if (p != NONE && p < a->nnodes && !health_held(&h[p], now))
 		return p;
-	h = nodes_health(a);
 	i = health_pick(h, a->nnodes, &a->policy, now);
-	free(h);
 	return i == HEALTH_NONE ? NONE : i;
 }
 
@@ -568,9 +565,8 @@ backoff_no_node(struct agent *a)
 
 /* Every node failed recently: wait until the first hold ends. */
 static void
-backoff_all_held(struct agent *a, uint64_t now)
+backoff_all_held(struct agent *a, const struct health *h, uint64_t now)
 {
-	struct health *h = nodes_health(a);
 	uint64_t free_at = health_next_free(h, a->nnodes);
 	unsigned ms = free_at > now ? (unsigned)(free_at - now) : 0;
 	size_t i;
@@ -579,7 +575,6 @@ backoff_all_held(struct agent *a, uint64_t now)
 		;
 	log_info("every node failed recently; next try in %u.%03u s (%s:%d)", ms / 1000, ms % 1000,
 	    a->nodes[i].target, a->nodes[i].port);
-	free(h);
 	enter_backoff(a, ms);
 }
 
@@ -587,6 +582,7 @@ static void
 next_attempt(struct agent *a)
 {
 	uint64_t now = util_now_ms();
+	struct health *h;
 	size_t next;
 
 	if (a->stopping)
@@ -595,11 +591,13 @@ next_attempt(struct agent *a)
 		backoff_no_node(a);
 		return;
 	}
-	next = pick_node(a, now);
-	if (next == NONE) {
-		backoff_all_held(a, now);
+	h = nodes_health(a);
+	next = pick_node(a, h, now);
+	if (next == NONE)
+		backoff_all_held(a, h, now);
+	free(h);
+	if (next == NONE)
 		return;
-	}
 	a->cur = next;
 	a->addr = 0;
 	agent_try_addr(a);

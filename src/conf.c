@@ -211,103 +211,59 @@ set_number(struct conf *c, const struct numkey *k, const char *value, char *err,
 	return NULL;
 }
 
-/* Checks of one string key's value: NULL when it is good, else why not. */
-typedef const char *check_fn(const char *key, const char *value, char *err, size_t errlen);
-
-static const char *
-check_domain(const char *key, const char *value, char *err, size_t errlen)
+static int
+valid_url(const char *s)
 {
-	if (jid_valid_domain(value))
-		return NULL;
-	snprintf(err, errlen, "%s: \"%.60s\" is not a domain name", key, value);
-	return err;
+	return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
 }
 
-static const char *
-check_host(const char *key, const char *value, char *err, size_t errlen)
-{
-	if (jid_valid_domain(value))
-		return NULL;
-	snprintf(err, errlen, "%s: \"%.60s\" is not a host name", key, value);
-	return err;
-}
-
-static const char *
-check_service(const char *key, const char *value, char *err, size_t errlen)
-{
-	(void)key;
-	(void)err;
-	(void)errlen;
-	return valid_service(value) ? NULL
-	                            : "service: expected two labels like _xmpp-component._tcp";
-}
-
-static const char *
-check_dns_server(const char *key, const char *value, char *err, size_t errlen)
-{
-	(void)key;
-	(void)err;
-	(void)errlen;
-	return valid_dns_server(value)
-	           ? NULL
-	           : "dns-server: expected an IP address, optionally @PORT (127.0.0.1@5353)";
-}
-
-static const char *
-check_url(const char *key, const char *value, char *err, size_t errlen)
-{
-	(void)key;
-	(void)err;
-	(void)errlen;
-	if (strncasecmp(value, "http://", 7) == 0 || strncasecmp(value, "https://", 8) == 0)
-		return NULL;
-	return "event-url: expected an http:// or https:// URL";
-}
-
-static const char *
-check_relay_listen(const char *key, const char *value, char *err, size_t errlen)
-{
-	(void)key;
-	(void)err;
-	(void)errlen;
-	return valid_relay_listen(value)
-	           ? NULL
-	           : "relay-listen: expected IP:PORT (127.0.0.1:5347) or unix:PATH";
-}
-
-/* Keys that hold one string: where it goes, and its check (NULL: any value). */
+/*
+ * Keys that hold one string: where it goes, and the check of its value
+ * (none: any value), with what to say when it fails: why, or for a name,
+ * '"VALUE" is not a NOUN name'.
+ */
 struct strkey {
 	const char *key;
 	size_t off;
-	check_fn *check;
+	int (*valid)(const char *);
+	const char *why;
+	const char *noun;
 };
 
+#define FIELD(f) offsetof(struct conf, f)
+
 static const struct strkey strkeys[] = {
-    {"domain", offsetof(struct conf, domain), check_domain},
-    {"component", offsetof(struct conf, component), check_domain},
-    {"secret-file", offsetof(struct conf, secret_file), NULL},
-    {"service", offsetof(struct conf, service), check_service},
-    {"dns-server", offsetof(struct conf, dns_server), check_dns_server},
-    {"dnssec-trust-anchor", offsetof(struct conf, trust_anchor), NULL},
-    {"tls-ca", offsetof(struct conf, tls_ca), NULL},
-    {"tls-name", offsetof(struct conf, tls_name), check_host},
-    {"tls-cert", offsetof(struct conf, tls_cert), NULL},
-    {"tls-key", offsetof(struct conf, tls_key), NULL},
-    {"tls-priority", offsetof(struct conf, tls_priority), NULL},
-    {"event-url", offsetof(struct conf, event_url), check_url},
-    {"event-ca", offsetof(struct conf, event_ca), NULL},
-    {"relay-listen", offsetof(struct conf, relay_listen), check_relay_listen},
-    {"relay-secret-file", offsetof(struct conf, relay_secret_file), NULL},
-    {"status-file", offsetof(struct conf, status_file), NULL},
+    {"domain", FIELD(domain), jid_valid_domain, NULL, "domain"},
+    {"component", FIELD(component), jid_valid_domain, NULL, "domain"},
+    {"secret-file", FIELD(secret_file), NULL, NULL, NULL},
+    {"service", FIELD(service), valid_service,
+        "service: expected two labels like _xmpp-component._tcp", NULL},
+    {"dns-server", FIELD(dns_server), valid_dns_server,
+        "dns-server: expected an IP address, optionally @PORT (127.0.0.1@5353)", NULL},
+    {"dnssec-trust-anchor", FIELD(trust_anchor), NULL, NULL, NULL},
+    {"tls-ca", FIELD(tls_ca), NULL, NULL, NULL},
+    {"tls-name", FIELD(tls_name), jid_valid_domain, NULL, "host"},
+    {"tls-cert", FIELD(tls_cert), NULL, NULL, NULL},
+    {"tls-key", FIELD(tls_key), NULL, NULL, NULL},
+    {"tls-priority", FIELD(tls_priority), NULL, NULL, NULL},
+    {"event-url", FIELD(event_url), valid_url, "event-url: expected an http:// or https:// URL",
+        NULL},
+    {"event-ca", FIELD(event_ca), NULL, NULL, NULL},
+    {"relay-listen", FIELD(relay_listen), valid_relay_listen,
+        "relay-listen: expected IP:PORT (127.0.0.1:5347) or unix:PATH", NULL},
+    {"relay-secret-file", FIELD(relay_secret_file), NULL, NULL, NULL},
+    {"status-file", FIELD(status_file), NULL, NULL, NULL},
 };
 
 static const char *
 set_string(struct conf *c, const struct strkey *k, const char *value, char *err, size_t errlen)
 {
-	const char *why;
-
-	if (k->check != NULL && (why = k->check(k->key, value, err, errlen)) != NULL)
-		return why;
+	if (k->valid != NULL && !k->valid(value)) {
+		if (k->why != NULL)
+			return k->why;
+		snprintf(err, errlen, "%s: \"%.60s\" is not a %s name", k->key, value, k->noun);
+		return err;
+	}
 	set_str((char **)((char *)c + k->off), value);
 	return NULL;
 }

@@ -48,6 +48,12 @@ struct state {
 	/* Absolute paths; NULL when not set. The bundle is optional. */
 	char *tls_key, *tls_cert, *tls_bundle;
 	char *tls_trust; /* set: TLS listeners require client certificates */
+	/* The cluster ("cluster ..." commands). */
+	int cluster_enabled;
+	struct listen_addr cluster_listen; /* host "" until set; port 0: any free port */
+	char *cluster_trust;               /* absolute path of the peers' CA bundle, or NULL */
+	unsigned cluster_keepalive_ms;     /* heartbeat interval, default 200 */
+	unsigned cluster_election_ms;      /* election timeout, default 1000 */
 };
 
 /* Load DIR (a missing directory or file is an empty state). Freed with state_free. */

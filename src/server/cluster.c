@@ -66,7 +66,8 @@ struct peer {
 	struct cluster *cl;
 };
 
-enum request_kind { REQ_NONE, REQ_JOIN, REQ_REMOVE };
+/* REQ_JOINED: accepted, waiting to hear from the leader before saying so. */
+enum request_kind { REQ_NONE, REQ_JOIN, REQ_JOINED, REQ_REMOVE };
 
 struct request {
 	enum request_kind kind;
@@ -109,6 +110,7 @@ static void link_free(struct link *);
 static void peer_dial(void *);
 static void cluster_raft_after(struct cluster *, struct raft_out *);
 static void cluster_arm_raft(struct cluster *);
+static void cluster_join_check(struct cluster *);
 
 /* Helpers */
 
@@ -569,6 +571,7 @@ cluster_note_role(struct cluster *cl)
 			    cluster_in_sight(cl, now), cl->m.n);
 		cl->had_majority = maj;
 	}
+	cluster_join_check(cl);
 }
 
 /* After a Raft call: term and vote on disk first, then the messages. */
@@ -737,14 +740,11 @@ cluster_broadcast_members(struct cluster *cl, uint32_t also)
 	free(msg);
 }
 
-/* The leader may change the member list only while a majority follows it. */
+/* The leader may change the member list only while it sees a majority. */
 static int
 cluster_may_change(struct cluster *cl)
 {
-	struct raft_status rs;
-
-	raft_state(&cl->raft, util_now_ms(), &rs);
-	return rs.role == RAFT_LEADER && rs.quorum;
+	return cl->raft.role == RAFT_LEADER && cluster_majority(cl, util_now_ms());
 }
 
 static int
@@ -901,12 +901,31 @@ static void
 request_timeout(void *arg)
 {
 	struct cluster *cl = arg;
-	char *s = xasprintf(cl->req.kind == REQ_JOIN
-	                        ? "cannot join: no answer from %s within %d s\n"
-	                        : "cannot remove %s: no answer from the leader within %d s\n",
-	    cl->req.target, REQUEST_TIMEOUT_MS / 1000);
+	const char *fmt = "cannot join: no answer from %s within %d s\n";
+	char *s;
+
+	if (cl->req.kind == REQ_JOINED)
+		fmt = "joined the cluster at %s, but no leader was heard within %d s: "
+		      "see cluster status\n";
+	else if (cl->req.kind == REQ_REMOVE)
+		fmt = "cannot remove %s: no answer from the leader within %d s\n";
+	s = xasprintf(fmt, cl->req.target, REQUEST_TIMEOUT_MS / 1000);
 
 	request_done(cl, 1, s);
+	free(s);
+}
+
+/* A join is done when this node follows the leader. */
+static void
+cluster_join_check(struct cluster *cl)
+{
+	char *s;
+
+	if (cl->req.kind != REQ_JOINED || cl->raft.leader == RAFT_NONE)
+		return;
+	s = xasprintf("joined the cluster at %s: leader %s, %zu members\n", cl->req.target,
+	    member_addr(cl, cl->raft.leader), cl->m.n);
+	request_done(cl, 0, s);
 	free(s);
 }
 
@@ -928,11 +947,15 @@ cluster_on_join_result(struct cluster *cl, const struct xs_elem *e)
 	/* Whatever our list's epoch was, this one is the cluster's. */
 	cl->m.epoch = 0;
 	cluster_on_members(cl, e);
-	s = xasprintf("joined the cluster at %s: leader %s, %zu members\n", cl->req.target,
-	    leader ? leader : "?", cl->m.n);
 	cluster_event(cl, "joined the cluster at %s (leader %s)", cl->req.target, leader ? leader : "?");
-	request_done(cl, 0, s);
-	free(s);
+	cl->req.kind = REQ_JOINED;
+	if (cl->req.link) {
+		struct link *l = cl->req.link;
+
+		cl->req.link = NULL;
+		link_free(l);
+	}
+	cluster_join_check(cl);
 }
 
 static void

@@ -1535,6 +1535,7 @@ reply_text(cluster_reply_fn *fn, void *arg, int status, const char *fmt, ...)
 static void
 control_initialize(struct cluster *cl, cluster_reply_fn *fn, void *arg)
 {
+	struct raft_out out;
 	char id[9];
 
 	if (cl->in_raft && cl->m.n > 1) {
@@ -1554,6 +1555,9 @@ control_initialize(struct cluster *cl, cluster_reply_fn *fn, void *arg)
 		return;
 	}
 	cluster_sync_peers(cl);
+	out.n = 0;
+	raft_campaign_now(&cl->raft, util_now_ms(), &out);
+	cluster_raft_after(cl, &out);
 	cluster_event(cl, "initialized a one-node cluster at %s", cl->name);
 	reply_text(fn, arg, 0, "initialized a one-node cluster at %s (id %s)\n", cl->name,
 	    hex_id(cl->m.self, id));

@@ -782,7 +782,10 @@ leader_join(struct cluster *cl, uint32_t id, const char *addr)
 		break;
 	case MEMBERS_JOIN_REPLACE:
 		members_del(&cl->m, other);
-		members_add(&cl->m, id, addr);
+		if ((mb = members_by_id(&cl->m, id)) != NULL)
+			snprintf(mb->addr, sizeof(mb->addr), "%s", addr);
+		else
+			members_add(&cl->m, id, addr);
 		cluster_event(cl,
 		    "replaced the stale member %s at %s: it was reset without leaving the cluster",
 		    hex_id(other, a), addr);

@@ -26,6 +26,7 @@
 
 #include "accept.h"
 #include "cluster.h"
+#include "control.h"
 #include "io.h"
 #include "jid.h"
 #include "log.h"
@@ -40,7 +41,7 @@
 #define CONTROL_LINE_MAX 1024
 #define CONTROL_TIMEOUT_MS 5000
 #define SHUTDOWN_GRACE_MS 2000
-#define CONTROL_SOCK "control.sock"
+#define CONTROL_SOCK CONTROL_SOCK_NAME
 #define LISTENING_FILE "listening"
 /* The ids of the server's keepalive pings: their replies go nowhere. */
 #define PING_ID_PREFIX "xcomp-server-ping-"
@@ -1014,45 +1015,4 @@ serve_free(struct server *srv)
 	/* After the connections: their sessions use it. */
 	tls_ctx_free(srv->tls);
 	free(srv);
-}
-
-int
-serve_status(const char *dir, FILE *out, char *err, size_t errlen)
-{
-	struct sockaddr_un sun;
-	char buf[4096];
-	ssize_t n;
-	int fd, skip = 1;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", dir, CONTROL_SOCK);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		snprintf(
-		    err, errlen, "not running for %s (%s: %s)", dir, sun.sun_path, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	if (write(fd, "status\n", 7) != 7) {
-		snprintf(err, errlen, "%s: %s", sun.sun_path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	/* The first line is the status: "0". */
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		char *p = skip ? memchr(buf, '\n', n) : NULL;
-
-		if (skip && p == NULL)
-			continue;
-		if (skip) {
-			n -= p + 1 - buf;
-			memmove(buf, p + 1, n);
-			skip = 0;
-		}
-		fwrite(buf, 1, n, out);
-	}
-	close(fd);
-	return 0;
 }

@@ -264,20 +264,16 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "cluster") == 0)
 		return server_cluster(dir, argc, argv);
-	/*
-	 * TODO(core): once serve.c answers the request protocol of CLUSTER.md,
-	 * replace serve_status below with
-	 *	if (control_request(dir, "status", stdout, stderr, &st, err, sizeof(err)) == -1)
-	 *		{ fprintf(stderr, "xcomp-server: %s\n", err); return 1; }
-	 *	return st;
-	 * (exit 1 when the server does not run, as today).
-	 */
 	if (strcmp(argv[0], "status") == 0) {
-		if (serve_status(dir, stdout, err, sizeof(err)) == -1) {
+		int st;
+
+		if (argc != 1)
+			usage(1);
+		if (control_request(dir, "status", stdout, stderr, &st, err, sizeof(err)) == -1) {
 			fprintf(stderr, "xcomp-server: %s\n", err);
 			return 1;
 		}
-		return 0;
+		return st;
 	}
 	if (state_command(dir, argc, argv, stdin, stdout, err, sizeof(err)) == -1) {
 		fprintf(stderr, "xcomp-server: %s\n", err);

@@ -413,10 +413,10 @@ cluster_holder(struct cluster *cl, const char *jid)
  * holder is down.
  */
 static int
-cluster_forward_raw(
-    struct cluster *cl, const char *jid, const char *stanza, size_t len, unsigned hops)
+cluster_forward_raw(struct cluster *cl, const char *jid, const char *stanza, size_t len,
+    unsigned hops, uint32_t except)
 {
-	struct peer *p = cluster_find_holder(cl, jid, RAFT_NONE);
+	struct peer *p = cluster_find_holder(cl, jid, except);
 	struct link *l;
 	char *head, *j;
 	int r;
@@ -448,7 +448,7 @@ cluster_forward(struct cluster *cl, const char *jid, const struct xs_elem *stanz
 
 	buf_init(&b, cl->limits.stanza * 2);
 	if (xs_serialize(stanza, XS_NS_COMPONENT, &b) == 0)
-		r = cluster_forward_raw(cl, jid, buf_head(&b), b.len, 1);
+		r = cluster_forward_raw(cl, jid, buf_head(&b), b.len, 1, RAFT_NONE);
 	buf_free(&b);
 	return r;
 }
@@ -486,7 +486,7 @@ cluster_on_forward(struct cluster *cl, struct link *l, const struct xs_elem *e)
 		return;
 	}
 	if (cl->h.deliver(cl->h.arg, jid, buf_head(&b), b.len) == 0 ||
-	    cluster_forward_raw(cl, jid, buf_head(&b), b.len, hops + 1) == 0) {
+	    cluster_forward_raw(cl, jid, buf_head(&b), b.len, hops + 1, l->id) == 0) {
 		buf_free(&b);
 		return;
 	}
@@ -497,9 +497,8 @@ cluster_on_forward(struct cluster *cl, struct link *l, const struct xs_elem *e)
 	    (err = accept_stanza_error(st, "cancel", "service-unavailable")) == NULL)
 		return;
 	if (cl->h.deliver(cl->h.arg, dom, err, strlen(err)) == -1)
-		cluster_forward_raw(cl, dom, err, strlen(err), 1);
+		cluster_forward_raw(cl, dom, err, strlen(err), 1, RAFT_NONE);
 	free(err);
-	(void)l;
 }
 
 /* Raft */

@@ -703,24 +703,22 @@ cluster_save(struct cluster *cl)
 	return 0;
 }
 
-/* A member list from the leader: taken when it is newer than ours. */
+/* A member list (members_merge): taken when it is newer than ours. */
 static void
 cluster_on_members(struct cluster *cl, const struct xs_elem *e)
 {
-	uint64_t epoch = parse_u64(xs_attr(e, "e"));
 	const struct xs_elem *c;
-	struct members m = cl->m;
+	struct members m;
 	int was_in = cl->in_raft;
 
-	if (epoch <= cl->m.epoch)
-		return;
-	m.n = 0;
-	m.epoch = epoch;
+	memset(&m, 0, sizeof(m));
+	m.epoch = parse_u64(xs_attr(e, "e"));
 	for (c = e->child; c; c = c->next)
 		if (strcmp(c->name, "m") == 0 && xs_attr(c, "a") && parse_id(xs_attr(c, "i")) &&
 		    strlen(xs_attr(c, "a")) < MEMBERS_ADDR_MAX)
 			members_add(&m, parse_id(xs_attr(c, "i")), xs_attr(c, "a"));
-	cl->m = m;
+	if (!members_merge(&cl->m, &m))
+		return;
 	cluster_save(cl);
 	cluster_sync_peers(cl);
 	if (was_in && !cl->in_raft)
@@ -805,7 +803,7 @@ leader_join(struct cluster *cl, uint32_t id, const char *addr)
 		free(s);
 		return r;
 	}
-	cl->m.epoch++;
+	cl->m.epoch = members_next_epoch(cl->m.epoch, cl->raft.term);
 	cluster_save(cl);
 	cluster_sync_peers(cl);
 	cluster_broadcast_members(cl, RAFT_NONE);
@@ -976,7 +974,7 @@ leader_remove(struct cluster *cl, uint32_t id, char *text, size_t len)
 	}
 	snprintf(addr, sizeof(addr), "%s", mb->addr);
 	members_del(&cl->m, id);
-	cl->m.epoch++;
+	cl->m.epoch = members_next_epoch(cl->m.epoch, cl->raft.term);
 	cluster_save(cl);
 	/* The member removed hears it too, before its links go. */
 	cluster_broadcast_members(cl, RAFT_NONE);
@@ -1193,6 +1191,19 @@ link_xs_open(void *arg, const struct xs_elem *header)
 	return 0;
 }
 
+/* A member behind on the list gets ours (members_merge, on its side). */
+static void
+cluster_on_keepalive(struct cluster *cl, struct peer *p, const struct xs_elem *e)
+{
+	char *msg;
+
+	if (xs_attr(e, "e") == NULL || parse_u64(xs_attr(e, "e")) >= cl->m.epoch)
+		return;
+	msg = members_message(cl, "ms");
+	cluster_send(cl, p->id, msg);
+	free(msg);
+}
+
 /* The peer's hello: an incoming link learns who it is from. */
 static void
 link_on_hello(struct link *l, const struct xs_elem *e)
@@ -1207,8 +1218,8 @@ link_on_hello(struct link *l, const struct xs_elem *e)
 		if (xs_attr(e, "a") && strlen(xs_attr(e, "a")) < sizeof(l->addr))
 			snprintf(l->addr, sizeof(l->addr), "%s", xs_attr(e, "a"));
 	}
-	/* A member behind on the list gets it from the leader. */
-	if (cl->role == RAFT_LEADER && peer_by_id(cl, id) && epoch < cl->m.epoch) {
+	/* A member behind on the list gets ours at once. */
+	if (peer_by_id(cl, id) && epoch < cl->m.epoch) {
 		msg = members_message(cl, "ms");
 		cluster_send(cl, id, msg);
 		free(msg);
@@ -1264,7 +1275,9 @@ link_xs_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawle
 		cluster_on_remove(cl, e);
 	else if (strcmp(n, "rr") == 0)
 		cluster_on_remove_result(cl, e);
-	/* "ka" and anything newer: heard, nothing more. */
+	else if (strcmp(n, "ka") == 0)
+		cluster_on_keepalive(cl, p, e);
+	/* Anything newer: heard, nothing more. */
 	return 0;
 }
 
@@ -1369,9 +1382,12 @@ cluster_keepalive(void *arg)
 {
 	struct cluster *cl = arg;
 	uint64_t now = util_now_ms();
+	char *ka;
 	size_t i;
 
-	cluster_send_all(cl, "<ka/>");
+	ka = xasprintf("<ka e='%llu'/>", (unsigned long long)cl->m.epoch);
+	cluster_send_all(cl, ka);
+	free(ka);
 	for (i = 0; i < cl->npeers; i++) {
 		struct peer *p = &cl->peers[i];
 		int alive = peer_alive(cl, p, now);
@@ -1551,7 +1567,7 @@ control_initialize(struct cluster *cl, cluster_reply_fn *fn, void *arg)
 		cl->m.self = members_new_id();
 	cl->m.n = 0;
 	members_add(&cl->m, cl->m.self, cl->name);
-	cl->m.epoch++;
+	cl->m.epoch = members_next_epoch(cl->m.epoch, cl->raft.term);
 	if (cluster_save(cl) == -1) {
 		reply_text(fn, arg, 1, "cannot initialize: the cluster file was not written\n");
 		return;

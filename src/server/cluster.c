@@ -1096,6 +1096,22 @@ link_failed(struct link *l, const char *why)
 	link_free(l);
 }
 
+/*
+ * tls.c's reasons speak of the agent's settings; between nodes the remedy
+ * is this node's certs or the cluster trust bundle.
+ */
+static void
+cluster_tls_words(const struct link *l, const char *why, char *out, size_t len)
+{
+	static const char agent_hint[] = " (tls-cert, tls-key)";
+	const char *hint = strstr(why, agent_hint);
+	int n = hint ? (int)(hint - why) : (int)strlen(why);
+
+	snprintf(out, len, "%s%s%.*s%s%s", l->outgoing ? l->addr : "", l->outgoing ? ": " : "", n,
+	    why, hint ? " (certs on this node, cluster trust on the other)" : "",
+	    hint ? hint + strlen(agent_hint) : "");
+}
+
 static void
 link_on_connected(void *arg, int err)
 {
@@ -1133,7 +1149,12 @@ link_on_closed(void *arg, int err)
 		return;
 	}
 	if (l->joining && l->cl->req.kind == REQ_JOIN) {
-		snprintf(why, sizeof(why), "%s closed the connection before answering", l->addr);
+		/* TLS 1.3: a node that refuses our certificate does so after our handshake. */
+		if (tls_why(l->io)[0])
+			cluster_tls_words(l, tls_why(l->io), why, sizeof(why));
+		else
+			snprintf(why, sizeof(why), "%s closed the connection before answering",
+			    l->addr);
 		link_failed(l, why);
 		return;
 	}
@@ -1151,10 +1172,7 @@ link_on_secured(void *arg, int err)
 	char why[700], id[9], *a, *s;
 
 	if (err) {
-		if (l->outgoing)
-			snprintf(why, sizeof(why), "%s: %s", l->addr, tls_why(l->io));
-		else
-			snprintf(why, sizeof(why), "%s", tls_why(l->io));
+		cluster_tls_words(l, tls_why(l->io), why, sizeof(why));
 		link_failed(l, why);
 		return;
 	}

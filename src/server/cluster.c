@@ -97,7 +97,9 @@ struct cluster {
 	enum raft_role role;
 	uint32_t leader;
 	uint64_t term;
-	time_t changed_at;
+	time_t changed_at;  /* when the status's State or leader last changed */
+	const char *shown;  /* that State */
+	uint32_t shown_leader;
 	int had_majority;
 	char events[EVENTS_MAX][300];
 	size_t nevents;
@@ -111,6 +113,7 @@ static void peer_dial(void *);
 static void cluster_raft_after(struct cluster *, struct raft_out *);
 static void cluster_arm_raft(struct cluster *);
 static void cluster_join_check(struct cluster *);
+static const char *cluster_shown_state(struct cluster *, uint64_t now, uint32_t *leader);
 
 /* Helpers */
 
@@ -548,11 +551,17 @@ cluster_note_role(struct cluster *cl)
 {
 	uint64_t now = util_now_ms();
 	int maj = cluster_majority(cl, now);
+	uint32_t shown_leader;
+	const char *shown = cluster_shown_state(cl, now, &shown_leader);
 
+	if (shown != cl->shown || shown_leader != cl->shown_leader) {
+		cl->shown = shown;
+		cl->shown_leader = shown_leader;
+		cl->changed_at = time(NULL);
+	}
 	if (cl->raft.role != cl->role || cl->raft.leader != cl->leader) {
 		cl->role = cl->raft.role;
 		cl->leader = cl->raft.leader;
-		cl->changed_at = time(NULL);
 		if (cl->role == RAFT_LEADER)
 			log_info("cluster: this node is the leader (term %llu)",
 			    (unsigned long long)cl->raft.term);
@@ -630,6 +639,9 @@ peer_free(struct cluster *cl, struct peer *p)
 	for (l = cl->links; l; l = next) {
 		next = l->next;
 		if (l->id == p->id && !l->joining) {
+			/* What we said last (its removal) goes out before the link. */
+			if (l->secured)
+				(void)io_flush(l->io);
 			/* l->next may go with l's peer's other link: start over. */
 			link_free(l);
 			next = cl->links;
@@ -719,6 +731,9 @@ cluster_on_members(struct cluster *cl, const struct xs_elem *e)
 			members_add(&m, parse_id(xs_attr(c, "i")), xs_attr(c, "a"));
 	if (!members_merge(&cl->m, &m))
 		return;
+	/* Removed: a node out of the list forgets the others (and stops dialing them). */
+	if (cl->m.self == RAFT_NONE || members_by_id(&cl->m, cl->m.self) == NULL)
+		cl->m.n = 0;
 	cluster_save(cl);
 	cluster_sync_peers(cl);
 	if (was_in && !cl->in_raft)
@@ -1475,6 +1490,21 @@ cluster_status_disabled(const struct state *st, struct buf *b)
 	buf_addstr(b, "State: DISABLED\nList of peers\n");
 	status_files(st, b, "-");
 	buf_printf(b, "\nThe cluster is disabled: xcomp-server -d %s cluster enable\n", st->dir);
+}
+
+static const char *status_state(const struct raft_status *rs, int quorum);
+
+/* The State that cluster status shows now (its Last state change). */
+static const char *
+cluster_shown_state(struct cluster *cl, uint64_t now, uint32_t *leader)
+{
+	struct raft_status rs;
+	int quorum;
+
+	raft_state(&cl->raft, now, &rs);
+	quorum = cl->in_raft && rs.quorum;
+	*leader = quorum ? rs.leader : RAFT_NONE;
+	return status_state(&rs, quorum);
 }
 
 static const char *

@@ -1061,6 +1061,27 @@ link_unlink(struct link *l)
 		l->next->prev = l->prev;
 }
 
+/*
+ * No link with p is up any more: its process died or the network between
+ * us did. It is unreachable now rather than after the election timeout,
+ * and a follower that lost its leader so campaigns at once
+ * (raft_leader_lost).
+ */
+static void
+cluster_link_lost(struct cluster *cl, struct peer *p)
+{
+	struct link *o;
+
+	for (o = cl->links; o; o = o->next)
+		if (o->id == p->id && o->secured && !o->joining)
+			return;
+	p->heard = 0;
+	if (cl->raft.leader == p->id && cl->raft.role == RAFT_FOLLOWER) {
+		raft_leader_lost(&cl->raft, util_now_ms());
+		cluster_arm_raft(cl);
+	}
+}
+
 /* A link ends: its peer's routes go with the last link from it, ours is dialed again. */
 static void
 link_free(struct link *l)
@@ -1086,6 +1107,8 @@ link_free(struct link *l)
 		if (!others)
 			peer_clear_routes(p);
 	}
+	if (p && l->secured)
+		cluster_link_lost(cl, p);
 	free(l);
 }
 

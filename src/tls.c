@@ -49,29 +49,15 @@ struct tls_conn {
 	int generic;  /* why holds GnuTLS's own words for a transport error */
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 int
 tls_check_key_file(const char *path, char *err, size_t errlen)
 {
 	struct stat sb;
 
 	if (stat(path, &sb) == -1)
-		return fail(err, errlen, "%s: %s", path, strerror(errno));
+		return util_fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (sb.st_mode & (S_IRGRP | S_IROTH))
-		return fail(err, errlen,
+		return util_fail(err, errlen,
 		    "%s: key readable by group or others (mode %03o); run: "
 		    "chmod 600 %s",
 		    path, (unsigned)(sb.st_mode & 0777), path);
@@ -124,7 +110,7 @@ ctx_new(const char *priority, char *err, size_t errlen)
 		fatalx("gnutls_certificate_allocate_credentials: %s", gnutls_strerror(r));
 	if ((r = gnutls_priority_init(
 	         &c->prio, priority ? priority : TLS_DEFAULT_PRIORITY, &where)) < 0) {
-		fail(err, errlen, "tls-priority \"%s\": %s%s%s", priority, gnutls_strerror(r),
+		util_fail(err, errlen, "tls-priority \"%s\": %s%s%s", priority, gnutls_strerror(r),
 		    where ? " at " : "", where ? where : "");
 		gnutls_certificate_free_credentials(c->cred);
 		free(c);
@@ -151,14 +137,14 @@ load_trust(struct tls_ctx *c, const char *file, char *err, size_t errlen)
 	if (file == NULL) {
 		snprintf(c->ca, sizeof(c->ca), "the system's trust store");
 		r = gnutls_certificate_set_x509_system_trust(c->cred);
-		return r < 0 ? fail(err, errlen, "system trust store: %s", gnutls_strerror(r)) : 0;
+		return r < 0 ? util_fail(err, errlen, "system trust store: %s", gnutls_strerror(r)) : 0;
 	}
 	snprintf(c->ca, sizeof(c->ca), "%s", file);
 	r = gnutls_certificate_set_x509_trust_file(c->cred, file, GNUTLS_X509_FMT_PEM);
 	if (r < 0)
-		return fail(err, errlen, "%s: %s", file, gnutls_strerror(r));
+		return util_fail(err, errlen, "%s: %s", file, gnutls_strerror(r));
 	if (r == 0)
-		return fail(err, errlen, "%s: no PEM certificate in it", file);
+		return util_fail(err, errlen, "%s: no PEM certificate in it", file);
 	return 0;
 }
 
@@ -170,7 +156,7 @@ tls_client_ctx(const char *ca, const char *cert, const char *key, const char *pr
 	int r;
 
 	if ((cert == NULL) != (key == NULL)) {
-		fail(err, errlen, "a client certificate needs both tls-cert and tls-key");
+		util_fail(err, errlen, "a client certificate needs both tls-cert and tls-key");
 		return NULL;
 	}
 	if (key && tls_check_key_file(key, err, errlen) == -1)
@@ -181,7 +167,7 @@ tls_client_ctx(const char *ca, const char *cert, const char *key, const char *pr
 		goto bad;
 	if (cert && (r = gnutls_certificate_set_x509_key_file2(
 	                 c->cred, cert, key, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
-		fail(err, errlen, "tls-cert %s / tls-key %s: %s", cert, key, gnutls_strerror(r));
+		util_fail(err, errlen, "tls-cert %s / tls-key %s: %s", cert, key, gnutls_strerror(r));
 		goto bad;
 	}
 	return c;
@@ -198,10 +184,10 @@ load_chain(const char *cert, const char *bundle, gnutls_datum_t *out, char *err,
 	int r;
 
 	if ((r = gnutls_load_file(cert, &a)) < 0)
-		return fail(err, errlen, "%s: %s", cert, gnutls_strerror(r));
+		return util_fail(err, errlen, "%s: %s", cert, gnutls_strerror(r));
 	if (bundle && (r = gnutls_load_file(bundle, &b)) < 0) {
 		gnutls_free(a.data);
-		return fail(err, errlen, "%s: %s", bundle, gnutls_strerror(r));
+		return util_fail(err, errlen, "%s: %s", bundle, gnutls_strerror(r));
 	}
 	out->size = a.size + 1 + b.size;
 	out->data = xmalloc(out->size + 1);
@@ -231,7 +217,7 @@ tls_server_ctx(const char *key, const char *cert, const char *bundle, const char
 	if (load_chain(cert, bundle, &chain, err, errlen) == -1)
 		goto bad;
 	if ((r = gnutls_load_file(key, &k)) < 0) {
-		fail(err, errlen, "%s: %s", key, gnutls_strerror(r));
+		util_fail(err, errlen, "%s: %s", key, gnutls_strerror(r));
 		goto bad;
 	}
 	r = gnutls_certificate_set_x509_key_mem2(c->cred, &chain, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
@@ -240,7 +226,7 @@ tls_server_ctx(const char *key, const char *cert, const char *bundle, const char
 	free(chain.data);
 	chain.data = NULL;
 	if (r < 0) {
-		fail(err, errlen, "key %s with certificate %s: %s", key, cert, gnutls_strerror(r));
+		util_fail(err, errlen, "key %s with certificate %s: %s", key, cert, gnutls_strerror(r));
 		goto bad;
 	}
 	if (trust) {
@@ -725,7 +711,7 @@ start(
 	r = gnutls_init(&t->s, (ctx->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK);
 	if (r < 0) {
 		free(t);
-		return fail(err, errlen, "gnutls_init: %s", gnutls_strerror(r));
+		return util_fail(err, errlen, "gnutls_init: %s", gnutls_strerror(r));
 	}
 	gnutls_priority_set(t->s, ctx->prio);
 	gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, ctx->cred);

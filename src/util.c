@@ -293,3 +293,14 @@ util_sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t len)
 		snprintf(buf, len, "unknown");
 	return buf;
 }
+
+int
+util_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}

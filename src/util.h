@@ -54,6 +54,8 @@ void util_tcp_keepalive(int fd, unsigned idle_s, unsigned probe_s);
 int util_write_file(const char *path, const char *text, size_t len, unsigned mode, int sync,
     char *err, size_t errlen);
 
+/* Format a message for the operator into err; returns -1, for "return util_fail(...)". */
+int util_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Zero memory the compiler may not elide (secrets). */
 void util_wipe(void *, size_t);
 

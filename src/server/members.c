@@ -23,20 +23,6 @@
 
 #define MEMBERS_FILE "cluster"
 
-static int members_say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-members_say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* A member id: 1 to 8 hex digits, not 0. */
 static int
 members_parse_id(const char *s, uint32_t *id)
@@ -158,7 +144,7 @@ members_load(const char *dir, struct members *ms, char *err, size_t errlen)
 	if (access(path, F_OK) == 0)
 		r = kv_parse_file(path, members_pair, ms, err, errlen);
 	else if (errno != ENOENT)
-		r = members_say(err, errlen, "%s: %s", path, strerror(errno));
+		r = util_fail(err, errlen, "%s: %s", path, strerror(errno));
 	free(path);
 	return r;
 }
@@ -201,9 +187,9 @@ members_sync_dir(const char *dir, char *err, size_t errlen)
 	int fd, r = 0;
 
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return members_say(err, errlen, "%s: %s", dir, strerror(errno));
+		return util_fail(err, errlen, "%s: %s", dir, strerror(errno));
 	if (fsync(fd) == -1)
-		r = members_say(err, errlen, "%s: fsync: %s", dir, strerror(errno));
+		r = util_fail(err, errlen, "%s: fsync: %s", dir, strerror(errno));
 	close(fd);
 	return r;
 }
@@ -215,7 +201,7 @@ members_save(const char *dir, const struct members *ms, char *err, size_t errlen
 	int r;
 
 	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
-		return members_say(err, errlen, "%s: %s", dir, strerror(errno));
+		return util_fail(err, errlen, "%s: %s", dir, strerror(errno));
 	path = xasprintf("%s/%s", dir, MEMBERS_FILE);
 	text = members_text(ms);
 	r = util_write_file(path, text, strlen(text), 0600, 1, err, errlen);

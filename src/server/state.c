@@ -31,20 +31,6 @@
 #define CONF_FILE "xcomp-server.conf"
 #define SECRETS_FILE "callbridges"
 
-static int say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int
-say(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static const char *const policy_names[] = {"kick-new", "kick-old", "allow"};
 
 const char *
@@ -72,11 +58,11 @@ state_valid_name(const char *name, char *err, size_t errlen)
 	const char *p;
 
 	if (*name == '\0' || strlen(name) > STATE_NAME_MAX)
-		return say(
+		return util_fail(
 		    err, errlen, "call bridge name must be 1 to %d characters", STATE_NAME_MAX);
 	for (p = name; *p; p++)
 		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
-			return say(err, errlen,
+			return util_fail(err, errlen,
 			    "call bridge name \"%s\": use letters, digits, "
 			    "'-' and '_' only (it becomes the first label of NAME.DOMAIN)",
 			    name);
@@ -89,14 +75,14 @@ state_valid_secret(const char *s, char *err, size_t errlen)
 	const char *p;
 
 	if (*s == '\0')
-		return say(err, errlen, "empty secret");
+		return util_fail(err, errlen, "empty secret");
 	if (strlen(s) > STATE_SECRET_MAX)
-		return say(err, errlen, "secret longer than %d characters", STATE_SECRET_MAX);
+		return util_fail(err, errlen, "secret longer than %d characters", STATE_SECRET_MAX);
 	if (*s == '#')
-		return say(err, errlen, "a secret must not start with '#'");
+		return util_fail(err, errlen, "a secret must not start with '#'");
 	for (p = s; *p; p++)
 		if (!isgraph((unsigned char)*p))
-			return say(err, errlen,
+			return util_fail(err, errlen,
 			    "a secret may hold printable ASCII characters "
 			    "only, no spaces or control characters");
 	return 0;
@@ -159,12 +145,12 @@ parse_listen(const char *value, struct listen_addr *la, char *err, size_t errlen
 	int sslen, port = -1;
 
 	if (util_split_hostport(value, la->host, sizeof(la->host), &port) == -1 || port < 0)
-		return say(err, errlen,
+		return util_fail(err, errlen,
 		    "listen \"%s\": expected ADDRESS:PORT, e.g. "
 		    "127.0.0.1:5223",
 		    value);
 	if (util_sockaddr(la->host, port, &ss, &sslen) == -1)
-		return say(
+		return util_fail(
 		    err, errlen, "listen \"%s\": \"%s\" is not an IP address", value, la->host);
 	la->port = port;
 	la->tls = 0;
@@ -183,7 +169,7 @@ parse_listen_line(const char *value, struct listen_addr *la, char *err, size_t e
 	snprintf(addr, sizeof(addr), "%.*s", (int)(sp - value), value);
 	sp += strspn(sp, " \t");
 	if (strcmp(sp, "tls") != 0)
-		return say(err, errlen, "listen \"%s\": expected ADDRESS:PORT [tls]", value);
+		return util_fail(err, errlen, "listen \"%s\": expected ADDRESS:PORT [tls]", value);
 	if (parse_listen(addr, la, err, errlen) == -1)
 		return -1;
 	la->tls = 1;
@@ -211,10 +197,10 @@ parse_cluster_listen(const char *value, struct listen_addr *la, char *err, size_
 
 	memset(la, 0, sizeof(*la));
 	if (util_split_hostport(value, la->host, sizeof(la->host), &port) == -1 || port < 0)
-		return say(err, errlen,
+		return util_fail(err, errlen,
 		    "cluster listen \"%s\": expected IP:PORT, e.g. 127.0.0.1:5400", value);
 	if (util_sockaddr(la->host, port, &ss, &sslen) == -1)
-		return say(err, errlen,
+		return util_fail(err, errlen,
 		    "cluster listen \"%s\": \"%s\" is not an IP address; give an IP address of "
 		    "this node: the other members dial this address",
 		    value, la->host);
@@ -225,7 +211,7 @@ parse_cluster_listen(const char *value, struct listen_addr *la, char *err, size_
 	    (ss.ss_family == AF_INET6 &&
 	        IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr) &&
 	        ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr32[3] == htonl(INADDR_ANY)))
-		return say(err, errlen,
+		return util_fail(err, errlen,
 		    "cluster listen \"%s\": %s means every address; give one IP address of this "
 		    "node: the other members dial this address",
 		    value, la->host);
@@ -239,7 +225,7 @@ check_cluster_timing(unsigned keepalive, unsigned election, char *err, size_t er
 {
 	if (election > 2 * keepalive)
 		return 0;
-	return say(err, errlen,
+	return util_fail(err, errlen,
 	    "the cluster election timeout (%u ms) must be more than twice the cluster keepalive "
 	    "(%u ms), or one late keepalive starts an election",
 	    election, keepalive);
@@ -341,9 +327,9 @@ check_secrecy(const char *path, char *err, size_t errlen)
 	struct stat sb;
 
 	if (stat(path, &sb) == -1)
-		return errno == ENOENT ? 1 : say(err, errlen, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? 1 : util_fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (sb.st_mode & (S_IRWXG | S_IRWXO))
-		return say(err, errlen,
+		return util_fail(err, errlen,
 		    "%s: readable by group or others (mode %03o); "
 		    "run: chmod 600 %s",
 		    path, (unsigned)(sb.st_mode & 0777), path);
@@ -382,7 +368,7 @@ state_load(const char *dir, struct state *st, char *err, size_t errlen)
 		char msg[512];
 
 		snprintf(msg, sizeof(msg), "%s", err);
-		say(err, errlen, "%s: %s", path, msg);
+		util_fail(err, errlen, "%s: %s", path, msg);
 		r = -1;
 	}
 	free(path);
@@ -509,7 +495,7 @@ state_save(const struct state *st, char *err, size_t errlen)
 	int r;
 
 	if (mkdir(st->dir, 0700) == -1 && errno != EEXIST)
-		return say(err, errlen, "%s: %s", st->dir, strerror(errno));
+		return util_fail(err, errlen, "%s: %s", st->dir, strerror(errno));
 	text = state_conf_text(st);
 	r = write_atomic(st->dir, CONF_FILE, text, 0644, err, errlen);
 	free(text);
@@ -530,9 +516,9 @@ cmd_domain(struct state *st, int argc, char **argv, FILE *out, char *err, size_t
 		return 0;
 	}
 	if (argc != 2)
-		return say(err, errlen, "usage: domain [DOMAIN]");
+		return util_fail(err, errlen, "usage: domain [DOMAIN]");
 	if (!jid_valid_domain(argv[1]))
-		return say(err, errlen, "\"%s\" is not a valid domain name", argv[1]);
+		return util_fail(err, errlen, "\"%s\" is not a valid domain name", argv[1]);
 	free(st->domain);
 	st->domain = xstrdup(argv[1]);
 	return state_save(st, err, errlen);
@@ -556,16 +542,16 @@ cmd_listen(struct state *st, int argc, char **argv, FILE *out, char *err, size_t
 		return state_save(st, err, errlen);
 	}
 	if (argc != 2 && (argc != 3 || strcmp(argv[2], "tls") != 0))
-		return say(err, errlen, "usage: listen [ADDRESS:PORT [tls] | none]");
+		return util_fail(err, errlen, "usage: listen [ADDRESS:PORT [tls] | none]");
 	if (parse_listen(argv[1], &la, err, errlen) == -1)
 		return -1;
 	la.tls = argc == 3;
 	/* Port 0 is a fresh free port each time, so it never collides. */
 	for (i = 0; i < st->nlisten && la.port != 0; i++)
 		if (strcmp(st->listen[i].host, la.host) == 0 && st->listen[i].port == la.port)
-			return say(err, errlen, "already listening on %s", argv[1]);
+			return util_fail(err, errlen, "already listening on %s", argv[1]);
 	if (st->nlisten == STATE_MAX_LISTEN)
-		return say(err, errlen, "at most %d listeners", STATE_MAX_LISTEN);
+		return util_fail(err, errlen, "at most %d listeners", STATE_MAX_LISTEN);
 	st->listen[st->nlisten++] = la;
 	if (state_save(st, err, errlen) == -1)
 		return -1;
@@ -585,7 +571,7 @@ cmd_policy(struct state *st, int argc, char **argv, FILE *out, char *err, size_t
 		return 0;
 	}
 	if (argc != 2 || policy_parse(argv[1], &st->policy) == -1)
-		return say(err, errlen, "usage: conflict-policy kick-new | kick-old | allow");
+		return util_fail(err, errlen, "usage: conflict-policy kick-new | kick-old | allow");
 	return state_save(st, err, errlen);
 }
 
@@ -598,7 +584,7 @@ cmd_number(struct state *st, int argc, char **argv, FILE *out, char *err, size_t
 		return 0;
 	}
 	if (argc != 2 || kv_uint(argv[1], min, max, field) == -1)
-		return say(err, errlen, "usage: %s [%u..%u]", argv[0], min, max);
+		return util_fail(err, errlen, "usage: %s [%u..%u]", argv[0], min, max);
 	return state_save(st, err, errlen);
 }
 
@@ -623,10 +609,10 @@ check_readable(const char *what, const char *path, char *err, size_t errlen)
 	int fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return say(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		return util_fail(err, errlen, "%s %s: %s", what, path, strerror(errno));
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
 		close(fd);
-		return say(err, errlen, "%s %s: not a regular file", what, path);
+		return util_fail(err, errlen, "%s %s: not a regular file", what, path);
 	}
 	close(fd);
 	return 0;
@@ -645,7 +631,7 @@ check_pem_certs(const char *what, const char *path, char *err, size_t errlen)
 	if (check_readable(what, path, err, errlen) == -1)
 		return -1;
 	if ((c = tls_client_ctx(path, NULL, NULL, NULL, e, sizeof(e))) == NULL)
-		return say(err, errlen, "%s %s", what, e);
+		return util_fail(err, errlen, "%s %s", what, e);
 	tls_ctx_free(c);
 	return 0;
 }
@@ -668,7 +654,7 @@ struct tls_ctx *
 state_tls_ctx(const struct state *st, char *err, size_t errlen)
 {
 	if (st->tls_key == NULL || st->tls_cert == NULL) {
-		say(err, errlen,
+		util_fail(err, errlen,
 		    "a TLS listener needs certs: xcomp-server -d %s certs KEY CERT "
 		    "[BUNDLE]",
 		    st->dir);
@@ -691,13 +677,13 @@ abs_path(const char *what, const char *path, char *err, size_t errlen)
 	char *p;
 
 	if ((p = realpath(path, NULL)) == NULL) {
-		say(err, errlen, "%s %s: %s", what, path, strerror(errno));
+		util_fail(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		return NULL;
 	}
 	/* What xcomp-server.conf could not give back as it was written. */
 	if (strpbrk(p, "\n\r") || strstr(p, " #") || strstr(p, "\t#") ||
 	    isspace((unsigned char)p[strlen(p) - 1])) {
-		say(err, errlen,
+		util_fail(err, errlen,
 		    "%s %s: the path cannot hold a line break, \" #\" or trailing white "
 		    "space; move or link the file",
 		    what, p);
@@ -742,7 +728,7 @@ cmd_certs(struct state *st, int argc, char **argv, FILE *out, char *err, size_t 
 	}
 	if (argc == 2 && strcmp(argv[1], "none") == 0) {
 		if (st->cluster_enabled)
-			return say(err, errlen,
+			return util_fail(err, errlen,
 			    "the cluster is enabled and its links use these certs; run first: "
 			    "xcomp-server -d %s cluster disable",
 			    st->dir);
@@ -752,7 +738,7 @@ cmd_certs(struct state *st, int argc, char **argv, FILE *out, char *err, size_t 
 		return state_save(st, err, errlen);
 	}
 	if (argc != 3 && argc != 4)
-		return say(err, errlen, "usage: certs [KEY CERT [BUNDLE] | none]");
+		return util_fail(err, errlen, "usage: certs [KEY CERT [BUNDLE] | none]");
 	for (i = 0; i < argc - 1; i++)
 		if ((p[i] = abs_path(what[i], argv[i + 1], err, errlen)) == NULL)
 			goto done;
@@ -805,7 +791,7 @@ cmd_trust(struct state *st, int argc, char **argv, FILE *out, char *err, size_t 
 		return 0;
 	}
 	if (argc != 2)
-		return say(err, errlen, "usage: trust [BUNDLE | none]");
+		return util_fail(err, errlen, "usage: trust [BUNDLE | none]");
 	if (strcmp(argv[1], "none") == 0) {
 		set_path(&st->tls_trust, NULL);
 		return state_save(st, err, errlen);
@@ -856,12 +842,12 @@ cluster_listen(struct state *st, int argc, char **argv, FILE *out, char *err, si
 		return 0;
 	}
 	if (argc != 2)
-		return say(err, errlen, "usage: cluster listen [IP:PORT]");
+		return util_fail(err, errlen, "usage: cluster listen [IP:PORT]");
 	if (parse_cluster_listen(argv[1], &la, err, errlen) == -1)
 		return -1;
 	for (i = 0; i < st->nlisten && la.port != 0; i++)
 		if (strcmp(st->listen[i].host, la.host) == 0 && st->listen[i].port == la.port)
-			return say(err, errlen,
+			return util_fail(err, errlen,
 			    "cluster listen %s: a component listener has that address already "
 			    "(listen)",
 			    argv[1]);
@@ -879,10 +865,10 @@ cluster_trust(struct state *st, int argc, char **argv, FILE *out, char *err, siz
 		return 0;
 	}
 	if (argc != 2)
-		return say(err, errlen, "usage: cluster trust [BUNDLE | none]");
+		return util_fail(err, errlen, "usage: cluster trust [BUNDLE | none]");
 	if (strcmp(argv[1], "none") == 0) {
 		if (st->cluster_enabled)
-			return say(err, errlen,
+			return util_fail(err, errlen,
 			    "the cluster is enabled and needs its trust bundle; run first: "
 			    "xcomp-server -d %s cluster disable",
 			    st->dir);
@@ -930,7 +916,7 @@ cluster_enable(struct state *st, int on, char *err, size_t errlen)
 		    "listen IP:PORT",
 		    st->dir);
 	if ((n = strlen(missing)) > 0)
-		return say(err, errlen, "cannot enable the cluster: it needs%s", missing);
+		return util_fail(err, errlen, "cannot enable the cluster: it needs%s", missing);
 	st->cluster_enabled = 1;
 	return state_save(st, err, errlen);
 }
@@ -946,7 +932,7 @@ cluster_ms(struct state *st, int argc, char **argv, FILE *out, char *err, size_t
 		return 0;
 	}
 	if (argc != 2 || kv_uint(argv[1], min, max, &v) == -1)
-		return say(err, errlen, "usage: cluster %s [MS], from %u to %u milliseconds",
+		return util_fail(err, errlen, "usage: cluster %s [MS], from %u to %u milliseconds",
 		    argv[0], min, max);
 	keepalive = field == &st->cluster_keepalive_ms ? v : st->cluster_keepalive_ms;
 	election = field == &st->cluster_election_ms ? v : st->cluster_election_ms;
@@ -954,7 +940,7 @@ cluster_ms(struct state *st, int argc, char **argv, FILE *out, char *err, size_t
 		char msg[512];
 
 		snprintf(msg, sizeof(msg), "%s", err);
-		return say(err, errlen, "cluster %s %s: %s; %s first", argv[0], argv[1], msg,
+		return util_fail(err, errlen, "cluster %s %s: %s; %s first", argv[0], argv[1], msg,
 		    field == &st->cluster_keepalive_ms ? "raise cluster election-timeout"
 		                                       : "lower cluster keepalive");
 	}
@@ -977,7 +963,7 @@ cmd_cluster(struct state *st, int argc, char **argv, FILE *out, char *err, size_
 		return cluster_trust(st, argc, argv, out, err, errlen);
 	if (strcmp(argv[0], "enable") == 0 || strcmp(argv[0], "disable") == 0) {
 		if (argc != 1)
-			return say(err, errlen, "usage: cluster %s", argv[0]);
+			return util_fail(err, errlen, "usage: cluster %s", argv[0]);
 		return cluster_enable(st, strcmp(argv[0], "enable") == 0, err, errlen);
 	}
 	if (strcmp(argv[0], "keepalive") == 0)
@@ -986,7 +972,7 @@ cmd_cluster(struct state *st, int argc, char **argv, FILE *out, char *err, size_
 	if (strcmp(argv[0], "election-timeout") == 0)
 		return cluster_ms(
 		    st, argc, argv, out, err, errlen, &st->cluster_election_ms, 100, 60000);
-	return say(err, errlen,
+	return util_fail(err, errlen,
 	    "unknown cluster command \"%s\"; the cluster commands are listen, trust, enable, "
 	    "disable, keepalive, election-timeout (settings) and initialize, join, remove, "
 	    "status (on the running server)",
@@ -1002,12 +988,12 @@ read_secret(FILE *in, char *secret, size_t len, char *err, size_t errlen)
 	if (isatty(fileno(in)))
 		fprintf(stderr, "Enter callbridge secret\n");
 	if (fgets(secret, len, in) == NULL)
-		return say(err, errlen, "no secret on standard input");
+		return util_fail(err, errlen, "no secret on standard input");
 	n = strlen(secret);
 	if (n > 0 && secret[n - 1] == '\n')
 		secret[--n] = '\0';
 	else if (!feof(in))
-		return say(err, errlen, "secret longer than %d characters", STATE_SECRET_MAX);
+		return util_fail(err, errlen, "secret longer than %d characters", STATE_SECRET_MAX);
 	if (n > 0 && secret[n - 1] == '\r')
 		secret[--n] = '\0';
 	return state_valid_secret(secret, err, errlen);
@@ -1049,7 +1035,7 @@ cmd_callbridge(
 	}
 	if (argc != 3 ||
 	    (strcmp(argv[1], "add") && strcmp(argv[1], "add-secret") && strcmp(argv[1], "remove")))
-		return say(err, errlen,
+		return util_fail(err, errlen,
 		    "usage: callbridge add NAME | add-secret NAME | "
 		    "list | remove NAME");
 	if (state_valid_name(argv[2], err, errlen) == -1)
@@ -1057,13 +1043,13 @@ cmd_callbridge(
 	cb = state_find(st, argv[2]);
 	if (strcmp(argv[1], "remove") == 0) {
 		if (cb == NULL)
-			return say(err, errlen, "no call bridge named \"%s\"", argv[2]);
+			return util_fail(err, errlen, "no call bridge named \"%s\"", argv[2]);
 		remove_cb(st, cb);
 		return state_save(st, err, errlen);
 	}
 	if (strcmp(argv[1], "add") == 0) {
 		if (cb != NULL)
-			return say(err, errlen,
+			return util_fail(err, errlen,
 			    "call bridge \"%s\" exists already; use "
 			    "add-secret to change its secret",
 			    argv[2]);
@@ -1118,7 +1104,7 @@ state_command(const char *dir, int argc, char **argv, FILE *in, FILE *out, char 
 	else if (strcmp(argv[0], "max-stanza") == 0)
 		r = cmd_number(&st, argc, argv, out, err, errlen, &st.max_stanza, 1024, 64 << 20);
 	else
-		r = say(err, errlen, "unknown command \"%s\" (see xcomp-server -h)", argv[0]);
+		r = util_fail(err, errlen, "unknown command \"%s\" (see xcomp-server -h)", argv[0]);
 	state_free(&st);
 	return r;
 }

@@ -21,17 +21,13 @@ static char pki[64];
 static void
 setup(void)
 {
-	strcpy(dir, "/tmp/check_state.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(dir));
+	unit_tmpdir(dir, sizeof(dir), "check_state");
 }
 
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	ck_assert_int_eq(system(cmd), 0);
+	unit_rmtree(dir);
 }
 
 /* Run a command given as a string of words; stdin text for add-secret. */

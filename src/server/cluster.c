@@ -1076,6 +1076,11 @@ cluster_link_lost(struct cluster *cl, struct peer *p)
 		if (o->id == p->id && o->secured && !o->joining)
 			return;
 	p->heard = 0;
+	if (p->was_alive) {
+		p->was_alive = 0;
+		p->lost_at = time(NULL);
+		log_warnx("cluster: %s is unreachable (its links closed)", p->addr);
+	}
 	if (cl->raft.leader == p->id && cl->raft.role == RAFT_FOLLOWER) {
 		raft_leader_lost(&cl->raft, util_now_ms());
 		cluster_arm_raft(cl);

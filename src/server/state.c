@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <netinet/in.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -188,6 +190,61 @@ parse_listen_line(const char *value, struct listen_addr *la, char *err, size_t e
 	return 0;
 }
 
+/* "IP:PORT", or "[IP]:PORT" for IPv6, into buf. */
+static const char *
+state_addr_str(const struct listen_addr *la, char *buf, size_t len)
+{
+	snprintf(buf, len, strchr(la->host, ':') ? "[%s]:%d" : "%s:%d", la->host, la->port);
+	return buf;
+}
+
+/*
+ * The cluster listener's address is also the one the other members dial,
+ * as DIR/cluster records it: it must be one IP address of this node, not
+ * a name and not the wildcard.
+ */
+static int
+parse_cluster_listen(const char *value, struct listen_addr *la, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int sslen, port = -1;
+
+	memset(la, 0, sizeof(*la));
+	if (util_split_hostport(value, la->host, sizeof(la->host), &port) == -1 || port < 0)
+		return say(err, errlen,
+		    "cluster listen \"%s\": expected IP:PORT, e.g. 127.0.0.1:5400", value);
+	if (util_sockaddr(la->host, port, &ss, &sslen) == -1)
+		return say(err, errlen,
+		    "cluster listen \"%s\": \"%s\" is not an IP address; give an IP address of "
+		    "this node: the other members dial this address",
+		    value, la->host);
+	if ((ss.ss_family == AF_INET &&
+	        ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY)) ||
+	    (ss.ss_family == AF_INET6 &&
+	        IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr)) ||
+	    (ss.ss_family == AF_INET6 &&
+	        IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr) &&
+	        ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr32[3] == htonl(INADDR_ANY)))
+		return say(err, errlen,
+		    "cluster listen \"%s\": %s means every address; give one IP address of this "
+		    "node: the other members dial this address",
+		    value, la->host);
+	la->port = port;
+	return 0;
+}
+
+/* cluster-election-timeout must leave room for two missed keepalives. */
+static int
+check_cluster_timing(unsigned keepalive, unsigned election, char *err, size_t errlen)
+{
+	if (election > 2 * keepalive)
+		return 0;
+	return say(err, errlen,
+	    "the cluster election timeout (%u ms) must be more than twice the cluster keepalive "
+	    "(%u ms), or one late keepalive starts an election",
+	    election, keepalive);
+}
+
 /* A TLS file's path from the state file: absolute, as the commands store it. */
 static const char *
 set_tls_path(char **field, const char *key, const char *value, char *err, size_t errlen)
@@ -240,6 +297,20 @@ state_conf_pair(void *arg, const char *key, const char *value, char *err, size_t
 		return set_tls_path(&st->tls_bundle, key, value, err, errlen);
 	} else if (strcmp(key, "tls-trust") == 0) {
 		return set_tls_path(&st->tls_trust, key, value, err, errlen);
+	} else if (strcmp(key, "cluster-enabled") == 0) {
+		if (kv_bool(value, &st->cluster_enabled) == -1)
+			return "cluster-enabled: expected yes or no";
+	} else if (strcmp(key, "cluster-listen") == 0) {
+		if (parse_cluster_listen(value, &st->cluster_listen, err, errlen) == -1)
+			return err;
+	} else if (strcmp(key, "cluster-trust") == 0) {
+		return set_tls_path(&st->cluster_trust, key, value, err, errlen);
+	} else if (strcmp(key, "cluster-keepalive") == 0) {
+		if (kv_uint(value, 20, 10000, &st->cluster_keepalive_ms) == -1)
+			return "cluster-keepalive: expected milliseconds from 20 to 10000";
+	} else if (strcmp(key, "cluster-election-timeout") == 0) {
+		if (kv_uint(value, 100, 60000, &st->cluster_election_ms) == -1)
+			return "cluster-election-timeout: expected milliseconds from 100 to 60000";
 	} else {
 		snprintf(err, errlen, "unknown key \"%s\"", key);
 		return err;
@@ -290,6 +361,9 @@ state_defaults(struct state *st, const char *dir)
 	st->keepalive = 30;
 	st->keepalive_timeout = 10;
 	st->max_stanza = 256 * 1024;
+	/* Raft's usual ratio: several heartbeats fit in one election timeout. */
+	st->cluster_keepalive_ms = 200;
+	st->cluster_election_ms = 1000;
 }
 
 int
@@ -302,6 +376,15 @@ state_load(const char *dir, struct state *st, char *err, size_t errlen)
 	path = xasprintf("%s/%s", dir, CONF_FILE);
 	if (access(path, F_OK) == 0)
 		r = kv_parse_file(path, state_conf_pair, st, err, errlen);
+	/* The two keys may come in either order: checked together once read. */
+	if (r == 0 && check_cluster_timing(
+	                  st->cluster_keepalive_ms, st->cluster_election_ms, err, errlen) == -1) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "%s", err);
+		say(err, errlen, "%s: %s", path, msg);
+		r = -1;
+	}
 	free(path);
 	if (r == -1)
 		return -1;
@@ -328,6 +411,7 @@ state_free(struct state *st)
 	free(st->tls_cert);
 	free(st->tls_bundle);
 	free(st->tls_trust);
+	free(st->cluster_trust);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -384,6 +468,17 @@ state_conf_text(const struct state *st)
 	    "max-stanza = %u\n",
 	    state_policy_name(st->policy), st->handshake_timeout, st->keepalive,
 	    st->keepalive_timeout, st->max_stanza);
+	buf_addstr(&b, line);
+	snprintf(line, sizeof(line), "cluster-enabled = %s\n", st->cluster_enabled ? "yes" : "no");
+	buf_addstr(&b, line);
+	if (st->cluster_listen.host[0] != '\0') {
+		buf_addstr(&b, "cluster-listen = ");
+		buf_addstr(&b, state_addr_str(&st->cluster_listen, line, sizeof(line)));
+		buf_addstr(&b, "\n");
+	}
+	add_path_line(&b, "cluster-trust", st->cluster_trust);
+	snprintf(line, sizeof(line), "cluster-keepalive = %u\ncluster-election-timeout = %u\n",
+	    st->cluster_keepalive_ms, st->cluster_election_ms);
 	buf_addstr(&b, line);
 	buf_add(&b, "", 1);
 	return b.data;
@@ -646,6 +741,11 @@ cmd_certs(struct state *st, int argc, char **argv, FILE *out, char *err, size_t 
 		return 0;
 	}
 	if (argc == 2 && strcmp(argv[1], "none") == 0) {
+		if (st->cluster_enabled)
+			return say(err, errlen,
+			    "the cluster is enabled and its links use these certs; run first: "
+			    "xcomp-server -d %s cluster disable",
+			    st->dir);
 		set_path(&st->tls_key, NULL);
 		set_path(&st->tls_cert, NULL);
 		set_path(&st->tls_bundle, NULL);
@@ -678,19 +778,17 @@ done:
  * operator who copies it here would lock out every component.
  */
 static void
-trust_warn_leaves(const char *path)
+trust_warn_leaves(const char *what, const char *path, const char *advice)
 {
 	char names[512];
 
 	if (tls_file_non_ca(path, names, sizeof(names)) <= 0)
 		return;
 	fprintf(stderr,
-	    "xcomp-server: warning: trust bundle %s: not a CA certificate (basicConstraints "
+	    "xcomp-server: warning: %s %s: not a CA certificate (basicConstraints "
 	    "CA:FALSE or absent): %s\n"
-	    "xcomp-server: warning: such a certificate admits only a component that presents "
-	    "that very certificate, none issued by it; trust takes the CA certificates that "
-	    "issue the components' client certificates\n",
-	    path, names);
+	    "xcomp-server: warning: %s\n",
+	    what, path, names, advice);
 }
 
 /*
@@ -718,9 +816,181 @@ cmd_trust(struct state *st, int argc, char **argv, FILE *out, char *err, size_t 
 		free(p);
 		return -1;
 	}
-	trust_warn_leaves(p);
+	trust_warn_leaves("trust bundle", p,
+	    "such a certificate admits only a component that presents that very certificate, "
+	    "none issued by it; trust takes the CA certificates that issue the components' "
+	    "client certificates");
 	set_path(&st->tls_trust, p);
 	return state_save(st, err, errlen);
+}
+
+/* The cluster's settings ("cluster ..."); the server takes them on "cluster reload". */
+
+static void
+cluster_print(const struct state *st, FILE *out)
+{
+	char addr[128];
+
+	fprintf(out, "Enabled            : %s\n", st->cluster_enabled ? "yes" : "no");
+	fprintf(out, "Listen             : %s\n",
+	    st->cluster_listen.host[0] ? state_addr_str(&st->cluster_listen, addr, sizeof(addr))
+	                               : "(not set)");
+	fprintf(
+	    out, "Trust bundle       : %s\n", st->cluster_trust ? st->cluster_trust : "(not set)");
+	fprintf(out, "Keepalive          : %u ms\n", st->cluster_keepalive_ms);
+	fprintf(out, "Election timeout   : %u ms\n", st->cluster_election_ms);
+}
+
+static int
+cluster_listen(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+	struct listen_addr la;
+	char addr[128];
+	size_t i;
+
+	if (argc == 1) {
+		fprintf(out, "%s\n",
+		    st->cluster_listen.host[0]
+		        ? state_addr_str(&st->cluster_listen, addr, sizeof(addr))
+		        : "(not set)");
+		return 0;
+	}
+	if (argc != 2)
+		return say(err, errlen, "usage: cluster listen [IP:PORT]");
+	if (parse_cluster_listen(argv[1], &la, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < st->nlisten && la.port != 0; i++)
+		if (strcmp(st->listen[i].host, la.host) == 0 && st->listen[i].port == la.port)
+			return say(err, errlen,
+			    "cluster listen %s: a component listener has that address already "
+			    "(listen)",
+			    argv[1]);
+	st->cluster_listen = la;
+	return state_save(st, err, errlen);
+}
+
+static int
+cluster_trust(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+	char *p;
+
+	if (argc == 1) {
+		fprintf(out, "%s\n", st->cluster_trust ? st->cluster_trust : "(not set)");
+		return 0;
+	}
+	if (argc != 2)
+		return say(err, errlen, "usage: cluster trust [BUNDLE | none]");
+	if (strcmp(argv[1], "none") == 0) {
+		if (st->cluster_enabled)
+			return say(err, errlen,
+			    "the cluster is enabled and needs its trust bundle; run first: "
+			    "xcomp-server -d %s cluster disable",
+			    st->dir);
+		set_path(&st->cluster_trust, NULL);
+		return state_save(st, err, errlen);
+	}
+	if ((p = abs_path("cluster trust bundle", argv[1], err, errlen)) == NULL)
+		return -1;
+	if (check_pem_certs("cluster trust bundle", p, err, errlen) == -1) {
+		free(p);
+		return -1;
+	}
+	trust_warn_leaves("cluster trust bundle", p,
+	    "such a certificate admits only a peer that presents that very certificate, none "
+	    "issued by it; list every node's certificate in the bundle, or better the CA that "
+	    "issues them");
+	set_path(&st->cluster_trust, p);
+	return state_save(st, err, errlen);
+}
+
+/* Enabling names everything missing at once, each with the command that sets it. */
+static int
+cluster_enable(struct state *st, int on, char *err, size_t errlen)
+{
+	char missing[1024] = "";
+	size_t n;
+
+	if (!on) {
+		st->cluster_enabled = 0;
+		return state_save(st, err, errlen);
+	}
+	if (st->tls_key == NULL || st->tls_cert == NULL)
+		snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing),
+		    "\n  certs (this node's key and certificate): xcomp-server -d %s certs KEY "
+		    "CERT [BUNDLE]",
+		    st->dir);
+	if (st->cluster_trust == NULL)
+		snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing),
+		    "\n  cluster trust (the CAs of the peers' certificates): xcomp-server -d %s "
+		    "cluster trust BUNDLE",
+		    st->dir);
+	if (st->cluster_listen.host[0] == '\0')
+		snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing),
+		    "\n  cluster listen (the address peers dial): xcomp-server -d %s cluster "
+		    "listen IP:PORT",
+		    st->dir);
+	if ((n = strlen(missing)) > 0)
+		return say(err, errlen, "cannot enable the cluster: it needs%s", missing);
+	st->cluster_enabled = 1;
+	return state_save(st, err, errlen);
+}
+
+static int
+cluster_ms(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen,
+    unsigned *field, unsigned min, unsigned max)
+{
+	unsigned v, keepalive, election;
+
+	if (argc == 1) {
+		fprintf(out, "%u\n", *field);
+		return 0;
+	}
+	if (argc != 2 || kv_uint(argv[1], min, max, &v) == -1)
+		return say(err, errlen, "usage: cluster %s [MS], from %u to %u milliseconds",
+		    argv[0], min, max);
+	keepalive = field == &st->cluster_keepalive_ms ? v : st->cluster_keepalive_ms;
+	election = field == &st->cluster_election_ms ? v : st->cluster_election_ms;
+	if (check_cluster_timing(keepalive, election, err, errlen) == -1) {
+		char msg[512];
+
+		snprintf(msg, sizeof(msg), "%s", err);
+		return say(err, errlen, "cluster %s %s: %s; %s first", argv[0], argv[1], msg,
+		    field == &st->cluster_keepalive_ms ? "raise cluster election-timeout"
+		                                       : "lower cluster keepalive");
+	}
+	*field = v;
+	return state_save(st, err, errlen);
+}
+
+static int
+cmd_cluster(struct state *st, int argc, char **argv, FILE *out, char *err, size_t errlen)
+{
+	if (argc == 1) {
+		cluster_print(st, out);
+		return 0;
+	}
+	argc--;
+	argv++;
+	if (strcmp(argv[0], "listen") == 0)
+		return cluster_listen(st, argc, argv, out, err, errlen);
+	if (strcmp(argv[0], "trust") == 0)
+		return cluster_trust(st, argc, argv, out, err, errlen);
+	if (strcmp(argv[0], "enable") == 0 || strcmp(argv[0], "disable") == 0) {
+		if (argc != 1)
+			return say(err, errlen, "usage: cluster %s", argv[0]);
+		return cluster_enable(st, strcmp(argv[0], "enable") == 0, err, errlen);
+	}
+	if (strcmp(argv[0], "keepalive") == 0)
+		return cluster_ms(
+		    st, argc, argv, out, err, errlen, &st->cluster_keepalive_ms, 20, 10000);
+	if (strcmp(argv[0], "election-timeout") == 0)
+		return cluster_ms(
+		    st, argc, argv, out, err, errlen, &st->cluster_election_ms, 100, 60000);
+	return say(err, errlen,
+	    "unknown cluster command \"%s\"; the cluster commands are listen, trust, enable, "
+	    "disable, keepalive, election-timeout (settings) and initialize, join, remove, "
+	    "status (on the running server)",
+	    argv[0]);
 }
 
 /* One line from in, without its newline; the prompt goes to stderr for a terminal. */
@@ -837,6 +1107,8 @@ state_command(const char *dir, int argc, char **argv, FILE *in, FILE *out, char 
 		r = cmd_certs(&st, argc, argv, out, err, errlen);
 	else if (strcmp(argv[0], "trust") == 0)
 		r = cmd_trust(&st, argc, argv, out, err, errlen);
+	else if (strcmp(argv[0], "cluster") == 0)
+		r = cmd_cluster(&st, argc, argv, out, err, errlen);
 	else if (strcmp(argv[0], "handshake-timeout") == 0)
 		r = cmd_number(&st, argc, argv, out, err, errlen, &st.handshake_timeout, 1, 3600);
 	else if (strcmp(argv[0], "keepalive") == 0)

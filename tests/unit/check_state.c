@@ -442,6 +442,63 @@ START_TEST(test_trust)
 }
 END_TEST
 
+START_TEST(test_cluster_trust_enable)
+{
+	char cmd[3 * PATH_MAX], expect[PATH_MAX + 64];
+	struct state st;
+
+	snprintf(cmd, sizeof(cmd), "cluster trust %s", pki_path("junk.pem"));
+	ck_assert_int_eq(run(NULL, cmd), -1);
+	ck_assert_ptr_nonnull(strstr(err, "cluster trust bundle"));
+	ck_assert_ptr_nonnull(strstr(err, "no PEM certificate in it"));
+	ck_assert_int_eq(run(NULL, "cluster trust /nonexistent/ca.pem"), -1);
+	ck_assert_str_eq(
+	    err, "cluster trust bundle /nonexistent/ca.pem: No such file or directory");
+	/* Stored absolute, whatever the working directory was. */
+	ck_assert_int_eq(chdir(pki), 0);
+	ck_assert_int_eq(run(NULL, "cluster trust ./ca.pem"), 0);
+	ck_assert_int_eq(chdir("/"), 0);
+	ck_assert_int_eq(run(NULL, "cluster trust"), 0);
+	snprintf(expect, sizeof(expect), "%s\n", pki_path("ca.pem"));
+	ck_assert_str_eq(out, expect);
+	/* Not the components' trust. */
+	ck_assert_int_eq(run(NULL, "trust"), 0);
+	ck_assert_str_eq(out, "Trust bundle     : (none: client certificates not requested)\n");
+
+	/* Missing: certs and cluster listen, not the trust. */
+	ck_assert_int_eq(run(NULL, "cluster enable"), -1);
+	snprintf(expect, sizeof(expect),
+	    "cannot enable the cluster: it needs\n"
+	    "  certs (this node's key and certificate): xcomp-server -d %s certs KEY CERT "
+	    "[BUNDLE]\n"
+	    "  cluster listen (the address peers dial): xcomp-server -d %s cluster listen "
+	    "IP:PORT",
+	    dir, dir);
+	ck_assert_str_eq(err, expect);
+	snprintf(cmd, sizeof(cmd), "certs %s %s", pki_path("node.key"), pki_path("node.pem"));
+	ck_assert_int_eq(run(NULL, cmd), 0);
+	ck_assert_int_eq(run(NULL, "cluster listen 127.0.0.1:5400"), 0);
+	ck_assert_int_eq(run(NULL, "cluster enable"), 0);
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_int_eq(st.cluster_enabled, 1);
+	ck_assert_str_eq(st.cluster_trust, pki_path("ca.pem"));
+	state_free(&st);
+	/* What the enabled cluster needs stays until it is disabled. */
+	ck_assert_int_eq(run(NULL, "cluster trust none"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "cluster disable"));
+	ck_assert_int_eq(run(NULL, "certs none"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "cluster disable"));
+	ck_assert_int_eq(run(NULL, "cluster disable"), 0);
+	ck_assert_int_eq(run(NULL, "cluster trust none"), 0);
+	ck_assert_int_eq(run(NULL, "cluster trust"), 0);
+	ck_assert_str_eq(out, "(not set)\n");
+	ck_assert_int_eq(run(NULL, "cluster"), 0);
+	ck_assert_ptr_nonnull(strstr(out, "Enabled            : no\n"));
+	ck_assert_int_eq(run(NULL, "cluster trust a b"), -1);
+	ck_assert_str_eq(err, "usage: cluster trust [BUNDLE | none]");
+}
+END_TEST
+
 /* What "run" builds: refused without certs, with a key opened up, or with a file gone. */
 START_TEST(test_tls_ctx)
 {
@@ -560,6 +617,141 @@ START_TEST(test_bad_conf_file)
 }
 END_TEST
 
+START_TEST(test_cluster_settings)
+{
+	struct state st;
+
+	ck_assert_int_eq(run(NULL, "cluster"), 0);
+	ck_assert_str_eq(out, "Enabled            : no\n"
+	                      "Listen             : (not set)\n"
+	                      "Trust bundle       : (not set)\n"
+	                      "Keepalive          : 200 ms\n"
+	                      "Election timeout   : 1000 ms\n");
+	ck_assert_int_eq(run(NULL, "cluster listen"), 0);
+	ck_assert_str_eq(out, "(not set)\n");
+	/* Peers dial this address: one IP of this node, no wildcard, no name. */
+	ck_assert_int_eq(run(NULL, "cluster listen 0.0.0.0:5400"), -1);
+	ck_assert_str_eq(err, "cluster listen \"0.0.0.0:5400\": 0.0.0.0 means every address; "
+	                      "give one IP address of this node: the other members dial this "
+	                      "address");
+	ck_assert_int_eq(run(NULL, "cluster listen [::]:5400"), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":: means every address"));
+	ck_assert_int_eq(run(NULL, "cluster listen [::ffff:0.0.0.0]:5400"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "means every address"));
+	ck_assert_int_eq(run(NULL, "cluster listen node1:5400"), -1);
+	ck_assert_str_eq(err, "cluster listen \"node1:5400\": \"node1\" is not an IP address; "
+	                      "give an IP address of this node: the other members dial this "
+	                      "address");
+	ck_assert_int_eq(run(NULL, "cluster listen 127.0.0.1"), -1);
+	ck_assert_str_eq(
+	    err, "cluster listen \"127.0.0.1\": expected IP:PORT, e.g. 127.0.0.1:5400");
+	ck_assert_int_eq(run(NULL, "listen 127.0.0.1:5223"), 0);
+	ck_assert_int_eq(run(NULL, "cluster listen 127.0.0.1:5223"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "a component listener has that address already"));
+	ck_assert_int_eq(run(NULL, "cluster listen 127.0.0.1:0"), 0);
+	ck_assert_int_eq(run(NULL, "cluster listen [::1]:5400"), 0);
+	ck_assert_int_eq(run(NULL, "cluster listen"), 0);
+	ck_assert_str_eq(out, "[::1]:5400\n");
+	ck_assert_int_eq(run(NULL, "cluster listen 127.0.0.2:5400 extra"), -1);
+	ck_assert_str_eq(err, "usage: cluster listen [IP:PORT]");
+
+	/* Timing: in range, and the election timeout more than twice the keepalive. */
+	ck_assert_int_eq(run(NULL, "cluster keepalive"), 0);
+	ck_assert_str_eq(out, "200\n");
+	ck_assert_int_eq(run(NULL, "cluster election-timeout"), 0);
+	ck_assert_str_eq(out, "1000\n");
+	ck_assert_int_eq(run(NULL, "cluster keepalive 19"), -1);
+	ck_assert_str_eq(err, "usage: cluster keepalive [MS], from 20 to 10000 milliseconds");
+	ck_assert_int_eq(run(NULL, "cluster election-timeout 60001"), -1);
+	ck_assert_str_eq(
+	    err, "usage: cluster election-timeout [MS], from 100 to 60000 milliseconds");
+	ck_assert_int_eq(run(NULL, "cluster keepalive 500"), -1);
+	ck_assert_str_eq(err, "cluster keepalive 500: the cluster election timeout (1000 ms) must "
+	                      "be more than twice the cluster keepalive (500 ms), or one late "
+	                      "keepalive starts an election; raise cluster election-timeout first");
+	ck_assert_int_eq(run(NULL, "cluster election-timeout 400"), -1);
+	ck_assert_ptr_nonnull(strstr(err, "lower cluster keepalive first"));
+	ck_assert_int_eq(run(NULL, "cluster keepalive 499"), 0);
+	ck_assert_int_eq(run(NULL, "cluster election-timeout 3000"), 0);
+	ck_assert_int_eq(run(NULL, "cluster keepalive 1000"), 0);
+
+	/* Enable names everything missing, each with its command. */
+	ck_assert_int_eq(run(NULL, "cluster enable"), -1);
+	ck_assert_ptr_null(strstr(err, "cluster listen IP:PORT"));
+	ck_assert_ptr_nonnull(strstr(err, "cannot enable the cluster: it needs\n  certs"));
+	ck_assert_ptr_nonnull(strstr(err, "cluster trust BUNDLE"));
+	ck_assert_int_eq(run(NULL, "cluster disable"), 0);
+	ck_assert_int_eq(run(NULL, "cluster enable now"), -1);
+	ck_assert_str_eq(err, "usage: cluster enable");
+	ck_assert_int_eq(run(NULL, "cluster frob"), -1);
+	ck_assert_str_eq(err, "unknown cluster command \"frob\"; the cluster commands are listen, "
+	                      "trust, enable, disable, keepalive, election-timeout (settings) and "
+	                      "initialize, join, remove, status (on the running server)");
+
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_int_eq(st.cluster_enabled, 0);
+	ck_assert_str_eq(st.cluster_listen.host, "::1");
+	ck_assert_int_eq(st.cluster_listen.port, 5400);
+	ck_assert_uint_eq(st.cluster_keepalive_ms, 1000);
+	ck_assert_uint_eq(st.cluster_election_ms, 3000);
+	ck_assert_ptr_null(st.cluster_trust);
+	state_free(&st);
+}
+END_TEST
+
+static void
+write_conf(const char *text)
+{
+	char path[128];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/xcomp-server.conf", dir);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs(text, fp);
+	fclose(fp);
+}
+
+START_TEST(test_cluster_conf_file)
+{
+	struct state st;
+	char want[256];
+
+	write_conf("cluster-election-timeout = 5000\ncluster-keepalive = 2000\n"
+	           "cluster-enabled = yes\ncluster-listen = 127.0.0.3:5400\n"
+	           "cluster-trust = /etc/cluster-ca.pem\n");
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), 0);
+	ck_assert_int_eq(st.cluster_enabled, 1);
+	ck_assert_str_eq(st.cluster_listen.host, "127.0.0.3");
+	ck_assert_uint_eq(st.cluster_keepalive_ms, 2000);
+	ck_assert_uint_eq(st.cluster_election_ms, 5000);
+	ck_assert_str_eq(st.cluster_trust, "/etc/cluster-ca.pem");
+	state_free(&st);
+	write_conf("cluster-keepalive = 600\n");
+	ck_assert_int_eq(state_load(dir, &st, err, sizeof(err)), -1);
+	state_free(&st);
+	snprintf(want, sizeof(want),
+	    "%s/xcomp-server.conf: the cluster election timeout (1000 ms) must be more than "
+	    "twice the cluster keepalive (600 ms), or one late keepalive starts an election",
+	    dir);
+	ck_assert_str_eq(err, want);
+	write_conf("cluster-enabled = maybe\n");
+	ck_assert_int_eq(run(NULL, "cluster"), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":1: cluster-enabled: expected yes or no"));
+	write_conf("\ncluster-listen = 0.0.0.0:5400\n");
+	ck_assert_int_eq(run(NULL, "cluster"), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":2: cluster listen \"0.0.0.0:5400\": 0.0.0.0 means"));
+	write_conf("cluster-trust = cluster-ca.pem\n");
+	ck_assert_int_eq(run(NULL, "cluster"), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":1: cluster-trust: expected an absolute path"));
+	write_conf("cluster-keepalive = 10\n");
+	ck_assert_int_eq(run(NULL, "cluster"), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":1: cluster-keepalive: expected milliseconds from 20"));
+	write_conf("cluster-election-timeout = 99\n");
+	ck_assert_int_eq(run(NULL, "cluster"), -1);
+	ck_assert_ptr_nonnull(strstr(err, ":1: cluster-election-timeout: expected milliseconds"));
+}
+END_TEST
+
 START_TEST(test_find_jid)
 {
 	struct state st;
@@ -608,6 +800,8 @@ main(void)
 	tcase_add_test(tc, test_listen);
 	tcase_add_test(tc, test_policy_and_numbers);
 	tcase_add_test(tc, test_bad_conf_file);
+	tcase_add_test(tc, test_cluster_settings);
+	tcase_add_test(tc, test_cluster_conf_file);
 	tcase_add_test(tc, test_find_jid);
 	tcase_add_test(tc, test_new_secret);
 	suite_add_tcase(s, tc);
@@ -622,6 +816,7 @@ main(void)
 	tcase_add_test(tc, test_certs_key_mode);
 	tcase_add_test(tc, test_listen_tls);
 	tcase_add_test(tc, test_trust);
+	tcase_add_test(tc, test_cluster_trust_enable);
 	tcase_add_test(tc, test_tls_ctx);
 	tcase_add_test(tc, test_tls_conf_paths);
 	suite_add_tcase(s, tc);

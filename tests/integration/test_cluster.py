@@ -177,7 +177,6 @@ class ClusterTest(xt.LabTest):
             elected = time.monotonic() - t0
             term1 = sts[new.name]["term"]
             self.assertGreater(term1, term0)
-            # Not before the followers stop hearing the leader.
             self.assertGreaterEqual(elected, 0.9 * ELECTION, "a new leader after %.2f s" % elected)
             self.assertLess(elected, xt.timeout(3 * ELECTION + 1), "after %.2f s" % elected)
             lab.wait_routed(ca, "cb1", cb, "cb2", seconds=2)
@@ -301,7 +300,7 @@ class ClusterTest(xt.LabTest):
         victim.configure(port=int(addr.rsplit(":", 1)[1]))
         # The others no longer hear the old member.
         xt.wait_until(lambda: any(m["addr"] == addr and not m["alive"]
-                                  for m in lead.quick_status()["members"]),
+                                  for m in (lead.quick_status() or {"members": []})["members"]),
                       3 * ELECTION, "the old member unreachable")
         victim.start()
         self.assertEqual(victim.cluster_address, addr)

@@ -1,6 +1,8 @@
 /*
  * buf: growable byte buffer with a hard cap (curl's dynbuf "toobig" idea).
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +48,23 @@ int
 buf_addstr(struct buf *b, const char *s)
 {
 	return buf_add(b, s, strlen(s));
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	r = buf_add(b, s, (size_t)n);
+	free(s);
+	return r;
 }
 
 void

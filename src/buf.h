@@ -20,6 +20,8 @@ void buf_init(struct buf *, size_t max);
 /* Append; -1 (and nothing appended) if len would exceed max. */
 int buf_add(struct buf *, const void *, size_t);
 int buf_addstr(struct buf *, const char *);
+/* Append formatted text; -1 (nothing appended) past the cap. */
+int buf_printf(struct buf *, const char *, ...) __attribute__((format(printf, 2, 3)));
 /* Drop n bytes from the front. */
 void buf_consume(struct buf *, size_t n);
 /* Pointer to the first unconsumed byte. */

@@ -739,6 +739,9 @@ start(
 			gnutls_session_set_verify_cert(t->s, NULL, 0); /* names: check_names */
 		} else
 			gnutls_session_set_verify_cert(t->s, name, 0);
+	} else if (!ctx->server) {
+		/* A cluster peer: its chain must lead to the trust bundle; no name is asked of it. */
+		gnutls_session_set_verify_cert(t->s, NULL, 0);
 	} else if (ctx->verify_peer) {
 		gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
 		/*

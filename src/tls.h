@@ -43,6 +43,8 @@ void tls_ctx_free(struct tls_ctx *);
  * the seed's certificate has the domain as CN and the nodes as SANs, and a
  * CN is not looked at when SANs exist). name goes out as SNI. io's
  * handler->secured reports the end of the handshake. ctx must outlive io.
+ * With name NULL the chain is verified but no name is asked of it (a
+ * cluster peer, trusted through a CA of the cluster's own).
  */
 int tls_client(
     struct io *, struct tls_ctx *, const char *name, const char *alt, char *err, size_t errlen);

@@ -283,6 +283,16 @@ raft_tick(struct raft *r, uint64_t now, struct raft_out *out)
 		raft_campaign(r, 1, now, out);
 }
 
+void
+raft_campaign_now(struct raft *r, uint64_t now, struct raft_out *out)
+{
+	out->n = 0;
+	if (r->role == RAFT_LEADER || raft_member(r, r->id) == NULL)
+		return;
+	r->elapsed_from = now;
+	raft_campaign(r, 1, now, out);
+}
+
 /* etcd's Step: the term checks every message goes through first. 0: go on; -1: done. */
 static int
 raft_step_term(struct raft *r, uint64_t now, const struct raft_msg *m, struct raft_out *out)

@@ -137,6 +137,12 @@ int raft_set_members(struct raft *, const uint32_t *ids, size_t n, uint64_t now)
 void raft_tick(struct raft *, uint64_t now, struct raft_out *out);
 
 /*
+ * etcd's MsgHup: campaign now (with Pre-Vote) instead of waiting out the
+ * election timeout; a one-node cluster becomes its leader at once.
+ */
+void raft_campaign_now(struct raft *, uint64_t now, struct raft_out *out);
+
+/*
  * Handles one received message; fills out with the replies. Messages not for
  * this node or from a non-member are ignored.
  */

@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "accept.h"
+#include "cluster.h"
+#include "control.h"
 #include "io.h"
 #include "jid.h"
 #include "log.h"
@@ -36,8 +38,10 @@
 
 #define CONN_OUT_MAX (4u << 20)
 #define CONTROL_OUT_MAX (64u << 20)
+#define CONTROL_LINE_MAX 1024
+#define CONTROL_TIMEOUT_MS 5000
 #define SHUTDOWN_GRACE_MS 2000
-#define CONTROL_SOCK "control.sock"
+#define CONTROL_SOCK CONTROL_SOCK_NAME
 #define LISTENING_FILE "listening"
 /* The ids of the server's keepalive pings: their replies go nowhere. */
 #define PING_ID_PREFIX "xcomp-server-ping-"
@@ -76,6 +80,8 @@ struct server {
 	int stopping;
 	struct timer stop_timer;
 	uint64_t stop_deadline;
+	struct cluster *cl; /* NULL when the cluster is disabled */
+	struct ctl *ctls;
 	char *control_path;
 	char *listening_path;
 	int own_files; /* control.sock and listening are ours to remove */
@@ -264,6 +270,24 @@ serve_kick(struct conn *c, const char *text)
 	return -1;
 }
 
+/* The policy across the cluster: the component may be online on another node. */
+static int
+serve_cluster_conflict(struct conn *c)
+{
+	const char *jid = accept_jid(c->s), *where = cluster_holder(c->srv->cl, jid);
+	char text[200];
+
+	if (where == NULL || c->srv->st->policy == POLICY_ALLOW)
+		return 0;
+	if (c->srv->st->policy == POLICY_KICK_NEW) {
+		snprintf(text, sizeof(text), "Component already connected (on the cluster node %s)",
+		    where);
+		return serve_kick(c, text);
+	}
+	cluster_kick(c->srv->cl, jid);
+	return 0;
+}
+
 /* The conflict policy decides between a new session and one already online. */
 static int
 serve_authenticated(void *arg, struct accept_session *s)
@@ -275,7 +299,11 @@ serve_authenticated(void *arg, struct accept_session *s)
 		return serve_kick(c, "Component already connected");
 	if (other != NULL && c->srv->st->policy == POLICY_KICK_OLD)
 		serve_kick(other, "Replaced by a new connection");
+	if (c->srv->cl && serve_cluster_conflict(c) == -1)
+		return -1;
 	c->since = time(NULL);
+	if (c->srv->cl)
+		cluster_local_up(c->srv->cl, accept_jid(s));
 	timer_add(loop_timers(c->srv->loop), &c->keepalive, c->srv->st->keepalive * 1000ull);
 	return 0;
 }
@@ -383,7 +411,7 @@ serve_route(
 		serve_to_server(c, e);
 	else if ((dst = serve_pick_online(c->srv, dom)) != NULL)
 		serve_forward(c, dst, e);
-	else
+	else if (c->srv->cl == NULL || cluster_forward(c->srv->cl, dom, e) == -1)
 		accept_bounce(s, e, "cancel", "service-unavailable");
 	return 0;
 }
@@ -393,9 +421,11 @@ serve_closed(void *arg, struct accept_session *s)
 {
 	struct conn *c = arg;
 
-	(void)s;
 	timer_cancel(loop_timers(c->srv->loop), &c->keepalive);
 	serve_unlink(c);
+	/* The route goes with the last session of the component here. */
+	if (c->since != 0 && c->srv->cl && serve_find_online(c->srv, accept_jid(s), NULL) == NULL)
+		cluster_local_down(c->srv->cl, accept_jid(s));
 	free(c);
 }
 
@@ -414,33 +444,22 @@ serve_print_tls(struct io *out, const struct conn *c)
 	    info.nchain ? ", client certificate " : "", info.nchain ? info.chain[0].subject : "");
 }
 
+/* What "xcomp-server status" prints. */
 static void
-serve_io_connected(void *arg, int err)
+serve_status_text(struct server *srv, struct io *io)
 {
-	(void)arg;
-	(void)err;
-}
-
-/* A status reader: write the listing and close. */
-static void
-serve_control(void *arg, int s)
-{
-	static const struct io_handler none = {serve_io_connected, NULL, NULL, NULL};
-	struct listener *l = arg;
-	struct server *srv = l->srv;
-	char when[32], line[1400];
+	char when[32];
 	struct conn *c;
-	struct io *io;
 	size_t i;
 
-	io = io_new(srv->loop, s, 0, CONTROL_OUT_MAX, &none, NULL);
-	snprintf(line, sizeof(line), "Domain     : %s\nPolicy     : %s\n", srv->st->domain,
+	io_print(io, "Domain     : %s\nPolicy     : %s\n", srv->st->domain,
 	    state_policy_name(srv->st->policy));
-	io_write(io, line, strlen(line));
 	for (i = 0; i < srv->nls; i++)
 		if (strcmp(srv->ls[i].name, CONTROL_SOCK) != 0)
 			io_print(io, "Listening  : %s%s\n", srv->ls[i].name,
 			    srv->ls[i].tls ? " (tls)" : "");
+	if (srv->cl)
+		io_print(io, "Cluster    : %s\n", cluster_listen_name(srv->cl));
 	for (c = srv->conns; c; c = c->next)
 		if (accept_online(c->s)) {
 			util_iso_time(c->since, when, sizeof(when));
@@ -449,7 +468,167 @@ serve_control(void *arg, int s)
 			if (c->l->tls)
 				serve_print_tls(io, c);
 		}
-	io_close_after_flush(io);
+}
+
+/*
+ * A control client (xcomp-server's commands): one request line in, the
+ * exit status on a line and the text out. A cluster request may wait for
+ * the leader; a client gone meanwhile is forgotten when the answer comes.
+ */
+struct ctl {
+	struct server *srv;
+	struct io *io;
+	char line[CONTROL_LINE_MAX];
+	size_t n;
+	int pending;
+	struct timer timeout;
+	struct ctl *next;
+};
+
+static void
+ctl_free(struct ctl *k)
+{
+	struct ctl **pp;
+
+	for (pp = &k->srv->ctls; *pp; pp = &(*pp)->next)
+		if (*pp == k) {
+			*pp = k->next;
+			break;
+		}
+	timer_cancel(loop_timers(k->srv->loop), &k->timeout);
+	if (k->io)
+		io_free(k->io);
+	free(k);
+}
+
+/* The answer is written: the io lingers until flushed and frees itself. */
+static void
+ctl_done(struct ctl *k)
+{
+	if (k->io != NULL) {
+		io_close_after_flush(k->io);
+		k->io = NULL;
+	}
+	ctl_free(k);
+}
+
+static void
+ctl_reply(void *arg, int status, const char *text)
+{
+	struct ctl *k = arg;
+
+	if (k->io != NULL)
+		io_print(k->io, "%d\n%s", status, text);
+	ctl_done(k);
+}
+
+static void serve_reload(struct server *);
+static void serve_reload_cluster(struct server *, struct state *);
+
+static void
+ctl_request(struct ctl *k)
+{
+	struct server *srv = k->srv;
+	char *argv[4], *p = k->line;
+	int argc = 0;
+
+	while (argc < 4 && (argv[argc] = strsep(&p, " ")) != NULL)
+		if (*argv[argc] != '\0')
+			argc++;
+	k->pending = 1;
+	if (argc == 1 && strcmp(argv[0], "status") == 0) {
+		io_print(k->io, "0\n");
+		serve_status_text(srv, k->io);
+		ctl_done(k);
+	} else if (argc == 2 && strcmp(argv[0], "cluster") == 0 && strcmp(argv[1], "reload") == 0) {
+		serve_reload(srv);
+		ctl_reply(k, 0, srv->cl ? "the cluster settings are in effect\n"
+		                        : "the cluster is disabled\n");
+	} else if (argc >= 2 && strcmp(argv[0], "cluster") == 0 && srv->cl != NULL) {
+		cluster_control(srv->cl, argc - 1, argv + 1, ctl_reply, k);
+	} else if (argc == 2 && strcmp(argv[0], "cluster") == 0 && strcmp(argv[1], "status") == 0) {
+		struct buf b;
+
+		buf_init(&b, 1 << 20);
+		cluster_status_disabled(srv->st, &b);
+		buf_add(&b, "", 1);
+		ctl_reply(k, 1, buf_head(&b));
+		buf_free(&b);
+	} else if (argc >= 2 && strcmp(argv[0], "cluster") == 0) {
+		char *text = xasprintf("the cluster is disabled: xcomp-server -d %s cluster enable\n",
+		    srv->st->dir);
+
+		ctl_reply(k, 1, text);
+		free(text);
+	} else
+		ctl_reply(k, 2, "unknown request\n");
+}
+
+static void
+ctl_data(void *arg, const char *p, size_t n)
+{
+	struct ctl *k = arg;
+	char *nl;
+
+	if (k->pending)
+		return;
+	if (n > sizeof(k->line) - 1 - k->n) {
+		ctl_reply(k, 2, "request too long\n");
+		return;
+	}
+	memcpy(k->line + k->n, p, n);
+	k->n += n;
+	k->line[k->n] = '\0';
+	if ((nl = strchr(k->line, '\n')) != NULL) {
+		*nl = '\0';
+		io_pause(k->io, 1);
+		ctl_request(k);
+	}
+}
+
+static void
+ctl_closed(void *arg, int err)
+{
+	struct ctl *k = arg;
+
+	(void)err;
+	if (k->pending) {
+		io_free(k->io);
+		k->io = NULL;
+		return;
+	}
+	ctl_free(k);
+}
+
+static void
+ctl_timeout(void *arg)
+{
+	struct ctl *k = arg;
+
+	if (!k->pending)
+		ctl_free(k); /* never sent its request */
+}
+
+static void
+ctl_connected(void *arg, int err)
+{
+	(void)arg;
+	(void)err;
+}
+
+static void
+serve_control(void *arg, int s)
+{
+	static const struct io_handler h = {ctl_connected, ctl_data, ctl_closed, NULL};
+	struct listener *l = arg;
+	struct ctl *k = xcalloc(1, sizeof(*k));
+
+	k->srv = l->srv;
+	k->io = io_new(k->srv->loop, s, 0, CONTROL_OUT_MAX, &h, k);
+	timer_init(&k->timeout, ctl_timeout, k);
+	timer_add(loop_timers(k->srv->loop), &k->timeout, CONTROL_TIMEOUT_MS);
+	k->next = k->srv->ctls;
+	k->srv->ctls = k;
 }
 
 static int
@@ -504,6 +683,8 @@ serve_write_listening(struct server *srv)
 			if (strcmp(srv->ls[i].name, CONTROL_SOCK) != 0)
 				fprintf(
 				    fp, "%s%s\n", srv->ls[i].name, srv->ls[i].tls ? " tls" : "");
+		if (srv->cl)
+			fprintf(fp, "%s cluster\n", cluster_listen_name(srv->cl));
 		if (fclose(fp) == 0 && rename(tmp, srv->listening_path) == 0)
 			r = 0;
 	}
@@ -523,6 +704,61 @@ serve_raise_fd_limit(void)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+}
+
+static int
+serve_cl_deliver(void *arg, const char *jid, const char *bytes, size_t len)
+{
+	struct server *srv = arg;
+	struct conn *dst = serve_pick_online(srv, jid);
+
+	if (dst == NULL)
+		return -1;
+	if (accept_write(dst->s, bytes, len) == -1) {
+		log_warnx("%s (%s): write queue full, stanza from the cluster bounced",
+		    accept_name(dst->s), accept_peer(dst->s));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+serve_cl_kick(void *arg, const char *jid, const char *where)
+{
+	struct server *srv = arg;
+	struct conn *c, *next;
+	char text[200];
+
+	snprintf(text, sizeof(text), "Replaced by a new connection on the cluster node %s", where);
+	for (c = srv->conns; c; c = next) {
+		next = c->next;
+		if (accept_online(c->s) && strcasecmp(accept_jid(c->s), jid) == 0)
+			serve_kick(c, text);
+	}
+}
+
+static void
+serve_cl_each_local(void *arg, void (*fn)(void *, const char *), void *fnarg)
+{
+	struct server *srv = arg;
+	struct conn *c;
+
+	for (c = srv->conns; c; c = c->next)
+		if (accept_online(c->s))
+			fn(fnarg, accept_jid(c->s));
+}
+
+static int
+serve_start_cluster(struct server *srv)
+{
+	struct cluster_hooks h = {serve_cl_deliver, serve_cl_kick, serve_cl_each_local, srv};
+	char err[1024];
+
+	if ((srv->cl = cluster_new(srv->loop, srv->st, &h, err, sizeof(err))) == NULL) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -552,6 +788,8 @@ serve_on_signal(int signo, void *arg)
 		srv->ls[i].al = NULL;
 	}
 	srv->nls = 0;
+	cluster_free(srv->cl);
+	srv->cl = NULL;
 	while (srv->conns)
 		accept_shutdown(srv->conns->s);
 	srv->stop_deadline = util_now_ms() + SHUTDOWN_GRACE_MS;
@@ -571,14 +809,19 @@ serve_same_path(const char *a, const char *b)
 static void
 serve_on_hup(int signo, void *arg)
 {
-	struct server *srv = arg;
+	(void)signo;
+	serve_reload(arg);
+}
+
+static void
+serve_reload(struct server *srv)
+{
 	struct state fresh, *st = srv->st;
 	struct callbridge *cbs;
 	struct conn *c;
 	char err[1024];
 	size_t n;
 
-	(void)signo;
 	if (state_load(st->dir, &fresh, err, sizeof(err)) == -1) {
 		log_warnx("state not reloaded: %s", err);
 		state_free(&fresh);
@@ -605,6 +848,7 @@ serve_on_hup(int signo, void *arg)
 	st->keepalive_timeout = fresh.keepalive_timeout;
 	st->max_stanza = fresh.max_stanza;
 	srv->limits.stanza = st->max_stanza;
+	serve_reload_cluster(srv, &fresh);
 	state_free(&fresh);
 	/* The new keepalive holds for the sessions already up, from now on. */
 	for (c = srv->conns; c; c = c->next) {
@@ -614,6 +858,33 @@ serve_on_hup(int signo, void *arg)
 	}
 	log_info("state reloaded: %zu call bridge%s, conflict-policy %s", st->ncbs,
 	    st->ncbs == 1 ? "" : "s", state_policy_name(st->policy));
+}
+
+/* The cluster's settings changed: the cluster starts, stops or starts again with them. */
+static void
+serve_reload_cluster(struct server *srv, struct state *fresh)
+{
+	struct state *st = srv->st;
+	char *trust;
+
+	if (fresh->cluster_enabled == st->cluster_enabled &&
+	    memcmp(&fresh->cluster_listen, &st->cluster_listen, sizeof(st->cluster_listen)) == 0 &&
+	    serve_same_path(fresh->cluster_trust, st->cluster_trust) &&
+	    fresh->cluster_keepalive_ms == st->cluster_keepalive_ms &&
+	    fresh->cluster_election_ms == st->cluster_election_ms)
+		return;
+	trust = st->cluster_trust;
+	st->cluster_trust = fresh->cluster_trust;
+	fresh->cluster_trust = trust;
+	st->cluster_enabled = fresh->cluster_enabled;
+	st->cluster_listen = fresh->cluster_listen;
+	st->cluster_keepalive_ms = fresh->cluster_keepalive_ms;
+	st->cluster_election_ms = fresh->cluster_election_ms;
+	cluster_free(srv->cl);
+	srv->cl = NULL;
+	if (st->cluster_enabled && serve_start_cluster(srv) == -1)
+		log_warnx("cluster: not started; fix the settings and run cluster enable again");
+	serve_write_listening(srv);
 }
 
 /* Is a server already answering on DIR/control.sock? */
@@ -708,6 +979,8 @@ serve_run(struct server *srv)
 	for (i = 0; i < st->nlisten; i++)
 		if (serve_listen_tcp(srv, &st->listen[i]) == -1)
 			return -1;
+	if (st->cluster_enabled && serve_start_cluster(srv) == -1)
+		return -1;
 	if (serve_listen_control(srv) == -1 || serve_write_listening(srv) == -1)
 		return -1;
 	return loop_run(srv->loop);
@@ -721,6 +994,9 @@ serve_free(struct server *srv)
 
 	if (srv == NULL)
 		return;
+	cluster_free(srv->cl);
+	while (srv->ctls)
+		ctl_free(srv->ctls);
 	while ((c = srv->conns) != NULL) {
 		timer_cancel(loop_timers(srv->loop), &c->keepalive);
 		accept_free(c->s);
@@ -739,29 +1015,4 @@ serve_free(struct server *srv)
 	/* After the connections: their sessions use it. */
 	tls_ctx_free(srv->tls);
 	free(srv);
-}
-
-int
-serve_status(const char *dir, FILE *out, char *err, size_t errlen)
-{
-	struct sockaddr_un sun;
-	char buf[4096];
-	ssize_t n;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/%s", dir, CONTROL_SOCK);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		snprintf(
-		    err, errlen, "not running for %s (%s: %s)", dir, sun.sun_path, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0)
-		fwrite(buf, 1, n, out);
-	close(fd);
-	return 0;
 }

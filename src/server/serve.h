@@ -26,7 +26,5 @@ struct server *serve_new(struct state *);
 int serve_run(struct server *);
 void serve_free(struct server *);
 
-/* Print the running server's connected components; -1 if it does not run. */
-int serve_status(const char *dir, FILE *out, char *err, size_t errlen);
 
 #endif

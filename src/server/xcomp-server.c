@@ -5,14 +5,19 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "control.h"
 #include "log.h"
+#include "members.h"
 #include "serve.h"
 #include "state.h"
+#include "util.h"
 
 static void __attribute__((noreturn)) usage(int status)
 {
@@ -39,6 +44,21 @@ static void __attribute__((noreturn)) usage(int status)
 	    "  max-stanza [BYTES]               largest stanza accepted\n"
 	    "  run                              serve until SIGTERM\n"
 	    "  status                           connected components of a running server\n"
+	    "  reset                            forget the whole state (server stopped)\n"
+	    "\n"
+	    "cluster settings (a running server takes them at once):\n"
+	    "  cluster                          all the cluster settings\n"
+	    "  cluster listen [IP:PORT]         where this node takes links from its peers\n"
+	    "  cluster trust [BUNDLE | none]    the CAs of the peers' certificates\n"
+	    "  cluster enable | disable         (enable needs certs, cluster trust, cluster "
+	    "listen)\n"
+	    "  cluster keepalive [MS]           heartbeat interval (default 200)\n"
+	    "  cluster election-timeout [MS]    silence before an election (default 1000)\n"
+	    "cluster commands (on the running server):\n"
+	    "  cluster initialize               a one-node cluster at this node\n"
+	    "  cluster join HOST:PORT           join the cluster of the node listening there\n"
+	    "  cluster remove PEER              take a member out, by IP:PORT or id\n"
+	    "  cluster status                   leader, members and their components\n"
 	    "\n"
 	    "See xcomp-server(8).\n");
 	exit(status);
@@ -64,6 +84,142 @@ run(const char *dir, int verbose)
 		serve_free(srv);
 	}
 	state_free(&st);
+	return r;
+}
+
+/*
+ * One request to the running server; its status is ours, and 3 when it
+ * does not run.
+ */
+static int
+server_request(const char *dir, const char *line)
+{
+	char err[1024];
+	int status;
+
+	if (control_request(dir, line, stdout, stderr, &status, err, sizeof(err)) == -1) {
+		fprintf(
+		    stderr, "xcomp-server: %s: start it with xcomp-server -d %s run\n", err, dir);
+		return 3;
+	}
+	return status;
+}
+
+/* cluster initialize | join HOST:PORT | remove PEER | status, as one request line. */
+static int
+server_cluster_request(const char *dir, int argc, char **argv)
+{
+	static const struct {
+		const char *name, *usage;
+		int argc;
+	} cmds[] = {{"initialize", "cluster initialize", 2}, {"join", "cluster join HOST:PORT", 3},
+	    {"remove", "cluster remove PEER", 3}, {"status", "cluster status", 2}};
+	struct buf line;
+	size_t i;
+	int j, r;
+
+	for (i = 0; strcmp(argv[1], cmds[i].name) != 0; i++)
+		;
+	/* One line, words separated by spaces: nothing else fits the protocol. */
+	for (j = 2; j < argc && argc == cmds[i].argc; j++)
+		if (argv[j][0] == '\0' || strpbrk(argv[j], " \t\r\n") != NULL)
+			break;
+	if (argc != cmds[i].argc || j < argc) {
+		fprintf(stderr, "xcomp-server: usage: %s\n", cmds[i].usage);
+		return 1;
+	}
+	buf_init(&line, 1024);
+	buf_addstr(&line, "cluster");
+	for (j = 1; j < argc; j++) {
+		buf_addstr(&line, " ");
+		buf_addstr(&line, argv[j]);
+	}
+	buf_add(&line, "", 1);
+	r = server_request(dir, line.data);
+	free(line.data);
+	return r;
+}
+
+static int
+server_cluster(const char *dir, int argc, char **argv)
+{
+	static const char *const control[] = {"initialize", "join", "remove", "status"};
+	char err[1024];
+	size_t i;
+	int status;
+
+	for (i = 0; argc >= 2 && i < nitems(control); i++)
+		if (strcmp(argv[1], control[i]) == 0)
+			return server_cluster_request(dir, argc, argv);
+	if (state_command(dir, argc, argv, stdin, stdout, err, sizeof(err)) == -1) {
+		fprintf(stderr, "xcomp-server: %s\n", err);
+		return 1;
+	}
+	/* A setting changed: a running server takes it now, and says how. */
+	if (argc < 3 && (argc < 2 || (strcmp(argv[1], "enable") && strcmp(argv[1], "disable"))))
+		return 0;
+	fflush(stdout);
+	if (control_request(dir, "cluster reload", stdout, stderr, &status, err, sizeof(err)) == -1)
+		return 0; /* not running: the next run reads it */
+	return status;
+}
+
+/*
+ * reset, as the seed's "xmpp reset": the whole state goes, with the server
+ * stopped. A member that goes without leaving stays in the others' list and
+ * counts against their majority until one of them removes it; say so.
+ */
+static void
+server_reset_warn(const char *dir)
+{
+	struct members ms;
+	struct member *self;
+	char err[1024], addr[MEMBERS_ADDR_MAX + 16];
+	size_t others;
+
+	if (members_load(dir, &ms, err, sizeof(err)) == -1) {
+		fprintf(stderr, "xcomp-server: warning: %s (removed all the same)\n", err);
+		return;
+	}
+	self = members_by_id(&ms, ms.self);
+	others = ms.n - (self != NULL);
+	if (ms.self == 0 || others == 0)
+		return;
+	if (self != NULL)
+		snprintf(addr, sizeof(addr), "%s", self->addr);
+	else
+		snprintf(addr, sizeof(addr), "%08" PRIx32, ms.self);
+	fprintf(stderr,
+	    "xcomp-server: warning: this node (%s, id %08" PRIx32 ") is a member of a cluster with "
+	    "%zu other member%s; reset does not take it out, and the others count it against "
+	    "their majority until it is removed: on another member, run\n",
+	    addr, ms.self, others, others == 1 ? "" : "s");
+	printf("xcomp-server -d <other node's DIR> cluster remove %s\n", addr);
+	fflush(stdout);
+}
+
+static int
+server_reset(const char *dir)
+{
+	static const char *const files[] = {"xcomp-server.conf", "callbridges", "cluster",
+	    "listening", "xcomp-server.conf.tmp", "callbridges.tmp", "cluster.tmp"};
+	char path[4096];
+	size_t i;
+	int r = 0;
+
+	if (control_running(dir)) {
+		fprintf(stderr,
+		    "xcomp-server: the server for %s is running: stop it first, then reset\n", dir);
+		return 1;
+	}
+	server_reset_warn(dir);
+	for (i = 0; i < nitems(files); i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+		if (unlink(path) == -1 && errno != ENOENT) {
+			fprintf(stderr, "xcomp-server: %s: %s\n", path, strerror(errno));
+			r = 1;
+		}
+	}
 	return r;
 }
 
@@ -101,12 +257,23 @@ main(int argc, char **argv)
 			usage(1);
 		return run(dir, verbose);
 	}
+	if (strcmp(argv[0], "reset") == 0) {
+		if (argc != 1)
+			usage(1);
+		return server_reset(dir);
+	}
+	if (strcmp(argv[0], "cluster") == 0)
+		return server_cluster(dir, argc, argv);
 	if (strcmp(argv[0], "status") == 0) {
-		if (serve_status(dir, stdout, err, sizeof(err)) == -1) {
+		int st;
+
+		if (argc != 1)
+			usage(1);
+		if (control_request(dir, "status", stdout, stderr, &st, err, sizeof(err)) == -1) {
 			fprintf(stderr, "xcomp-server: %s\n", err);
 			return 1;
 		}
-		return 0;
+		return st;
 	}
 	if (state_command(dir, argc, argv, stdin, stdout, err, sizeof(err)) == -1) {
 		fprintf(stderr, "xcomp-server: %s\n", err);

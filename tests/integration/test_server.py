@@ -12,13 +12,16 @@ valgrind (see xcomptest.py).
 import os
 import re
 import signal
+import socket
 import stat
 import sys
+import threading
 import time
 import traceback
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pki  # noqa: E402
 import xcomptest as xt  # noqa: E402
 from xcomptest import ANY, NS_COMPONENT, NS_PING, NS_STANZA_ERRORS  # noqa: E402
 
@@ -29,6 +32,62 @@ CB2 = "cb2." + DOMAIN
 
 def q(ns, name):
     return "{%s}%s" % (ns, name)
+
+
+class FakeControl:
+    """A stand-in for the server's side of DIR/control.sock (CLUSTER.md's
+    protocol): records each request line and answers from answers, a dict
+    from request line to the raw answer ("STATUS\\nTEXT")."""
+
+    def __init__(self, directory, answers):
+        self.path = os.path.join(directory, "control.sock")
+        self.answers = answers
+        self.requests = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(self.path)
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.done = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.done:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                try:
+                    while not data.endswith(b"\n"):
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                except socket.timeout:
+                    pass
+                if not data:
+                    continue  # a probe: connect and close
+                line = data.decode().rstrip("\n")
+                self.requests.append(line)
+                conn.sendall(self.answers.get(line, "9\nunexpected request\n").encode())
+
+    def close(self):
+        self.done = True
+        self.thread.join()
+        self.sock.close()
+        os.unlink(self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
 
 def expect_service_unavailable(test, client, kind, frm, to, stanza_id):
@@ -781,6 +840,208 @@ class ServerTest(unittest.TestCase):
             self.assertEqual(run("domain").returncode, 1)
             os.chmod(secrets, 0o600)
             self.assertEqual(run("domain").stdout, DOMAIN + "\n")
+
+    def test_cluster_state_commands(self):
+        with xt.Workdir("cluster-state") as wd:
+            d = wd.join("state")
+            ca = pki.PKI(wd.path)
+            node = ca.leaf("node", cn=DOMAIN, ips=["127.0.0.1"])
+
+            def run(*args):
+                return xt.run_command([xt.program("xcomp-server"), "-d", d] + list(args),
+                                      wd.path, valgrind=xt.VALGRIND)
+
+            def refused(args, *parts):
+                r = run(*args)
+                self.assertEqual((r.returncode, r.stdout), (1, ""), (args, r.stderr))
+                self.assertRegex(r.stderr, r"^xcomp-server: \S", args)
+                for part in parts:
+                    self.assertIn(part, r.stderr, args)
+                return r
+
+            r = run("cluster")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "Enabled            : no\nListen             : (not set)\n"
+                             "Trust bundle       : (not set)\nKeepalive          : 200 ms\n"
+                             "Election timeout   : 1000 ms\n")
+            # Enabling names each missing piece and the command that sets it.
+            refused(("cluster", "enable"), "cannot enable the cluster",
+                    "xcomp-server -d %s certs KEY CERT" % d,
+                    "xcomp-server -d %s cluster trust BUNDLE" % d,
+                    "xcomp-server -d %s cluster listen IP:PORT" % d)
+            # The peers dial the listen address: a specific IP.
+            for addr in ("0.0.0.0:5400", "[::]:5400"):
+                refused(("cluster", "listen", addr), "means every address",
+                        "the other members dial this address")
+            refused(("cluster", "listen", "node1.tptac9.test:5400"), "is not an IP address",
+                    "the other members dial this address")
+            refused(("cluster", "listen", "127.0.0.1"), "expected IP:PORT")
+            self.assertEqual(run("cluster", "listen").stdout, "(not set)\n")
+            self.assertEqual(run("cluster", "listen", "127.0.0.1:5400").returncode, 0)
+            self.assertEqual(run("cluster", "listen").stdout, "127.0.0.1:5400\n")
+            # The trust bundle: PEM certificates, stored absolute, a leaf warned about.
+            refused(("cluster", "trust", node.key), "cluster trust bundle")
+            refused(("cluster", "trust", wd.join("missing.pem")), "No such file or directory")
+            r = run("cluster", "trust", node.cert)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("warning: cluster trust bundle %s: not a CA certificate" % node.cert,
+                          r.stderr)
+            r = run("cluster", "trust", os.path.relpath(ca.bundle))
+            self.assertEqual((r.returncode, r.stderr), (0, ""))
+            self.assertEqual(run("cluster", "trust").stdout, ca.bundle + "\n")
+            # Timing: the election timeout more than twice the keepalive.
+            self.assertEqual(run("cluster", "keepalive").stdout, "200\n")
+            refused(("cluster", "keepalive", "600"), "more than twice",
+                    "raise cluster election-timeout first")
+            refused(("cluster", "keepalive", "5"), "from 20 to 10000 milliseconds")
+            refused(("cluster", "election-timeout", "400"), "lower cluster keepalive first")
+            self.assertEqual(run("cluster", "election-timeout", "3000").returncode, 0)
+            self.assertEqual(run("cluster", "keepalive", "600").returncode, 0)
+            self.assertEqual(run("cluster", "keepalive").stdout, "600\n")
+            self.assertEqual(run("cluster", "election-timeout").stdout, "3000\n")
+            # Now only certs are missing.
+            r = refused(("cluster", "enable"), "xcomp-server -d %s certs KEY CERT" % d)
+            self.assertNotIn("cluster trust BUNDLE", r.stderr)
+            self.assertNotIn("cluster listen IP:PORT", r.stderr)
+            self.assertEqual(run("certs", node.key, node.cert, ca.bundle).returncode, 0)
+            r = run("cluster", "enable")
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "", ""))
+            self.assertIn("Enabled            : yes\n", run("cluster").stdout)
+            refused(("cluster", "trust", "none"), "cluster disable")
+            refused(("certs", "none"), "cluster disable")
+            with open(os.path.join(d, "xcomp-server.conf")) as f:
+                conf = f.read()
+            for line in ("cluster-enabled = yes", "cluster-listen = 127.0.0.1:5400",
+                         "cluster-trust = " + ca.bundle, "cluster-keepalive = 600",
+                         "cluster-election-timeout = 3000"):
+                self.assertIn(line + "\n", conf)
+            self.assertEqual(run("cluster", "disable").returncode, 0)
+            refused(("cluster", "frob"), "unknown cluster command \"frob\"", "listen, trust, "
+                    "enable, disable, keepalive, election-timeout", "initialize, join, remove, "
+                    "status")
+            # The control commands need the running server: exit 3, naming "run".
+            for args in (("cluster", "status"), ("cluster", "join", "127.0.0.2:5400"),
+                         ("cluster", "initialize"), ("cluster", "remove", "127.0.0.2:5400")):
+                r = run(*args)
+                self.assertEqual((r.returncode, r.stdout), (3, ""), (args, r.stderr))
+                self.assertIn("not running for %s" % d, r.stderr)
+                self.assertIn("xcomp-server -d %s run" % d, r.stderr)
+            refused(("cluster", "join"), "usage: cluster join HOST:PORT")
+            # "status" keeps its exit code 1 when the server does not run.
+            r = run("status")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("not running for %s" % d, r.stderr)
+
+    def test_reset(self):
+        with xt.Workdir("reset") as wd:
+            d = wd.join("state")
+
+            def run(*args):
+                return xt.run_command([xt.program("xcomp-server"), "-d", d] + list(args),
+                                      wd.path, valgrind=xt.VALGRIND)
+
+            self.assertEqual(run("domain", DOMAIN).returncode, 0)
+            self.assertEqual(run("callbridge", "add", "cb1").returncode, 0)
+            # A member of a three-node cluster, as the server writes DIR/cluster.
+            with open(os.path.join(d, "cluster"), "w") as f:
+                f.write("id = 5eed5eed\nepoch = 3\nterm = 7\nvoted-for = 0\n"
+                        "member = 1a2b3c4d 127.0.0.1:5400\n"
+                        "member = 0badcafe 127.0.0.2:5400\n"
+                        "member = 5eed5eed 127.0.0.3:5400\n")
+            r = run("reset")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("warning: this node (127.0.0.3:5400, id 5eed5eed) is a member of a "
+                          "cluster with 2 other members", r.stderr)
+            self.assertIn("on another member", r.stderr)
+            self.assertEqual(r.stdout, "xcomp-server -d <other node's DIR> cluster remove "
+                             "127.0.0.3:5400\n")
+            self.assertEqual(sorted(os.listdir(d)), [])
+            self.assertEqual(run("domain").stdout, "(not set)\n")
+            self.assertEqual(run("callbridge", "list").stdout, "")
+            # A one-node cluster, or none: nobody to warn about.
+            self.assertEqual(run("domain", DOMAIN).returncode, 0)
+            with open(os.path.join(d, "cluster"), "w") as f:
+                f.write("id = 1a2b3c4d\nmember = 1a2b3c4d 127.0.0.1:5400\n")
+            r = run("reset")
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "", ""))
+            self.assertEqual(os.listdir(d), [])
+            r = run("reset")
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "", ""))
+            r = run("reset", "now")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("usage", r.stderr)
+
+    def test_reset_refused_while_running(self):
+        with self.server() as srv:
+            r = srv.cmd("reset")
+            self.assertEqual((r.returncode, r.stdout), (1, ""), r.stderr)
+            self.assertIn("running: stop it first", r.stderr)
+            self.assertTrue(os.path.exists(os.path.join(srv.dir, "xcomp-server.conf")))
+            self.assertTrue(os.path.exists(os.path.join(srv.dir, "callbridges")))
+            srv.component("cb1").ping(DOMAIN, CB1)
+            self.assertEqual(srv.stop(), 0)
+            r = srv.cmd("reset")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(srv.dir, "xcomp-server.conf")))
+
+    def test_cluster_control_client(self):
+        # The CLI's side of the control protocol, against a scripted server.
+        with xt.Workdir("control") as wd:
+            d = wd.join("state")
+            os.mkdir(d, 0o700)
+
+            def run(*args):
+                return xt.run_command([xt.program("xcomp-server"), "-d", d] + list(args),
+                                      wd.path, valgrind=xt.VALGRIND)
+
+            status = ("State: NO QUORUM\nList of peers\n127.0.0.1:5400\n"
+                      "127.0.0.2:5400 (unreachable)\n")
+            answers = {
+                "cluster status": "1\n" + status,
+                "cluster join 127.0.0.1:5400":
+                    "0\njoined the cluster at 127.0.0.1:5400: leader 127.0.0.1:5400, "
+                    "3 members\n",
+                "cluster join 127.0.0.9:5400":
+                    "1\ncannot join: 127.0.0.9:5400 is unreachable (Connection refused)\n",
+                "cluster remove 0badcafe": "0\nremoved 127.0.0.2:5400 (id 0badcafe): 2 members\n",
+                "cluster initialize": "garbage without a status line",
+                "cluster reload": "0\ncluster settings reloaded\n",
+            }
+            with FakeControl(d, answers) as fake:
+                r = run("cluster", "status")
+                self.assertEqual((r.returncode, r.stdout, r.stderr), (1, status, ""))
+                r = run("cluster", "join", "127.0.0.1:5400")
+                self.assertEqual((r.returncode, r.stderr), (0, ""))
+                self.assertEqual(r.stdout, "joined the cluster at 127.0.0.1:5400: leader "
+                                 "127.0.0.1:5400, 3 members\n")
+                r = run("cluster", "join", "127.0.0.9:5400")
+                self.assertEqual((r.returncode, r.stdout), (1, ""))
+                self.assertEqual(r.stderr, "cannot join: 127.0.0.9:5400 is unreachable "
+                                 "(Connection refused)\n")
+                r = run("cluster", "remove", "0badcafe")
+                self.assertEqual((r.returncode, r.stderr), (0, ""))
+                r = run("cluster", "initialize")
+                self.assertEqual((r.returncode, r.stdout), (2, ""))
+                self.assertIn("gave no status line", r.stderr)
+                # A setting changed while the server runs: it reloads, and says so.
+                r = run("cluster", "keepalive", "300")
+                self.assertEqual((r.returncode, r.stdout, r.stderr),
+                                 (0, "cluster settings reloaded\n", ""))
+                # Reading a setting changes nothing: no reload.
+                r = run("cluster", "keepalive")
+                self.assertEqual((r.returncode, r.stdout), (0, "300\n"))
+                r = run("cluster", "listen", "0.0.0.0:5400")
+                self.assertEqual(r.returncode, 1)
+                r = run("reset")
+                self.assertEqual(r.returncode, 1)
+                self.assertIn("stop it first", r.stderr)
+                self.assertEqual(fake.requests, [
+                    "cluster status", "cluster join 127.0.0.1:5400",
+                    "cluster join 127.0.0.9:5400", "cluster remove 0badcafe",
+                    "cluster initialize", "cluster reload"])
+            # Stopped: the setting is saved and no reload is attempted.
+            r = run("cluster", "keepalive", "250")
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "", ""))
 
     def test_run_unconfigured(self):
         with xt.Workdir("unconfigured") as wd:

@@ -307,6 +307,32 @@ START_TEST(test_timeout_range)
 }
 END_TEST
 
+/* MsgHup: a one-node cluster leads at once; in three, a pre-campaign starts at once. */
+START_TEST(test_campaign_now)
+{
+	struct raft r;
+	struct raft_out out;
+	uint32_t self = 1;
+
+	one_node(&r, 1, unit_rnd_low, 3);
+	ck_assert_int_eq(raft_set_members(&r, &self, 1, 5), 0);
+	raft_campaign_now(&r, 10, &out);
+	ck_assert_int_eq(r.role, RAFT_LEADER);
+	ck_assert_uint_eq(r.term, 1);
+	ck_assert_uint_eq(out.n, 0);
+	raft_campaign_now(&r, 20, &out); /* a leader stays one, same term */
+	ck_assert_int_eq(r.role, RAFT_LEADER);
+	ck_assert_uint_eq(r.term, 1);
+
+	one_node(&r, 1, unit_rnd_low, 3);
+	raft_campaign_now(&r, 10, &out);
+	ck_assert_int_eq(r.role, RAFT_PRE_CANDIDATE);
+	ck_assert_uint_eq(r.term, 0);
+	ck_assert_uint_eq(out.n, 2);
+	ck_assert_int_eq(out.msg[0].type, RAFT_MSG_PRE_VOTE);
+}
+END_TEST
+
 /* Pre-vote won -> candidate at term + 1 -> votes won -> leader, heartbeats at once. */
 START_TEST(test_campaign)
 {
@@ -728,6 +754,7 @@ main(void)
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_timeout_range);
 	tcase_add_test(tc, test_campaign);
+	tcase_add_test(tc, test_campaign_now);
 	tcase_add_test(tc, test_vote_once_per_term);
 	tcase_add_test(tc, test_lease);
 	tcase_add_test(tc, test_stale_leader);

@@ -1,0 +1,1786 @@
+/*
+ * cluster: the running side of the xcomp-server cluster. Each node dials
+ * every other member over TLS, both sides proving a certificate that leads
+ * to the cluster's trust bundle, and keeps that link up; what a node has
+ * to say to a member goes on its own link to it, or on the member's link
+ * to it while its own is down. On the links: Raft's messages (raft.c), a
+ * keep-alive, the node's online components, forwarded stanzas, and the
+ * leader's member list, joins and removals.
+ *
+ * The wire is an XML stream in a namespace of its own, parsed by xs.c
+ * with its limits; a forwarded stanza travels inside <f/> in the component
+ * namespace, ready to be written to the component as it is.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "accept.h"
+#include "cluster.h"
+#include "io.h"
+#include "jid.h"
+#include "log.h"
+#include "members.h"
+#include "raft.h"
+#include "tls.h"
+#include "util.h"
+
+#define CLUSTER_NS "urn:xcomp:cluster:1"
+#define LINK_OUT_MAX (16u << 20)
+#define REQUEST_TIMEOUT_MS 15000
+#define RETRY_MIN_MS 50
+#define RETRY_MAX_MS 1000
+#define HOPS_MAX 2
+#define EVENTS_MAX 4
+
+struct cluster;
+
+struct link {
+	struct cluster *cl;
+	struct io *io;
+	struct xs *xs;
+	int outgoing;
+	int joining;  /* this node's link for its own join request */
+	int secured;  /* TLS done, our header and hello sent */
+	uint32_t id;  /* the peer's id from its hello; 0 before */
+	char addr[MEMBERS_ADDR_MAX];
+	struct link *prev, *next;
+};
+
+struct peer {
+	uint32_t id;
+	char addr[MEMBERS_ADDR_MAX];
+	struct link *out; /* our link to it */
+	struct timer retry;
+	unsigned fails;
+	uint64_t heard;   /* when a message from it last arrived (ms); 0: never */
+	time_t lost_at;   /* when it stopped being heard; 0 while it is */
+	int was_alive;
+	char why[300];    /* why our last link to it failed */
+	char **routes;    /* the components online there */
+	size_t nroutes;
+	struct cluster *cl;
+};
+
+/* REQ_JOINED: accepted, waiting to hear from the leader before saying so. */
+enum request_kind { REQ_NONE, REQ_JOIN, REQ_JOINED, REQ_REMOVE };
+
+struct request {
+	enum request_kind kind;
+	cluster_reply_fn *fn;
+	void *arg;
+	uint32_t seq;
+	char target[MEMBERS_ADDR_MAX];
+	struct link *link; /* a join: our link to the node asked */
+	struct timer timeout;
+};
+
+struct cluster {
+	struct loop *loop;
+	const struct state *st;
+	struct cluster_hooks h;
+	struct tls_ctx *server_tls, *client_tls;
+	struct accept_listener *al;
+	char name[MEMBERS_ADDR_MAX]; /* our cluster address */
+	struct xs_limits limits;
+	struct members m;
+	struct raft raft;
+	int in_raft; /* this node is in its member list */
+	struct peer peers[MEMBERS_MAX];
+	size_t npeers;
+	struct link *links;
+	struct timer raft_timer, ka_timer;
+	enum raft_role role;
+	uint32_t leader;
+	uint64_t term;
+	time_t changed_at;
+	int had_majority;
+	char events[EVENTS_MAX][300];
+	size_t nevents;
+	struct request req;
+	uint32_t seq;
+	struct raft_settings set;
+};
+
+static void link_free(struct link *);
+static void peer_dial(void *);
+static void cluster_raft_after(struct cluster *, struct raft_out *);
+static void cluster_arm_raft(struct cluster *);
+static void cluster_join_check(struct cluster *);
+
+/* Helpers */
+
+static const char *
+hex_id(uint32_t id, char buf[9])
+{
+	snprintf(buf, 9, "%08x", id);
+	return buf;
+}
+
+static uint32_t
+parse_id(const char *s)
+{
+	char *end;
+	unsigned long v;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	errno = 0;
+	v = strtoul(s, &end, 16);
+	return errno || *end || v > UINT32_MAX ? 0 : (uint32_t)v;
+}
+
+static uint64_t
+parse_u64(const char *s)
+{
+	return s ? strtoull(s, NULL, 10) : 0;
+}
+
+static void
+wall_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%b-%d %H:%M:%S", &tm);
+}
+
+static void cluster_event(struct cluster *, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+/* Logged, and kept for cluster status. */
+static void
+cluster_event(struct cluster *cl, const char *fmt, ...)
+{
+	char text[250], when[32];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_info("cluster: %s", text);
+	if (cl->nevents == EVENTS_MAX) {
+		memmove(cl->events[0], cl->events[1], sizeof(cl->events[0]) * (EVENTS_MAX - 1));
+		cl->nevents--;
+	}
+	wall_time(time(NULL), when, sizeof(when));
+	snprintf(cl->events[cl->nevents++], sizeof(cl->events[0]), "%s %s", when, text);
+}
+
+static struct peer *
+peer_by_id(struct cluster *cl, uint32_t id)
+{
+	size_t i;
+
+	for (i = 0; i < cl->npeers; i++)
+		if (cl->peers[i].id == id)
+			return &cl->peers[i];
+	return NULL;
+}
+
+static const char *
+member_addr(struct cluster *cl, uint32_t id)
+{
+	struct member *mb = members_by_id(&cl->m, id);
+
+	return mb ? mb->addr : "?";
+}
+
+static int
+peer_alive(const struct cluster *cl, const struct peer *p, uint64_t now)
+{
+	return p->heard != 0 && now - p->heard < cl->set.election_ms;
+}
+
+/* Members in sight, this node included. */
+static size_t
+cluster_in_sight(const struct cluster *cl, uint64_t now)
+{
+	size_t i, n = cl->in_raft;
+
+	for (i = 0; i < cl->npeers; i++)
+		n += peer_alive(cl, &cl->peers[i], now);
+	return n;
+}
+
+static int
+cluster_majority(const struct cluster *cl, uint64_t now)
+{
+	return cl->in_raft && cluster_in_sight(cl, now) >= cl->m.n / 2 + 1;
+}
+
+/* Sending */
+
+/* A link to a member that can carry a message now: ours first, else its to us. */
+static struct link *
+cluster_link_to(struct cluster *cl, uint32_t id)
+{
+	struct peer *p = peer_by_id(cl, id);
+	struct link *l;
+
+	if (p && p->out && p->out->secured)
+		return p->out;
+	for (l = cl->links; l; l = l->next)
+		if (!l->outgoing && l->secured && l->id == id)
+			return l;
+	return NULL;
+}
+
+static int
+link_send(struct link *l, const char *s, size_t len)
+{
+	if (l == NULL || !l->secured)
+		return -1;
+	if (io_write(l->io, s, len) == -1) {
+		log_warnx("cluster: link to %s: write queue full, closing it", l->addr);
+		link_free(l);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cluster_send(struct cluster *cl, uint32_t id, const char *s)
+{
+	return link_send(cluster_link_to(cl, id), s, strlen(s));
+}
+
+static void
+cluster_send_all(struct cluster *cl, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < cl->npeers; i++)
+		cluster_send(cl, cl->peers[i].id, s);
+}
+
+/* <ms e='EPOCH'><m i='ID' a='ADDR'/>...</ms>: the member list. */
+static char *
+members_message(const struct cluster *cl, const char *name)
+{
+	struct buf b;
+	char id[9], *s;
+	size_t i;
+
+	buf_init(&b, 1 << 20);
+	buf_printf(&b, "<%s e='%llu'>", name, (unsigned long long)cl->m.epoch);
+	for (i = 0; i < cl->m.n; i++) {
+		s = xs_escape(cl->m.m[i].addr);
+		buf_printf(&b, "<m i='%s' a='%s'/>", hex_id(cl->m.m[i].id, id), s);
+		free(s);
+	}
+	buf_printf(&b, "</%s>", name);
+	buf_add(&b, "", 1);
+	s = xstrdup(buf_head(&b));
+	buf_free(&b);
+	return s;
+}
+
+static void
+send_routes(struct cluster *cl, struct link *l);
+
+/* Routes */
+
+static void
+peer_clear_routes(struct peer *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nroutes; i++)
+		free(p->routes[i]);
+	free(p->routes);
+	p->routes = NULL;
+	p->nroutes = 0;
+}
+
+static int
+peer_has_route(const struct peer *p, const char *jid)
+{
+	size_t i;
+
+	for (i = 0; i < p->nroutes; i++)
+		if (strcasecmp(p->routes[i], jid) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+peer_route(struct peer *p, const char *jid, int up)
+{
+	size_t i;
+
+	for (i = 0; i < p->nroutes; i++)
+		if (strcasecmp(p->routes[i], jid) == 0) {
+			if (!up) {
+				free(p->routes[i]);
+				p->routes[i] = p->routes[--p->nroutes];
+			}
+			return;
+		}
+	if (up) {
+		p->routes = xrealloc(p->routes, (p->nroutes + 1) * sizeof(*p->routes));
+		p->routes[p->nroutes++] = xstrdup(jid);
+	}
+}
+
+struct route_acc {
+	struct buf *b;
+};
+
+static void
+add_route_line(void *arg, const char *jid)
+{
+	struct buf *b = arg;
+	char *s = xs_escape(jid);
+
+	buf_printf(b, "<c j='%s'/>", s);
+	free(s);
+}
+
+/* <rs><c j='JID'/>...</rs>: every component online here, replacing what the peer knew. */
+static void
+send_routes(struct cluster *cl, struct link *l)
+{
+	struct buf b;
+
+	buf_init(&b, 64u << 20);
+	buf_addstr(&b, "<rs>");
+	cl->h.each_local(cl->h.arg, add_route_line, &b);
+	buf_addstr(&b, "</rs>");
+	link_send(l, buf_head(&b), b.len);
+	buf_free(&b);
+}
+
+static void
+cluster_local_change(struct cluster *cl, const char *jid, int up)
+{
+	char *s = xs_escape(jid), *msg;
+
+	msg = xasprintf("<c j='%s' u='%d'/>", s, up);
+	cluster_send_all(cl, msg);
+	free(msg);
+	free(s);
+}
+
+void
+cluster_local_up(struct cluster *cl, const char *jid)
+{
+	cluster_local_change(cl, jid, 1);
+}
+
+void
+cluster_local_down(struct cluster *cl, const char *jid)
+{
+	cluster_local_change(cl, jid, 0);
+}
+
+/* The member that holds jid and can take a stanza now, or NULL. */
+static struct peer *
+cluster_find_holder(struct cluster *cl, const char *jid, uint32_t except)
+{
+	uint64_t now = util_now_ms();
+	struct peer *best = NULL;
+	size_t i;
+
+	if (!cluster_majority(cl, now))
+		return NULL;
+	for (i = 0; i < cl->npeers; i++) {
+		struct peer *p = &cl->peers[i];
+
+		if (p->id == except || !peer_alive(cl, p, now) || !peer_has_route(p, jid))
+			continue;
+		if (best == NULL || (p->out && p->out->secured))
+			best = p;
+	}
+	return best;
+}
+
+const char *
+cluster_holder(struct cluster *cl, const char *jid)
+{
+	struct peer *p = cluster_find_holder(cl, jid, RAFT_NONE);
+
+	return p ? p->addr : NULL;
+}
+
+/*
+ * <f j='JID' h='HOPS' xmlns='jabber:component:accept'>STANZA</f>: the
+ * stanza in the component namespace, ready for the component's stream.
+ * Straight to the holder, or through the leader when our link to the
+ * holder is down.
+ */
+static int
+cluster_forward_raw(struct cluster *cl, const char *jid, const char *stanza, size_t len,
+    unsigned hops, uint32_t except)
+{
+	struct peer *p = cluster_find_holder(cl, jid, except);
+	struct link *l;
+	char *head, *j;
+	int r;
+
+	if (p == NULL || hops > HOPS_MAX)
+		return -1;
+	if ((l = cluster_link_to(cl, p->id)) == NULL && hops < HOPS_MAX &&
+	    cl->leader != cl->m.self && cl->leader != p->id)
+		l = cluster_link_to(cl, cl->leader);
+	if (l == NULL)
+		return -1;
+	j = xs_escape(jid);
+	head = xasprintf("<f xmlns='" XS_NS_COMPONENT "' j='%s' h='%u'>", j, hops);
+	r = link_send(l, head, strlen(head));
+	if (r == 0)
+		r = link_send(l, stanza, len);
+	if (r == 0)
+		r = link_send(l, "</f>", 4);
+	free(head);
+	free(j);
+	return r;
+}
+
+int
+cluster_forward(struct cluster *cl, const char *jid, const struct xs_elem *stanza)
+{
+	struct buf b;
+	int r = -1;
+
+	buf_init(&b, cl->limits.stanza * 2);
+	if (xs_serialize(stanza, XS_NS_COMPONENT, &b) == 0)
+		r = cluster_forward_raw(cl, jid, buf_head(&b), b.len, 1, RAFT_NONE);
+	buf_free(&b);
+	return r;
+}
+
+void
+cluster_kick(struct cluster *cl, const char *jid)
+{
+	char *j = xs_escape(jid), *w = xs_escape(cl->name), *msg;
+	size_t i;
+
+	msg = xasprintf("<k j='%s' w='%s'/>", j, w);
+	for (i = 0; i < cl->npeers; i++)
+		if (peer_has_route(&cl->peers[i], jid))
+			cluster_send(cl, cl->peers[i].id, msg);
+	free(msg);
+	free(w);
+	free(j);
+}
+
+/* A forwarded stanza arrived: deliver it here, pass it on, or bounce it. */
+static void
+cluster_on_forward(struct cluster *cl, struct link *l, const struct xs_elem *e)
+{
+	const char *jid = xs_attr(e, "j"), *from;
+	const struct xs_elem *st = e->child;
+	unsigned hops = (unsigned)parse_u64(xs_attr(e, "h"));
+	char dom[1024], *err;
+	struct buf b;
+
+	if (jid == NULL || st == NULL)
+		return;
+	buf_init(&b, cl->limits.stanza * 2);
+	if (xs_serialize(st, XS_NS_COMPONENT, &b) == -1) {
+		buf_free(&b);
+		return;
+	}
+	if (cl->h.deliver(cl->h.arg, jid, buf_head(&b), b.len) == 0 ||
+	    cluster_forward_raw(cl, jid, buf_head(&b), b.len, hops + 1, l->id) == 0) {
+		buf_free(&b);
+		return;
+	}
+	buf_free(&b);
+	/* Gone meanwhile: the sender gets service-unavailable, as on one node. */
+	from = xs_attr(st, "from");
+	if (from == NULL || jid_domain(from, dom, sizeof(dom)) == -1 ||
+	    (err = accept_stanza_error(st, "cancel", "service-unavailable")) == NULL)
+		return;
+	if (cl->h.deliver(cl->h.arg, dom, err, strlen(err)) == -1)
+		cluster_forward_raw(cl, dom, err, strlen(err), 1, RAFT_NONE);
+	free(err);
+}
+
+/* Raft */
+
+static const char *const raft_type_names[] = {"pv", "pvr", "v", "vr", "hb", "hbr"};
+
+static void
+cluster_send_raft(struct cluster *cl, const struct raft_msg *m)
+{
+	char a[9], b[9], *s;
+
+	s = xasprintf("<r t='%s' n='%llu' f='%s' o='%s' x='%d'/>", raft_type_names[m->type],
+	    (unsigned long long)m->term, hex_id(m->from, a), hex_id(m->to, b), m->reject);
+	cluster_send(cl, m->to, s);
+	free(s);
+}
+
+static void
+cluster_on_raft(struct cluster *cl, const struct xs_elem *e)
+{
+	const char *t = xs_attr(e, "t");
+	struct raft_msg m;
+	struct raft_out out;
+	size_t i;
+
+	if (!cl->in_raft || t == NULL)
+		return;
+	memset(&m, 0, sizeof(m));
+	for (i = 0; i < nitems(raft_type_names); i++)
+		if (strcmp(t, raft_type_names[i]) == 0)
+			break;
+	if (i == nitems(raft_type_names))
+		return;
+	m.type = (enum raft_msg_type)i;
+	m.term = parse_u64(xs_attr(e, "n"));
+	m.from = parse_id(xs_attr(e, "f"));
+	m.to = parse_id(xs_attr(e, "o"));
+	m.reject = xs_attr(e, "x") && strcmp(xs_attr(e, "x"), "1") == 0;
+	out.n = 0;
+	raft_step(&cl->raft, util_now_ms(), &m, &out);
+	cluster_raft_after(cl, &out);
+}
+
+/* Say what changed: the leader, this node's role, a lost or regained majority. */
+static void
+cluster_note_role(struct cluster *cl)
+{
+	uint64_t now = util_now_ms();
+	int maj = cluster_majority(cl, now);
+
+	if (cl->raft.role != cl->role || cl->raft.leader != cl->leader) {
+		cl->role = cl->raft.role;
+		cl->leader = cl->raft.leader;
+		cl->changed_at = time(NULL);
+		if (cl->role == RAFT_LEADER)
+			log_info("cluster: this node is the leader (term %llu)",
+			    (unsigned long long)cl->raft.term);
+		else if (cl->leader != RAFT_NONE)
+			log_info("cluster: leader is %s (term %llu)", member_addr(cl, cl->leader),
+			    (unsigned long long)cl->raft.term);
+	}
+	if (maj != cl->had_majority && cl->in_raft) {
+		if (maj)
+			log_info("cluster: a majority is in sight (%zu of %zu members)",
+			    cluster_in_sight(cl, now), cl->m.n);
+		else
+			log_warnx("cluster: no quorum: %zu of %zu members in sight, routing among "
+			          "this node's components only",
+			    cluster_in_sight(cl, now), cl->m.n);
+		cl->had_majority = maj;
+	}
+	cluster_join_check(cl);
+}
+
+/* After a Raft call: term and vote on disk first, then the messages. */
+static void
+cluster_raft_after(struct cluster *cl, struct raft_out *out)
+{
+	char err[1024];
+	size_t i;
+
+	if (cl->raft.term != cl->m.term || cl->raft.voted_for != cl->m.voted_for) {
+		cl->m.term = cl->raft.term;
+		cl->m.voted_for = cl->raft.voted_for;
+		if (members_save(cl->st->dir, &cl->m, err, sizeof(err)) == -1) {
+			/* Sending a vote that is not on disk could elect two leaders. */
+			log_warnx("cluster: %s: Raft messages not sent", err);
+			out->n = 0;
+		}
+	}
+	for (i = 0; i < out->n; i++)
+		cluster_send_raft(cl, &out->msg[i]);
+	cluster_note_role(cl);
+	cluster_arm_raft(cl);
+}
+
+static void
+cluster_raft_tick(void *arg)
+{
+	struct cluster *cl = arg;
+	struct raft_out out;
+
+	out.n = 0;
+	raft_tick(&cl->raft, util_now_ms(), &out);
+	cluster_raft_after(cl, &out);
+}
+
+static void
+cluster_arm_raft(struct cluster *cl)
+{
+	uint64_t now = util_now_ms(), due;
+
+	if (!cl->in_raft) {
+		timer_cancel(loop_timers(cl->loop), &cl->raft_timer);
+		return;
+	}
+	due = raft_next_deadline(&cl->raft);
+	timer_add(loop_timers(cl->loop), &cl->raft_timer, due > now ? due - now : 0);
+}
+
+/* Membership */
+
+static void
+peer_free(struct cluster *cl, struct peer *p)
+{
+	struct link *l, *next;
+
+	timer_cancel(loop_timers(cl->loop), &p->retry);
+	for (l = cl->links; l; l = next) {
+		next = l->next;
+		if (l->id == p->id && !l->joining) {
+			/* l->next may go with l's peer's other link: start over. */
+			link_free(l);
+			next = cl->links;
+		}
+	}
+	peer_clear_routes(p);
+}
+
+/* The peers follow the member list: new members dialed, gone ones dropped. */
+static void
+cluster_sync_peers(struct cluster *cl)
+{
+	struct peer old[MEMBERS_MAX], *p;
+	size_t nold = cl->npeers, i, j;
+	uint32_t ids[MEMBERS_MAX];
+	int armed[MEMBERS_MAX];
+
+	/* The timer queue points into the array: take the timers out before moving peers. */
+	for (i = 0; i < nold; i++) {
+		armed[i] = timer_armed(&cl->peers[i].retry);
+		timer_cancel(loop_timers(cl->loop), &cl->peers[i].retry);
+	}
+	memcpy(old, cl->peers, sizeof(old));
+	cl->npeers = 0;
+	for (i = 0; i < cl->m.n; i++) {
+		if (cl->m.m[i].id == cl->m.self)
+			continue;
+		p = &cl->peers[cl->npeers++];
+		for (j = 0; j < nold; j++)
+			if (old[j].id == cl->m.m[i].id && strcmp(old[j].addr, cl->m.m[i].addr) == 0)
+				break;
+		if (j < nold) {
+			*p = old[j];
+			old[j].id = RAFT_NONE;
+			timer_init(&p->retry, peer_dial, p);
+			if (armed[j])
+				timer_add(loop_timers(cl->loop), &p->retry, 0);
+			continue;
+		}
+		memset(p, 0, sizeof(*p));
+		p->cl = cl;
+		p->id = cl->m.m[i].id;
+		snprintf(p->addr, sizeof(p->addr), "%s", cl->m.m[i].addr);
+		timer_init(&p->retry, peer_dial, p);
+		timer_add(loop_timers(cl->loop), &p->retry, 0);
+	}
+	/* Peers no longer members: their links go. */
+	for (i = 0; i < nold; i++)
+		if (old[i].id != RAFT_NONE)
+			peer_free(cl, &old[i]);
+	cl->in_raft = cl->m.self != RAFT_NONE && members_by_id(&cl->m, cl->m.self) != NULL;
+	/* A node that just initialized or joined has its id now. */
+	if (cl->raft.id != cl->m.self)
+		raft_init(&cl->raft, cl->m.self, &cl->set, cl->m.term, cl->m.voted_for,
+		    util_now_ms(), util_random_fn, NULL);
+	for (i = 0; i < cl->m.n; i++)
+		ids[i] = cl->m.m[i].id;
+	raft_set_members(&cl->raft, ids, cl->m.n, util_now_ms());
+	cluster_arm_raft(cl);
+}
+
+static int
+cluster_save(struct cluster *cl)
+{
+	char err[1024];
+
+	if (members_save(cl->st->dir, &cl->m, err, sizeof(err)) == -1) {
+		log_warnx("cluster: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* A member list from the leader: taken when it is newer than ours. */
+static void
+cluster_on_members(struct cluster *cl, const struct xs_elem *e)
+{
+	uint64_t epoch = parse_u64(xs_attr(e, "e"));
+	const struct xs_elem *c;
+	struct members m = cl->m;
+	int was_in = cl->in_raft;
+
+	if (epoch <= cl->m.epoch)
+		return;
+	m.n = 0;
+	m.epoch = epoch;
+	for (c = e->child; c; c = c->next)
+		if (strcmp(c->name, "m") == 0 && xs_attr(c, "a") && parse_id(xs_attr(c, "i")) &&
+		    strlen(xs_attr(c, "a")) < MEMBERS_ADDR_MAX)
+			members_add(&m, parse_id(xs_attr(c, "i")), xs_attr(c, "a"));
+	cl->m = m;
+	cluster_save(cl);
+	cluster_sync_peers(cl);
+	if (was_in && !cl->in_raft)
+		cluster_event(cl, "this node was removed from the cluster");
+	cluster_note_role(cl);
+}
+
+static void
+cluster_broadcast_members(struct cluster *cl, uint32_t also)
+{
+	char *msg = members_message(cl, "ms");
+
+	cluster_send_all(cl, msg);
+	if (also != RAFT_NONE && peer_by_id(cl, also) == NULL)
+		cluster_send(cl, also, msg);
+	free(msg);
+}
+
+/* The leader may change the member list only while it sees a majority. */
+static int
+cluster_may_change(struct cluster *cl)
+{
+	return cl->raft.role == RAFT_LEADER && cluster_majority(cl, util_now_ms());
+}
+
+static int
+leader_alive_cb(void *arg, uint32_t id)
+{
+	struct cluster *cl = arg;
+	struct peer *p = peer_by_id(cl, id);
+
+	return id == cl->m.self || (p && peer_alive(cl, p, util_now_ms()));
+}
+
+/*
+ * The leader decides a join: a new member, a member back under a new
+ * address, or one that replaces a member reset without leaving. The
+ * answer, <jr/>, carries the member list.
+ */
+static char *
+leader_join(struct cluster *cl, uint32_t id, const char *addr)
+{
+	char why[400], a[9], *list, *s, *r;
+	uint32_t other = 0;
+	enum members_join v;
+	struct member *mb;
+
+	if (!cluster_may_change(cl))
+		return xstrdup("<jr ok='0' why='the cluster has no leader (no majority)'/>");
+	v = members_join_verdict(&cl->m, id, addr, leader_alive_cb, cl, &other);
+	switch (v) {
+	case MEMBERS_JOIN_LIVE:
+		snprintf(why, sizeof(why), "a live member already has the address %s (id %s)", addr,
+		    hex_id(other, a));
+		break;
+	case MEMBERS_JOIN_FULL:
+		snprintf(why, sizeof(why), "the cluster has %d members already", MEMBERS_MAX);
+		break;
+	case MEMBERS_JOIN_REPLACE:
+		members_del(&cl->m, other);
+		if ((mb = members_by_id(&cl->m, id)) != NULL)
+			snprintf(mb->addr, sizeof(mb->addr), "%s", addr);
+		else
+			members_add(&cl->m, id, addr);
+		cluster_event(cl,
+		    "replaced the stale member %s at %s: it was reset without leaving the cluster",
+		    hex_id(other, a), addr);
+		break;
+	case MEMBERS_JOIN_AGAIN:
+		if ((mb = members_by_id(&cl->m, id)) != NULL)
+			snprintf(mb->addr, sizeof(mb->addr), "%s", addr);
+		cluster_event(cl, "%s joined again", addr);
+		break;
+	case MEMBERS_JOIN_ADD:
+		members_add(&cl->m, id, addr);
+		cluster_event(cl, "%s joined", addr);
+		break;
+	}
+	if (v == MEMBERS_JOIN_LIVE || v == MEMBERS_JOIN_FULL) {
+		s = xs_escape(why);
+		r = xasprintf("<jr ok='0' why='%s'/>", s);
+		free(s);
+		return r;
+	}
+	cl->m.epoch++;
+	cluster_save(cl);
+	cluster_sync_peers(cl);
+	cluster_broadcast_members(cl, RAFT_NONE);
+	list = members_message(cl, "jr");
+	/* <jr e=...>...</jr> with ok and the leader's address after the name. */
+	s = xs_escape(cl->name);
+	r = xasprintf("<jr ok='1' l='%s'%s", s, list + 3);
+	free(s);
+	free(list);
+	return r;
+}
+
+static void
+cluster_on_join(struct cluster *cl, struct link *l, const struct xs_elem *e)
+{
+	uint32_t id = parse_id(xs_attr(e, "i")), via = parse_id(xs_attr(e, "v"));
+	const char *addr = xs_attr(e, "a");
+	char *msg, *a, vid[9];
+
+	if (id == RAFT_NONE || addr == NULL || strlen(addr) >= MEMBERS_ADDR_MAX)
+		return;
+	if (cl->role == RAFT_LEADER) {
+		msg = leader_join(cl, id, addr);
+		if (via == RAFT_NONE) {
+			link_send(l, msg, strlen(msg));
+		} else {
+			/* Back through the member that asked for the joiner: <jv v=JOINER>...</jv>. */
+			char *wrapped = xasprintf("<jv v='%s'>%s</jv>", hex_id(id, vid), msg);
+
+			cluster_send(cl, via, wrapped);
+			free(wrapped);
+		}
+		free(msg);
+		return;
+	}
+	if (via != RAFT_NONE)
+		return; /* not the leader any more: the joiner times out and says so */
+	if (cl->leader == RAFT_NONE || cluster_link_to(cl, cl->leader) == NULL) {
+		msg = "<jr ok='0' why='the cluster has no leader (no majority)'/>";
+		link_send(l, msg, strlen(msg));
+		return;
+	}
+	a = xs_escape(addr);
+	msg = xasprintf("<j i='%s' a='%s' v='%s'/>", hex_id(id, vid), a,
+	    hex_id(cl->m.self, (char[9]){0}));
+	cluster_send(cl, cl->leader, msg);
+	free(msg);
+	free(a);
+}
+
+/* The leader's answer to a join we passed on: to the joiner's link. */
+static void
+cluster_on_join_relay(struct cluster *cl, const struct xs_elem *e)
+{
+	uint32_t id = parse_id(xs_attr(e, "v"));
+	struct link *l;
+	struct buf b;
+
+	if (e->child == NULL)
+		return;
+	for (l = cl->links; l; l = l->next)
+		if (!l->outgoing && l->id == id)
+			break;
+	if (l == NULL)
+		return;
+	buf_init(&b, 1 << 20);
+	if (xs_serialize(e->child, CLUSTER_NS, &b) == 0)
+		link_send(l, buf_head(&b), b.len);
+	buf_free(&b);
+}
+
+/* Control requests */
+
+static void
+request_done(struct cluster *cl, int status, const char *text)
+{
+	struct request *r = &cl->req;
+	cluster_reply_fn *fn = r->fn;
+	void *arg = r->arg;
+
+	if (r->kind == REQ_NONE)
+		return;
+	timer_cancel(loop_timers(cl->loop), &r->timeout);
+	if (r->link) {
+		struct link *l = r->link;
+
+		r->link = NULL;
+		link_free(l);
+	}
+	r->kind = REQ_NONE;
+	fn(arg, status, text);
+}
+
+static void
+request_timeout(void *arg)
+{
+	struct cluster *cl = arg;
+	const char *fmt = "cannot join: no answer from %s within %d s\n";
+	char *s;
+
+	if (cl->req.kind == REQ_JOINED)
+		fmt = "joined the cluster at %s, but no leader was heard within %d s: "
+		      "see cluster status\n";
+	else if (cl->req.kind == REQ_REMOVE)
+		fmt = "cannot remove %s: no answer from the leader within %d s\n";
+	s = xasprintf(fmt, cl->req.target, REQUEST_TIMEOUT_MS / 1000);
+
+	request_done(cl, 1, s);
+	free(s);
+}
+
+/* A join is done when this node follows the leader. */
+static void
+cluster_join_check(struct cluster *cl)
+{
+	char *s;
+
+	if (cl->req.kind != REQ_JOINED || cl->raft.leader == RAFT_NONE)
+		return;
+	s = xasprintf("joined the cluster at %s: leader %s, %zu members\n", cl->req.target,
+	    member_addr(cl, cl->raft.leader), cl->m.n);
+	request_done(cl, 0, s);
+	free(s);
+}
+
+/* The answer to our join request. */
+static void
+cluster_on_join_result(struct cluster *cl, const struct xs_elem *e)
+{
+	const char *ok = xs_attr(e, "ok"), *why = xs_attr(e, "why"), *leader = xs_attr(e, "l");
+	char *s;
+
+	if (cl->req.kind != REQ_JOIN)
+		return;
+	if (ok == NULL || strcmp(ok, "1") != 0) {
+		s = xasprintf("cannot join: %s\n", why ? why : "refused");
+		request_done(cl, 1, s);
+		free(s);
+		return;
+	}
+	/* Whatever our list's epoch was, this one is the cluster's. */
+	cl->m.epoch = 0;
+	cluster_on_members(cl, e);
+	cluster_event(cl, "joined the cluster at %s (leader %s)", cl->req.target, leader ? leader : "?");
+	cl->req.kind = REQ_JOINED;
+	if (cl->req.link) {
+		struct link *l = cl->req.link;
+
+		cl->req.link = NULL;
+		link_free(l);
+	}
+	cluster_join_check(cl);
+}
+
+static void
+leader_remove(struct cluster *cl, uint32_t id, char *text, size_t len)
+{
+	char a[9], addr[MEMBERS_ADDR_MAX];
+	struct member *mb = members_by_id(&cl->m, id);
+
+	if (!cluster_may_change(cl)) {
+		snprintf(text, len, "cannot remove: the cluster has no leader (no majority)");
+		return;
+	}
+	if (mb == NULL) {
+		snprintf(text, len, "cannot remove: %s is not a member", hex_id(id, a));
+		return;
+	}
+	snprintf(addr, sizeof(addr), "%s", mb->addr);
+	members_del(&cl->m, id);
+	cl->m.epoch++;
+	cluster_save(cl);
+	/* The member removed hears it too, before its links go. */
+	cluster_broadcast_members(cl, RAFT_NONE);
+	if (id != cl->m.self) {
+		char *msg = members_message(cl, "ms");
+
+		cluster_send(cl, id, msg);
+		free(msg);
+	}
+	cluster_sync_peers(cl);
+	cluster_event(cl, "%s removed", addr);
+	snprintf(text, len, "removed %s (id %s): %zu members", addr, hex_id(id, a), cl->m.n);
+}
+
+static void
+cluster_on_remove(struct cluster *cl, const struct xs_elem *e)
+{
+	uint32_t id = parse_id(xs_attr(e, "i")), origin = parse_id(xs_attr(e, "o"));
+	char text[400], *s, *msg;
+
+	if (cl->role != RAFT_LEADER)
+		snprintf(text, sizeof(text), "cannot remove: the leader changed meanwhile; try again");
+	else
+		leader_remove(cl, id, text, sizeof(text));
+	s = xs_escape(text);
+	msg = xasprintf("<rr q='%s' ok='%d' t='%s'/>", xs_attr(e, "q") ? xs_attr(e, "q") : "0",
+	    strncmp(text, "removed", 7) == 0, s);
+	cluster_send(cl, origin, msg);
+	free(msg);
+	free(s);
+}
+
+static void
+cluster_on_remove_result(struct cluster *cl, const struct xs_elem *e)
+{
+	const char *ok = xs_attr(e, "ok"), *t = xs_attr(e, "t");
+	char *s;
+
+	if (cl->req.kind != REQ_REMOVE || parse_u64(xs_attr(e, "q")) != cl->req.seq)
+		return;
+	s = xasprintf("%s\n", t ? t : "?");
+	request_done(cl, ok && strcmp(ok, "1") == 0 ? 0 : 1, s);
+	free(s);
+}
+
+/* Links */
+
+static void
+peer_schedule(struct cluster *cl, struct peer *p)
+{
+	unsigned ms = RETRY_MIN_MS << (p->fails < 5 ? p->fails : 5);
+
+	if (ms > RETRY_MAX_MS)
+		ms = RETRY_MAX_MS;
+	p->fails++;
+	timer_add(loop_timers(cl->loop), &p->retry, ms);
+}
+
+static void
+link_unlink(struct link *l)
+{
+	struct cluster *cl = l->cl;
+
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		cl->links = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+}
+
+/* A link ends: its peer's routes go with the last link from it, ours is dialed again. */
+static void
+link_free(struct link *l)
+{
+	struct cluster *cl = l->cl;
+	struct peer *p = l->id ? peer_by_id(cl, l->id) : NULL;
+	struct link *o;
+	int others = 0;
+
+	link_unlink(l);
+	if (l->xs)
+		xs_free(l->xs);
+	io_free(l->io);
+	if (cl->req.link == l)
+		cl->req.link = NULL;
+	if (p && p->out == l) {
+		p->out = NULL;
+		peer_schedule(cl, p);
+	}
+	if (p && !l->outgoing) {
+		for (o = cl->links; o; o = o->next)
+			others += !o->outgoing && o->id == l->id;
+		if (!others)
+			peer_clear_routes(p);
+	}
+	free(l);
+}
+
+/* The link failed before it was up: say why (a join reports it to the operator). */
+static void
+link_failed(struct link *l, const char *why)
+{
+	struct cluster *cl = l->cl;
+	struct peer *p = l->outgoing && l->id ? peer_by_id(cl, l->id) : NULL;
+	char *s;
+
+	if (l->joining && cl->req.kind == REQ_JOIN) {
+		s = xasprintf("cannot join: %s\n", why);
+		request_done(cl, 1, s); /* frees l */
+		free(s);
+		return;
+	}
+	if (p && strcmp(p->why, why) != 0) {
+		log_warnx("cluster: link to %s: %s", p->addr, why);
+		snprintf(p->why, sizeof(p->why), "%s", why);
+	} else if (p == NULL && !l->outgoing)
+		log_warnx("cluster: link from %s: %s", l->addr, why);
+	link_free(l);
+}
+
+static void
+link_on_connected(void *arg, int err)
+{
+	struct link *l = arg;
+	char why[600];
+
+	if (err) {
+		snprintf(why, sizeof(why), "%s is unreachable (%s)", l->addr, strerror(err));
+		link_failed(l, why);
+		return;
+	}
+	if (tls_client(l->io, l->cl->client_tls, NULL, NULL, why, sizeof(why)) == -1)
+		link_failed(l, why);
+}
+
+static void
+link_on_data(void *arg, const char *p, size_t n)
+{
+	struct link *l = arg;
+
+	/* A callback may end the link: xs_feed then returns -1 and l is gone. */
+	(void)xs_feed(l->xs, p, n);
+}
+
+static void
+link_on_closed(void *arg, int err)
+{
+	struct link *l = arg;
+	char why[400];
+
+	if (!l->secured) {
+		snprintf(why, sizeof(why), "%s closed the connection during the TLS handshake%s%s",
+		    l->addr, err ? ": " : "", err ? strerror(err) : "");
+		link_failed(l, why);
+		return;
+	}
+	if (l->joining && l->cl->req.kind == REQ_JOIN) {
+		snprintf(why, sizeof(why), "%s closed the connection before answering", l->addr);
+		link_failed(l, why);
+		return;
+	}
+	log_debug("cluster: link %s %s closed", l->outgoing ? "to" : "from", l->addr);
+	link_free(l);
+}
+
+/* Our stream header and hello: who we are, where we listen, our list's epoch. */
+static void
+link_on_secured(void *arg, int err)
+{
+	struct link *l = arg;
+	struct cluster *cl = l->cl;
+	struct peer *p;
+	char why[700], id[9], *a, *s;
+
+	if (err) {
+		if (l->outgoing)
+			snprintf(why, sizeof(why), "%s: %s", l->addr, tls_why(l->io));
+		else
+			snprintf(why, sizeof(why), "%s", tls_why(l->io));
+		link_failed(l, why);
+		return;
+	}
+	l->secured = 1;
+	a = xs_escape(cl->name);
+	s = xasprintf("<?xml version='1.0'?><stream:stream xmlns='" CLUSTER_NS
+	              "' xmlns:stream='" XS_NS_STREAMS "'><hello i='%s' a='%s' e='%llu'/>",
+	    hex_id(cl->m.self, id), a, (unsigned long long)cl->m.epoch);
+	link_send(l, s, strlen(s));
+	free(s);
+	free(a);
+	if (l->joining) {
+		a = xs_escape(cl->name);
+		s = xasprintf("<j i='%s' a='%s'/>", hex_id(cl->m.self, id), a);
+		link_send(l, s, strlen(s));
+		free(s);
+		free(a);
+		return;
+	}
+	if (l->outgoing && (p = peer_by_id(cl, l->id)) != NULL) {
+		if (p->why[0])
+			log_info("cluster: link to %s is up", p->addr);
+		p->why[0] = '\0';
+		p->fails = 0;
+		send_routes(cl, l);
+	}
+}
+
+static int
+link_xs_open(void *arg, const struct xs_elem *header)
+{
+	(void)arg;
+	(void)header;
+	return 0;
+}
+
+/* The peer's hello: an incoming link learns who it is from. */
+static void
+link_on_hello(struct link *l, const struct xs_elem *e)
+{
+	struct cluster *cl = l->cl;
+	uint32_t id = parse_id(xs_attr(e, "i"));
+	uint64_t epoch = parse_u64(xs_attr(e, "e"));
+	char *msg;
+
+	if (!l->outgoing) {
+		l->id = id;
+		if (xs_attr(e, "a") && strlen(xs_attr(e, "a")) < sizeof(l->addr))
+			snprintf(l->addr, sizeof(l->addr), "%s", xs_attr(e, "a"));
+	}
+	/* A member behind on the list gets it from the leader. */
+	if (cl->role == RAFT_LEADER && peer_by_id(cl, id) && epoch < cl->m.epoch) {
+		msg = members_message(cl, "ms");
+		cluster_send(cl, id, msg);
+		free(msg);
+	}
+}
+
+static int
+link_xs_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
+{
+	struct link *l = arg;
+	struct cluster *cl = l->cl;
+	struct peer *p;
+	const char *n = e->name;
+
+	(void)raw;
+	(void)rawlen;
+	if (strcmp(n, "hello") == 0) {
+		link_on_hello(l, e);
+		return 0;
+	}
+	if (strcmp(n, "jr") == 0 && l->joining) {
+		cluster_on_join_result(cl, e);
+		return -1; /* the link is gone */
+	}
+	if (strcmp(n, "j") == 0) {
+		cluster_on_join(cl, l, e);
+		return 0;
+	}
+	/* Everything else only from members. */
+	if ((p = peer_by_id(cl, l->id)) == NULL)
+		return 0;
+	p->heard = util_now_ms();
+	if (strcmp(n, "r") == 0)
+		cluster_on_raft(cl, e);
+	else if (strcmp(n, "f") == 0)
+		cluster_on_forward(cl, l, e);
+	else if (strcmp(n, "c") == 0 && xs_attr(e, "j"))
+		peer_route(p, xs_attr(e, "j"), xs_attr(e, "u") && strcmp(xs_attr(e, "u"), "1") == 0);
+	else if (strcmp(n, "rs") == 0) {
+		const struct xs_elem *c;
+
+		peer_clear_routes(p);
+		for (c = e->child; c; c = c->next)
+			if (xs_attr(c, "j"))
+				peer_route(p, xs_attr(c, "j"), 1);
+	} else if (strcmp(n, "k") == 0 && xs_attr(e, "j"))
+		cl->h.kick(cl->h.arg, xs_attr(e, "j"), xs_attr(e, "w") ? xs_attr(e, "w") : p->addr);
+	else if (strcmp(n, "ms") == 0)
+		cluster_on_members(cl, e);
+	else if (strcmp(n, "jv") == 0)
+		cluster_on_join_relay(cl, e);
+	else if (strcmp(n, "rm") == 0)
+		cluster_on_remove(cl, e);
+	else if (strcmp(n, "rr") == 0)
+		cluster_on_remove_result(cl, e);
+	/* "ka" and anything newer: heard, nothing more. */
+	return 0;
+}
+
+static int
+link_xs_close(void *arg)
+{
+	struct link *l = arg;
+
+	link_free(l);
+	return -1;
+}
+
+static void
+link_xs_error(void *arg, const char *condition, const char *text)
+{
+	struct link *l = arg;
+
+	log_warnx("cluster: link %s %s: %s%s%s", l->outgoing ? "to" : "from", l->addr, condition,
+	    text ? ": " : "", text ? text : "");
+	link_free(l);
+}
+
+static const struct io_handler link_io_handler = {
+    link_on_connected, link_on_data, link_on_closed, link_on_secured};
+static const struct xs_handler link_xs_handler = {
+    link_xs_open, link_xs_stanza, link_xs_close, link_xs_error};
+
+static struct link *
+link_new(struct cluster *cl, int outgoing)
+{
+	struct link *l = xcalloc(1, sizeof(*l));
+
+	l->cl = cl;
+	l->outgoing = outgoing;
+	l->xs = xs_new(CLUSTER_NS, &cl->limits, &link_xs_handler, l);
+	l->next = cl->links;
+	if (l->next)
+		l->next->prev = l;
+	cl->links = l;
+	return l;
+}
+
+/* Dial addr ("IP:PORT"); NULL with why set when not even a socket. */
+static struct link *
+link_dial(struct cluster *cl, const char *addr, char *why, size_t len)
+{
+	char host[MEMBERS_ADDR_MAX];
+	struct link *l;
+	int port;
+
+	if (util_split_hostport(addr, host, sizeof(host), &port) == -1) {
+		snprintf(why, len, "%s: not IP:PORT", addr);
+		return NULL;
+	}
+	l = link_new(cl, 1);
+	l->outgoing = 1;
+	snprintf(l->addr, sizeof(l->addr), "%s", addr);
+	if ((l->io = io_connect(cl->loop, host, port, LINK_OUT_MAX, &link_io_handler, l)) == NULL) {
+		snprintf(why, len, "%s: %s", addr, strerror(errno));
+		link_unlink(l);
+		xs_free(l->xs);
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+static void
+peer_dial(void *arg)
+{
+	struct peer *p = arg;
+	struct cluster *cl = p->cl;
+	char why[300];
+
+	if (p->out != NULL)
+		return;
+	if ((p->out = link_dial(cl, p->addr, why, sizeof(why))) == NULL) {
+		log_warnx("cluster: %s", why);
+		peer_schedule(cl, p);
+		return;
+	}
+	p->out->id = p->id;
+}
+
+static void
+cluster_accept(void *arg, int fd)
+{
+	struct cluster *cl = arg;
+	struct link *l = link_new(cl, 0);
+	char why[600];
+
+	util_tcp_keepalive(fd, 5, 5);
+	l->io = io_new(cl->loop, fd, 0, LINK_OUT_MAX, &link_io_handler, l);
+	snprintf(l->addr, sizeof(l->addr), "%s", io_peer(l->io));
+	if (tls_server(l->io, cl->server_tls, why, sizeof(why)) == -1)
+		link_failed(l, why);
+}
+
+/* Keep-alive: every member hears from every other at the heartbeat interval. */
+static void
+cluster_keepalive(void *arg)
+{
+	struct cluster *cl = arg;
+	uint64_t now = util_now_ms();
+	size_t i;
+
+	cluster_send_all(cl, "<ka/>");
+	for (i = 0; i < cl->npeers; i++) {
+		struct peer *p = &cl->peers[i];
+		int alive = peer_alive(cl, p, now);
+
+		if (alive && !p->was_alive) {
+			p->lost_at = 0;
+			log_info("cluster: %s is reachable", p->addr);
+		} else if (!alive && (p->was_alive || p->lost_at == 0)) {
+			p->lost_at = time(NULL);
+			if (p->was_alive)
+				log_warnx("cluster: %s is unreachable", p->addr);
+		}
+		p->was_alive = alive;
+	}
+	cluster_note_role(cl);
+	timer_add(loop_timers(cl->loop), &cl->ka_timer, cl->set.heartbeat_ms);
+}
+
+/* Control */
+
+static void
+status_components(struct buf *b, char **routes, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return;
+	buf_addstr(b, ", components:");
+	for (i = 0; i < n; i++)
+		buf_printf(b, " %s", routes[i]);
+}
+
+struct local_list {
+	char **v;
+	size_t n;
+};
+
+static void
+collect_local(void *arg, const char *jid)
+{
+	struct local_list *ll = arg;
+
+	ll->v = xrealloc(ll->v, (ll->n + 1) * sizeof(*ll->v));
+	ll->v[ll->n++] = xstrdup(jid);
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *s = path ? strrchr(path, '/') : NULL;
+
+	return path == NULL ? "(none)" : s ? s + 1 : path;
+}
+
+static void
+status_files(const struct state *st, struct buf *b, const char *when)
+{
+	buf_printf(b,
+	    "Last state change: %s\nKey file           : %s\nCertificate file   : %s\n"
+	    "Trust bundle       : %s\n",
+	    when, base_name(st->tls_key), base_name(st->tls_cert), base_name(st->cluster_trust));
+}
+
+void
+cluster_status_disabled(const struct state *st, struct buf *b)
+{
+	buf_addstr(b, "State: DISABLED\nList of peers\n");
+	status_files(st, b, "-");
+	buf_printf(b, "\nThe cluster is disabled: xcomp-server -d %s cluster enable\n", st->dir);
+}
+
+static const char *
+status_state(const struct raft_status *rs, int quorum)
+{
+	if (rs->role == RAFT_LEADER && quorum)
+		return "LEADER";
+	if (rs->role != RAFT_LEADER && quorum && rs->leader != RAFT_NONE)
+		return "FOLLOWER";
+	return "NO QUORUM";
+}
+
+/* The seed's lines, then the members in detail. Status 0 with a leader. */
+static int
+cluster_status(struct cluster *cl, struct buf *b)
+{
+	uint64_t now = util_now_ms();
+	struct raft_status rs;
+	struct local_list ll = {NULL, 0};
+	char when[32], id[9];
+	size_t i;
+	int quorum;
+
+	raft_state(&cl->raft, now, &rs);
+	quorum = cl->in_raft && rs.quorum;
+	buf_printf(b, "State: %s\nList of peers\n", status_state(&rs, quorum));
+	for (i = 0; i < cl->m.n; i++) {
+		struct peer *p = peer_by_id(cl, cl->m.m[i].id);
+
+		buf_printf(b, "%s%s%s\n", cl->m.m[i].addr,
+		    quorum && rs.leader == cl->m.m[i].id ? " (Leader)" : "",
+		    !quorum && p && !peer_alive(cl, p, now) ? " (unreachable)" : "");
+	}
+	if (cl->changed_at)
+		wall_time(cl->changed_at, when, sizeof(when));
+	else
+		snprintf(when, sizeof(when), "-");
+	status_files(cl->st, b, when);
+	buf_printf(b, "\nNode id            : %s\nAddress            : %s\nTerm               : %llu\n",
+	    cl->m.self ? hex_id(cl->m.self, id) : "(none)", cl->name, (unsigned long long)rs.term);
+	if (!cl->in_raft)
+		buf_printf(b, "Not a member of a cluster: xcomp-server -d %s cluster initialize, "
+		              "or cluster join HOST:PORT\n",
+		    cl->st->dir);
+	else
+		buf_printf(b, "Members            : %zu (majority %zu, %zu in sight)\n", cl->m.n,
+		    cl->m.n / 2 + 1, cluster_in_sight(cl, now));
+	cl->h.each_local(cl->h.arg, collect_local, &ll);
+	for (i = 0; i < cl->m.n; i++) {
+		struct peer *p = peer_by_id(cl, cl->m.m[i].id);
+
+		buf_printf(b, "Member %s %s ", hex_id(cl->m.m[i].id, id), cl->m.m[i].addr);
+		if (cl->m.m[i].id == cl->m.self) {
+			buf_addstr(b, "this node");
+			status_components(b, ll.v, ll.n);
+		} else if (p && peer_alive(cl, p, now)) {
+			buf_addstr(b, "alive");
+			status_components(b, p->routes, p->nroutes);
+		} else if (p && p->lost_at) {
+			wall_time(p->lost_at, when, sizeof(when));
+			buf_printf(b, "unreachable since %s", when);
+		} else
+			buf_addstr(b, "unreachable, never heard");
+		if (p && !peer_alive(cl, p, now) && p->why[0])
+			buf_printf(b, " (%s)", p->why);
+		buf_addstr(b, "\n");
+	}
+	for (i = 0; i < ll.n; i++)
+		free(ll.v[i]);
+	free(ll.v);
+	for (i = 0; i < cl->nevents; i++)
+		buf_printf(b, "Event: %s\n", cl->events[i]);
+	return quorum ? 0 : 1;
+}
+
+static void
+reply_text(cluster_reply_fn *fn, void *arg, int status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+reply_text(cluster_reply_fn *fn, void *arg, int status, const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	fn(arg, status, s ? s : "out of memory\n");
+	free(s);
+}
+
+static void
+control_initialize(struct cluster *cl, cluster_reply_fn *fn, void *arg)
+{
+	struct raft_out out;
+	char id[9];
+
+	if (cl->in_raft && cl->m.n > 1) {
+		reply_text(fn, arg, 1,
+		    "already a member of a cluster of %zu: remove this node there first "
+		    "(cluster remove %s on another member)\n",
+		    cl->m.n, cl->name);
+		return;
+	}
+	if (cl->m.self == RAFT_NONE)
+		cl->m.self = members_new_id();
+	cl->m.n = 0;
+	members_add(&cl->m, cl->m.self, cl->name);
+	cl->m.epoch++;
+	if (cluster_save(cl) == -1) {
+		reply_text(fn, arg, 1, "cannot initialize: the cluster file was not written\n");
+		return;
+	}
+	cluster_sync_peers(cl);
+	out.n = 0;
+	raft_campaign_now(&cl->raft, util_now_ms(), &out);
+	cluster_raft_after(cl, &out);
+	cluster_event(cl, "initialized a one-node cluster at %s", cl->name);
+	reply_text(fn, arg, 0, "initialized a one-node cluster at %s (id %s)\n", cl->name,
+	    hex_id(cl->m.self, id));
+}
+
+static void
+control_join(struct cluster *cl, const char *addr, cluster_reply_fn *fn, void *arg)
+{
+	char why[300];
+	struct link *l;
+
+	if (cl->in_raft && cl->m.n > 1) {
+		reply_text(fn, arg, 1,
+		    "cannot join: this node is a member of a cluster of %zu already; remove it "
+		    "there first (cluster remove %s on another member)\n",
+		    cl->m.n, cl->name);
+		return;
+	}
+	if (strcmp(addr, cl->name) == 0) {
+		reply_text(fn, arg, 1, "cannot join: %s is this node's own address\n", addr);
+		return;
+	}
+	if (cl->m.self == RAFT_NONE) {
+		cl->m.self = members_new_id();
+		cluster_save(cl);
+	}
+	if ((l = link_dial(cl, addr, why, sizeof(why))) == NULL) {
+		reply_text(fn, arg, 1, "cannot join: %s\n", why);
+		return;
+	}
+	l->joining = 1;
+	cl->req.kind = REQ_JOIN;
+	cl->req.fn = fn;
+	cl->req.arg = arg;
+	cl->req.link = l;
+	snprintf(cl->req.target, sizeof(cl->req.target), "%s", addr);
+	timer_add(loop_timers(cl->loop), &cl->req.timeout, REQUEST_TIMEOUT_MS);
+}
+
+static void
+control_remove(struct cluster *cl, const char *peer, cluster_reply_fn *fn, void *arg)
+{
+	uint32_t id = members_resolve(&cl->m, peer);
+	char text[400], a[9], *msg;
+
+	if (!cl->in_raft || id == RAFT_NONE) {
+		reply_text(fn, arg, 1, "cannot remove: %s is not a member%s\n", peer,
+		    cl->in_raft ? " (see cluster status)" : " (this node is in no cluster)");
+		return;
+	}
+	if (cl->role == RAFT_LEADER) {
+		leader_remove(cl, id, text, sizeof(text));
+		reply_text(fn, arg, strncmp(text, "removed", 7) == 0 ? 0 : 1, "%s\n", text);
+		return;
+	}
+	if (cl->leader == RAFT_NONE || cluster_link_to(cl, cl->leader) == NULL) {
+		reply_text(fn, arg, 1, "cannot remove: the cluster has no leader (no majority)\n");
+		return;
+	}
+	cl->req.kind = REQ_REMOVE;
+	cl->req.fn = fn;
+	cl->req.arg = arg;
+	cl->req.seq = ++cl->seq;
+	snprintf(cl->req.target, sizeof(cl->req.target), "%s", peer);
+	msg = xasprintf("<rm i='%s' o='%s' q='%u'/>", hex_id(id, a),
+	    hex_id(cl->m.self, (char[9]){0}), cl->req.seq);
+	cluster_send(cl, cl->leader, msg);
+	free(msg);
+	timer_add(loop_timers(cl->loop), &cl->req.timeout, REQUEST_TIMEOUT_MS);
+}
+
+void
+cluster_control(struct cluster *cl, int argc, char **argv, cluster_reply_fn *fn, void *arg)
+{
+	struct buf b;
+	int status;
+
+	if (argc == 1 && strcmp(argv[0], "status") == 0) {
+		buf_init(&b, 1 << 20);
+		status = cluster_status(cl, &b);
+		buf_add(&b, "", 1);
+		fn(arg, status, buf_head(&b));
+		buf_free(&b);
+	} else if (cl->req.kind != REQ_NONE)
+		reply_text(fn, arg, 1, "another cluster request is under way; try again\n");
+	else if (argc == 1 && strcmp(argv[0], "initialize") == 0)
+		control_initialize(cl, fn, arg);
+	else if (argc == 2 && strcmp(argv[0], "join") == 0)
+		control_join(cl, argv[1], fn, arg);
+	else if (argc == 2 && strcmp(argv[0], "remove") == 0)
+		control_remove(cl, argv[1], fn, arg);
+	else
+		reply_text(fn, arg, 2, "unknown cluster request\n");
+}
+
+/* Setting up */
+
+/* The port we had: a restarted node whose listen port is 0 keeps its address. */
+static int
+cluster_port(const struct state *st, const struct members *m)
+{
+	const struct member *mb;
+	char host[MEMBERS_ADDR_MAX];
+	size_t i;
+	int port;
+
+	if (st->cluster_listen.port != 0)
+		return st->cluster_listen.port;
+	for (i = 0, mb = NULL; i < m->n; i++)
+		if (m->m[i].id == m->self)
+			mb = &m->m[i];
+	if (mb && util_split_hostport(mb->addr, host, sizeof(host), &port) == 0 &&
+	    strcmp(host, st->cluster_listen.host) == 0)
+		return port;
+	return 0;
+}
+
+static int
+cluster_setup_tls(struct cluster *cl, char *err, size_t errlen)
+{
+	const struct state *st = cl->st;
+	char why[1024];
+
+	if (st->tls_key == NULL || st->tls_cert == NULL || st->cluster_trust == NULL) {
+		snprintf(err, errlen, "the cluster needs certs and cluster trust (xcomp-server -d %s certs "
+		                      "KEY CERT; cluster trust BUNDLE)",
+		    st->dir);
+		return -1;
+	}
+	cl->server_tls = tls_server_ctx(
+	    st->tls_key, st->tls_cert, st->tls_bundle, st->cluster_trust, NULL, why, sizeof(why));
+	if (cl->server_tls == NULL) {
+		snprintf(err, errlen, "cluster: %s", why);
+		return -1;
+	}
+	cl->client_tls =
+	    tls_client_ctx(st->cluster_trust, st->tls_cert, st->tls_key, NULL, why, sizeof(why));
+	if (cl->client_tls == NULL) {
+		snprintf(err, errlen, "cluster: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+struct cluster *
+cluster_new(struct loop *loop, const struct state *st, const struct cluster_hooks *h, char *err,
+    size_t errlen)
+{
+	struct cluster *cl = xcalloc(1, sizeof(*cl));
+	char why[1024];
+	int port;
+
+	cl->loop = loop;
+	cl->st = st;
+	cl->h = *h;
+	xs_limits_default(&cl->limits);
+	cl->limits.stanza = st->max_stanza + 64 * 1024;
+	cl->limits.depth += 1;
+	raft_settings_default(&cl->set);
+	cl->set.heartbeat_ms = st->cluster_keepalive_ms;
+	cl->set.election_ms = st->cluster_election_ms;
+	timer_init(&cl->raft_timer, cluster_raft_tick, cl);
+	timer_init(&cl->ka_timer, cluster_keepalive, cl);
+	timer_init(&cl->req.timeout, request_timeout, cl);
+	if (st->cluster_listen.host[0] == '\0') {
+		snprintf(err, errlen, "no cluster listen address (xcomp-server -d %s cluster listen IP:PORT)",
+		    st->dir);
+		goto fail;
+	}
+	if (members_load(st->dir, &cl->m, err, errlen) == -1 ||
+	    cluster_setup_tls(cl, err, errlen) == -1)
+		goto fail;
+	port = cluster_port(st, &cl->m);
+	cl->al = accept_listen_tcp(
+	    loop, st->cluster_listen.host, port, 64, cluster_accept, cl, why, sizeof(why));
+	if (cl->al == NULL && port != st->cluster_listen.port)
+		cl->al = accept_listen_tcp(loop, st->cluster_listen.host, st->cluster_listen.port, 64,
+		    cluster_accept, cl, why, sizeof(why));
+	if (cl->al == NULL) {
+		snprintf(err, errlen, "cluster listen %s", why);
+		goto fail;
+	}
+	snprintf(cl->name, sizeof(cl->name), "%s", accept_listener_name(cl->al));
+	raft_init(&cl->raft, cl->m.self, &cl->set, cl->m.term, cl->m.voted_for, util_now_ms(),
+	    util_random_fn, NULL);
+	cluster_sync_peers(cl);
+	cl->had_majority = -1;
+	cluster_keepalive(cl);
+	log_info("cluster: listening on %s (%s)", cl->name,
+	    cl->in_raft ? "a member" : "not a member yet: cluster initialize or cluster join");
+	return cl;
+fail:
+	cluster_free(cl);
+	return NULL;
+}
+
+const char *
+cluster_listen_name(const struct cluster *cl)
+{
+	return cl->name;
+}
+
+void
+cluster_free(struct cluster *cl)
+{
+	size_t i;
+
+	if (cl == NULL)
+		return;
+	request_done(cl, 1, "the server is stopping\n");
+	timer_cancel(loop_timers(cl->loop), &cl->raft_timer);
+	timer_cancel(loop_timers(cl->loop), &cl->ka_timer);
+	for (i = 0; i < cl->npeers; i++) {
+		timer_cancel(loop_timers(cl->loop), &cl->peers[i].retry);
+		peer_clear_routes(&cl->peers[i]);
+	}
+	cl->npeers = 0; /* no redial as the links go */
+	while (cl->links)
+		link_free(cl->links);
+	accept_listener_free(cl->al);
+	tls_ctx_free(cl->server_tls);
+	tls_ctx_free(cl->client_tls);
+	free(cl);
+}

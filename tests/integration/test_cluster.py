@@ -150,16 +150,17 @@ class ClusterTest(xt.LabTest):
         self.assertGreater(sts[new.name]["term"], term0)
         self.assertLess(routed, 1.0, "routing between the survivors stopped for %.2f s" % routed)
         self.assertLess(elected, xt.timeout(3 * ELECTION + 1), "election took %.2f s" % elected)
+        new.process.wait_for_log(r"cluster: this node is the leader \(term %d\)" %
+                                 sts[new.name]["term"])
+        lab.exchange(ca, "cb1", cb, "cb2")
+        lab.exchange(cb, "cb2", ca, "cb1")
         for n in (a, b):
             st = n.cluster_status()
             self.assertEqual((st["rc"], st["members_count"]), (0, 3), st["text"])
             dead = [m for m in st["members"] if m["addr"] == lead.cluster_address]
             self.assertEqual(len(dead), 1, st["text"])
+            # "since when it is unreachable" (issue 13): it was heard until the kill.
             self.assertRegex(dead[0]["rest"], r"^unreachable since \d{4}-", st["text"])
-        new.process.wait_for_log(r"cluster: this node is the leader \(term %d\)" %
-                                 sts[new.name]["term"])
-        lab.exchange(ca, "cb1", cb, "cb2")
-        lab.exchange(cb, "cb2", ca, "cb1")
 
     def test_leader_stopped_then_continued(self):
         lab = self.lab()
@@ -227,7 +228,7 @@ class ClusterTest(xt.LabTest):
         self.assertEqual(marks.get(n1.cluster_address), [], st["text"])
         for n in (n2, n3):
             self.assertEqual(marks.get(n.cluster_address), ["unreachable"], st["text"])
-        self.assertIn("cluster: no quorum", n1.log_text())
+        n1.process.wait_for_log(r"cluster: no quorum", 1.0)
         # It still routes between its own components, both ways.
         lab.exchange(c1, "cb1", c2, "cb2")
         lab.exchange(c2, "cb2", c1, "cb1")
@@ -289,7 +290,7 @@ class ClusterTest(xt.LabTest):
         victim.process.wait()
         r = victim.cmd("reset")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertRegex(r.stderr + r.stdout, r"xcomp-server -d \S+ cluster remove %s" %
+        self.assertRegex(r.stderr + r.stdout, r"xcomp-server -d .+ cluster remove %s\n" %
                          re.escape(addr))
         for f in ("xcomp-server.conf", "callbridges", "cluster", "listening"):
             self.assertFalse(os.path.exists(os.path.join(victim.dir, f)), f)
@@ -338,10 +339,12 @@ class ClusterTest(xt.LabTest):
         n2 = Node(self.wd.path, 2, other)
         n2.start()
         self.cleanups.append(n2.stop)
+        problems = []
         r = lab.join(n2, n1)
         self.assertEqual((r.returncode, r.stdout), (1, ""), r.stderr)
-        self.assertRegex(r.stderr, r"cannot join: the certificate of %s is not trusted: \w" %
-                         re.escape(n1.cluster_address))
+        if not re.search(r"cannot join: the certificate of %s is not trusted: \w" %
+                         re.escape(n1.cluster_address), r.stderr):
+            problems.append(r.stderr)
         # n3 trusts the cluster's CA but its own certificate comes from another:
         # n1 refuses it.
         n3 = Node(self.wd.path, 3, other, trust=lab.ca.bundle)
@@ -349,8 +352,9 @@ class ClusterTest(xt.LabTest):
         self.cleanups.append(n3.stop)
         r = lab.join(n3, n1)
         self.assertEqual((r.returncode, r.stdout), (1, ""), r.stderr)
-        self.assertRegex(r.stderr, r"cannot join: %s refused our certificate: \w" %
-                         re.escape(n1.cluster_address))
+        if not re.search(r"cannot join: %s refused our certificate: \w" %
+                         re.escape(n1.cluster_address), r.stderr):
+            problems.append(r.stderr)
         st = n1.cluster_status()
         self.assertEqual((st["rc"], st["state"], st["members_count"]), (0, "LEADER", 1),
                          st["text"])
@@ -358,7 +362,9 @@ class ClusterTest(xt.LabTest):
         dead = "127.0.0.1:%d" % free_port()
         r = n3.cmd("cluster", "join", dead, seconds=20)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("cannot join: %s is unreachable" % dead, r.stderr)
+        if "cannot join: %s is unreachable" % dead not in r.stderr:
+            problems.append(r.stderr)
+        self.assertEqual(problems, [], "not the join outcome lines of CLUSTER.md")
 
     def test_untrusted_client_refused_on_cluster_port(self):
         lab = self.lab(n=1)

@@ -97,7 +97,9 @@ struct cluster {
 	enum raft_role role;
 	uint32_t leader;
 	uint64_t term;
-	time_t changed_at;
+	time_t changed_at;  /* when the status's State or leader last changed */
+	const char *shown;  /* that State */
+	uint32_t shown_leader;
 	int had_majority;
 	char events[EVENTS_MAX][300];
 	size_t nevents;
@@ -111,6 +113,7 @@ static void peer_dial(void *);
 static void cluster_raft_after(struct cluster *, struct raft_out *);
 static void cluster_arm_raft(struct cluster *);
 static void cluster_join_check(struct cluster *);
+static const char *cluster_shown_state(struct cluster *, uint64_t now, uint32_t *leader);
 
 /* Helpers */
 
@@ -548,11 +551,17 @@ cluster_note_role(struct cluster *cl)
 {
 	uint64_t now = util_now_ms();
 	int maj = cluster_majority(cl, now);
+	uint32_t shown_leader;
+	const char *shown = cluster_shown_state(cl, now, &shown_leader);
 
+	if (shown != cl->shown || shown_leader != cl->shown_leader) {
+		cl->shown = shown;
+		cl->shown_leader = shown_leader;
+		cl->changed_at = time(NULL);
+	}
 	if (cl->raft.role != cl->role || cl->raft.leader != cl->leader) {
 		cl->role = cl->raft.role;
 		cl->leader = cl->raft.leader;
-		cl->changed_at = time(NULL);
 		if (cl->role == RAFT_LEADER)
 			log_info("cluster: this node is the leader (term %llu)",
 			    (unsigned long long)cl->raft.term);
@@ -630,6 +639,9 @@ peer_free(struct cluster *cl, struct peer *p)
 	for (l = cl->links; l; l = next) {
 		next = l->next;
 		if (l->id == p->id && !l->joining) {
+			/* What we said last (its removal) goes out before the link. */
+			if (l->secured)
+				(void)io_flush(l->io);
 			/* l->next may go with l's peer's other link: start over. */
 			link_free(l);
 			next = cl->links;
@@ -703,24 +715,25 @@ cluster_save(struct cluster *cl)
 	return 0;
 }
 
-/* A member list from the leader: taken when it is newer than ours. */
+/* A member list (members_merge): taken when it is newer than ours. */
 static void
 cluster_on_members(struct cluster *cl, const struct xs_elem *e)
 {
-	uint64_t epoch = parse_u64(xs_attr(e, "e"));
 	const struct xs_elem *c;
-	struct members m = cl->m;
+	struct members m;
 	int was_in = cl->in_raft;
 
-	if (epoch <= cl->m.epoch)
-		return;
-	m.n = 0;
-	m.epoch = epoch;
+	memset(&m, 0, sizeof(m));
+	m.epoch = parse_u64(xs_attr(e, "e"));
 	for (c = e->child; c; c = c->next)
 		if (strcmp(c->name, "m") == 0 && xs_attr(c, "a") && parse_id(xs_attr(c, "i")) &&
 		    strlen(xs_attr(c, "a")) < MEMBERS_ADDR_MAX)
 			members_add(&m, parse_id(xs_attr(c, "i")), xs_attr(c, "a"));
-	cl->m = m;
+	if (!members_merge(&cl->m, &m))
+		return;
+	/* Removed: a node out of the list forgets the others (and stops dialing them). */
+	if (cl->m.self == RAFT_NONE || members_by_id(&cl->m, cl->m.self) == NULL)
+		cl->m.n = 0;
 	cluster_save(cl);
 	cluster_sync_peers(cl);
 	if (was_in && !cl->in_raft)
@@ -805,7 +818,7 @@ leader_join(struct cluster *cl, uint32_t id, const char *addr)
 		free(s);
 		return r;
 	}
-	cl->m.epoch++;
+	cl->m.epoch = members_next_epoch(cl->m.epoch, cl->raft.term);
 	cluster_save(cl);
 	cluster_sync_peers(cl);
 	cluster_broadcast_members(cl, RAFT_NONE);
@@ -976,7 +989,7 @@ leader_remove(struct cluster *cl, uint32_t id, char *text, size_t len)
 	}
 	snprintf(addr, sizeof(addr), "%s", mb->addr);
 	members_del(&cl->m, id);
-	cl->m.epoch++;
+	cl->m.epoch = members_next_epoch(cl->m.epoch, cl->raft.term);
 	cluster_save(cl);
 	/* The member removed hears it too, before its links go. */
 	cluster_broadcast_members(cl, RAFT_NONE);
@@ -1048,6 +1061,27 @@ link_unlink(struct link *l)
 		l->next->prev = l->prev;
 }
 
+/*
+ * No link with p is up any more: its process died or the network between
+ * us did. It is unreachable now rather than after the election timeout,
+ * and a follower that lost its leader so campaigns at once
+ * (raft_leader_lost).
+ */
+static void
+cluster_link_lost(struct cluster *cl, struct peer *p)
+{
+	struct link *o;
+
+	for (o = cl->links; o; o = o->next)
+		if (o->id == p->id && o->secured && !o->joining)
+			return;
+	p->heard = 0;
+	if (cl->raft.leader == p->id && cl->raft.role == RAFT_FOLLOWER) {
+		raft_leader_lost(&cl->raft, util_now_ms());
+		cluster_arm_raft(cl);
+	}
+}
+
 /* A link ends: its peer's routes go with the last link from it, ours is dialed again. */
 static void
 link_free(struct link *l)
@@ -1073,6 +1107,8 @@ link_free(struct link *l)
 		if (!others)
 			peer_clear_routes(p);
 	}
+	if (p && l->secured)
+		cluster_link_lost(cl, p);
 	free(l);
 }
 
@@ -1096,6 +1132,22 @@ link_failed(struct link *l, const char *why)
 	} else if (p == NULL && !l->outgoing)
 		log_warnx("cluster: link from %s: %s", l->addr, why);
 	link_free(l);
+}
+
+/*
+ * tls.c's reasons speak of the agent's settings; between nodes the remedy
+ * is this node's certs or the cluster trust bundle.
+ */
+static void
+cluster_tls_words(const struct link *l, const char *why, char *out, size_t len)
+{
+	static const char agent_hint[] = " (tls-cert, tls-key)";
+	const char *hint = strstr(why, agent_hint);
+	int n = hint ? (int)(hint - why) : (int)strlen(why);
+
+	snprintf(out, len, "%s%s%.*s%s%s", l->outgoing ? l->addr : "", l->outgoing ? ": " : "", n,
+	    why, hint ? " (certs on this node, cluster trust on the other)" : "",
+	    hint ? hint + strlen(agent_hint) : "");
 }
 
 static void
@@ -1135,7 +1187,12 @@ link_on_closed(void *arg, int err)
 		return;
 	}
 	if (l->joining && l->cl->req.kind == REQ_JOIN) {
-		snprintf(why, sizeof(why), "%s closed the connection before answering", l->addr);
+		/* TLS 1.3: a node that refuses our certificate does so after our handshake. */
+		if (tls_why(l->io)[0])
+			cluster_tls_words(l, tls_why(l->io), why, sizeof(why));
+		else
+			snprintf(why, sizeof(why), "%s closed the connection before answering",
+			    l->addr);
 		link_failed(l, why);
 		return;
 	}
@@ -1153,10 +1210,7 @@ link_on_secured(void *arg, int err)
 	char why[700], id[9], *a, *s;
 
 	if (err) {
-		if (l->outgoing)
-			snprintf(why, sizeof(why), "%s: %s", l->addr, tls_why(l->io));
-		else
-			snprintf(why, sizeof(why), "%s", tls_why(l->io));
+		cluster_tls_words(l, tls_why(l->io), why, sizeof(why));
 		link_failed(l, why);
 		return;
 	}
@@ -1193,6 +1247,19 @@ link_xs_open(void *arg, const struct xs_elem *header)
 	return 0;
 }
 
+/* A member behind on the list gets ours (members_merge, on its side). */
+static void
+cluster_on_keepalive(struct cluster *cl, struct peer *p, const struct xs_elem *e)
+{
+	char *msg;
+
+	if (xs_attr(e, "e") == NULL || parse_u64(xs_attr(e, "e")) >= cl->m.epoch)
+		return;
+	msg = members_message(cl, "ms");
+	cluster_send(cl, p->id, msg);
+	free(msg);
+}
+
 /* The peer's hello: an incoming link learns who it is from. */
 static void
 link_on_hello(struct link *l, const struct xs_elem *e)
@@ -1207,8 +1274,8 @@ link_on_hello(struct link *l, const struct xs_elem *e)
 		if (xs_attr(e, "a") && strlen(xs_attr(e, "a")) < sizeof(l->addr))
 			snprintf(l->addr, sizeof(l->addr), "%s", xs_attr(e, "a"));
 	}
-	/* A member behind on the list gets it from the leader. */
-	if (cl->role == RAFT_LEADER && peer_by_id(cl, id) && epoch < cl->m.epoch) {
+	/* A member behind on the list gets ours at once. */
+	if (peer_by_id(cl, id) && epoch < cl->m.epoch) {
 		msg = members_message(cl, "ms");
 		cluster_send(cl, id, msg);
 		free(msg);
@@ -1264,7 +1331,9 @@ link_xs_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawle
 		cluster_on_remove(cl, e);
 	else if (strcmp(n, "rr") == 0)
 		cluster_on_remove_result(cl, e);
-	/* "ka" and anything newer: heard, nothing more. */
+	else if (strcmp(n, "ka") == 0)
+		cluster_on_keepalive(cl, p, e);
+	/* Anything newer: heard, nothing more. */
 	return 0;
 }
 
@@ -1369,9 +1438,12 @@ cluster_keepalive(void *arg)
 {
 	struct cluster *cl = arg;
 	uint64_t now = util_now_ms();
+	char *ka;
 	size_t i;
 
-	cluster_send_all(cl, "<ka/>");
+	ka = xasprintf("<ka e='%llu'/>", (unsigned long long)cl->m.epoch);
+	cluster_send_all(cl, ka);
+	free(ka);
 	for (i = 0; i < cl->npeers; i++) {
 		struct peer *p = &cl->peers[i];
 		int alive = peer_alive(cl, p, now);
@@ -1441,6 +1513,21 @@ cluster_status_disabled(const struct state *st, struct buf *b)
 	buf_addstr(b, "State: DISABLED\nList of peers\n");
 	status_files(st, b, "-");
 	buf_printf(b, "\nThe cluster is disabled: xcomp-server -d %s cluster enable\n", st->dir);
+}
+
+static const char *status_state(const struct raft_status *rs, int quorum);
+
+/* The State that cluster status shows now (its Last state change). */
+static const char *
+cluster_shown_state(struct cluster *cl, uint64_t now, uint32_t *leader)
+{
+	struct raft_status rs;
+	int quorum;
+
+	raft_state(&cl->raft, now, &rs);
+	quorum = cl->in_raft && rs.quorum;
+	*leader = quorum ? rs.leader : RAFT_NONE;
+	return status_state(&rs, quorum);
 }
 
 static const char *
@@ -1551,7 +1638,7 @@ control_initialize(struct cluster *cl, cluster_reply_fn *fn, void *arg)
 		cl->m.self = members_new_id();
 	cl->m.n = 0;
 	members_add(&cl->m, cl->m.self, cl->name);
-	cl->m.epoch++;
+	cl->m.epoch = members_next_epoch(cl->m.epoch, cl->raft.term);
 	if (cluster_save(cl) == -1) {
 		reply_text(fn, arg, 1, "cannot initialize: the cluster file was not written\n");
 		return;

@@ -335,3 +335,24 @@ members_join_verdict(const struct members *ms, uint32_t id, const char *addr,
 			return MEMBERS_JOIN_AGAIN;
 	return ms->n == MEMBERS_MAX ? MEMBERS_JOIN_FULL : MEMBERS_JOIN_ADD;
 }
+
+#define MEMBERS_TERM_SHIFT 20
+
+uint64_t
+members_next_epoch(uint64_t epoch, uint64_t term)
+{
+	uint64_t floor = term << MEMBERS_TERM_SHIFT;
+
+	return epoch + 1 > floor ? epoch + 1 : floor;
+}
+
+int
+members_merge(struct members *mine, const struct members *theirs)
+{
+	if (theirs->epoch <= mine->epoch)
+		return 0;
+	memcpy(mine->m, theirs->m, sizeof(mine->m));
+	mine->n = theirs->n;
+	mine->epoch = theirs->epoch;
+	return 1;
+}

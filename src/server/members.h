@@ -62,6 +62,22 @@ int members_del(struct members *, uint32_t id);
  */
 uint32_t members_resolve(const struct members *, const char *peer);
 
+/*
+ * The epoch of the next list made by a leader in term: above the current
+ * one, and above every epoch a leader of an earlier term can make (2^20
+ * changes a term), so that lists order by (term of the change, count) and a
+ * deposed leader's late change loses to its successor's. Two leaders never
+ * share a term (Raft), so one epoch names one list.
+ */
+uint64_t members_next_epoch(uint64_t epoch, uint64_t term);
+
+/*
+ * Gossip: take theirs when its epoch is higher (self, term and vote stay
+ * ours). 1 when taken. Every member passes its list to any member whose
+ * epoch is lower, so the members converge on the newest list.
+ */
+int members_merge(struct members *mine, const struct members *theirs);
+
 /* The answer to a join request, decided by the leader. */
 enum members_join {
 	MEMBERS_JOIN_ADD,     /* a new member */

@@ -284,6 +284,17 @@ raft_tick(struct raft *r, uint64_t now, struct raft_out *out)
 }
 
 void
+raft_leader_lost(struct raft *r, uint64_t now)
+{
+	if (r->role != RAFT_FOLLOWER || r->leader == RAFT_NONE)
+		return;
+	raft_set_role(r, RAFT_FOLLOWER, RAFT_NONE, now);
+	/* Not all followers at the same moment: a split vote costs a whole timeout. */
+	r->elapsed_from = now;
+	r->timeout_ms = 1 + r->rnd(r->rnd_arg, r->set.heartbeat_ms);
+}
+
+void
 raft_campaign_now(struct raft *r, uint64_t now, struct raft_out *out)
 {
 	out->n = 0;
@@ -291,6 +302,18 @@ raft_campaign_now(struct raft *r, uint64_t now, struct raft_out *out)
 		return;
 	r->elapsed_from = now;
 	raft_campaign(r, 1, now, out);
+}
+
+/*
+ * etcd's inLease. A leader is always in it: etcd's leader resets its
+ * electionElapsed in the tick that reaches the timeout, so no message finds
+ * it past; here a message may come between the timeout and the tick.
+ */
+static int
+raft_in_lease(const struct raft *r, uint64_t now)
+{
+	return r->role == RAFT_LEADER ||
+	       (r->leader != RAFT_NONE && now - r->elapsed_from < r->set.election_ms);
 }
 
 /* etcd's Step: the term checks every message goes through first. 0: go on; -1: done. */
@@ -304,7 +327,7 @@ raft_step_term(struct raft *r, uint64_t now, const struct raft_msg *m, struct ra
 			 * current leader, neither update the term nor vote: a node
 			 * rejoining after isolation does not depose a healthy leader.
 			 */
-			if (r->leader != RAFT_NONE && now - r->elapsed_from < r->set.election_ms)
+			if (raft_in_lease(r, now))
 				return -1;
 		}
 		if (m->type == RAFT_MSG_PRE_VOTE)

@@ -137,6 +137,16 @@ int raft_set_members(struct raft *, const uint32_t *ids, size_t n, uint64_t now)
 void raft_tick(struct raft *, uint64_t now, struct raft_out *out);
 
 /*
+ * The transport knows the leader is gone (its connection closed: the
+ * process died). A follower forgets it, which also ends its lease, and
+ * campaigns at a random moment within a heartbeat interval instead of an
+ * election timeout. Followers that still hear the leader refuse the
+ * pre-vote, so a false alarm deposes nobody. Not in etcd, whose transport
+ * says nothing of connections.
+ */
+void raft_leader_lost(struct raft *, uint64_t now);
+
+/*
  * etcd's MsgHup: campaign now (with Pre-Vote) instead of waiting out the
  * election timeout; a one-node cluster becomes its leader at once.
  */

@@ -271,6 +271,154 @@ START_TEST(test_verdicts)
 }
 END_TEST
 
+/* The epoch order: later in a term, and any change of a later term after any of an earlier one. */
+START_TEST(test_next_epoch)
+{
+	ck_assert_uint_eq(members_next_epoch(0, 0), 1);
+	ck_assert_uint_eq(members_next_epoch(5, 0), 6);
+	ck_assert_uint_eq(members_next_epoch(5, 1), 1u << 20);
+	ck_assert_uint_eq(members_next_epoch(1u << 20, 1), (1u << 20) + 1);
+	ck_assert_uint_gt(members_next_epoch(0, 2), members_next_epoch((1u << 20) + 500, 1));
+}
+END_TEST
+
+/*
+ * Membership under partitions, on a model of the cluster: N nodes share a
+ * list made by node 1, the leader in term 1. The network splits into
+ * groups (every set partition of 3 and of 5 nodes). The old leader changes
+ * the list once more in term 1 (as a deposed leader may, inside its
+ * lease); a group with a majority that lacks it elects its lowest node in
+ * term 2, which changes the list too. Lists spread by members_merge inside
+ * each group, then everywhere after the heal. Always: one epoch, one
+ * list. After the heal: one list everywhere, and it is the majority's.
+ */
+#define SIM_N 5
+
+static int
+same_list(const struct members *a, const struct members *b)
+{
+	size_t i;
+
+	if (a->n != b->n)
+		return 0;
+	for (i = 0; i < a->n; i++)
+		if (a->m[i].id != b->m[i].id || strcmp(a->m[i].addr, b->m[i].addr) != 0)
+			return 0;
+	return 1;
+}
+
+static void
+sim_check_epochs(const struct members *node, int n)
+{
+	int i, j;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < n; j++)
+			if (node[i].epoch == node[j].epoch)
+				ck_assert_msg(same_list(&node[i], &node[j]),
+				    "nodes %d and %d: epoch %llu names two lists", i + 1, j + 1,
+				    (unsigned long long)node[i].epoch);
+}
+
+/* Gossip until nothing changes; only between nodes of the same group (group NULL: all). */
+static void
+sim_spread(struct members *node, int n, const int *group)
+{
+	int i, j, changed;
+
+	do {
+		changed = 0;
+		for (i = 0; i < n; i++)
+			for (j = 0; j < n; j++)
+				if (i != j && (group == NULL || group[i] == group[j]))
+					changed |= members_merge(&node[j], &node[i]);
+		sim_check_epochs(node, n);
+	} while (changed);
+}
+
+/* A leader's change: a member added under an id of its own. */
+static void
+sim_change(struct members *m, uint64_t term, uint32_t new_id)
+{
+	char addr[32];
+
+	snprintf(addr, sizeof(addr), "127.0.1.%u:5400", (unsigned)(new_id % 250));
+	ck_assert_int_eq(members_add(m, new_id, addr), 0);
+	m->epoch = members_next_epoch(m->epoch, term);
+}
+
+static void
+sim_partition(int n, const int *group)
+{
+	struct members node[SIM_N], want;
+	int i, size[SIM_N] = {0}, major = -1, leader2 = -1;
+
+	memset(node, 0, sizeof(node));
+	for (i = 0; i < n; i++) {
+		char addr[32];
+
+		snprintf(addr, sizeof(addr), "127.0.0.%d:5400", i + 1);
+		ck_assert_int_eq(members_add(&node[0], (uint32_t)i + 1, addr), 0);
+	}
+	node[0].epoch = members_next_epoch(0, 1);
+	for (i = 1; i < n; i++)
+		node[i] = node[0];
+	for (i = 0; i < n; i++)
+		node[i].self = (uint32_t)i + 1;
+	for (i = 0; i < n; i++)
+		size[group[i]]++;
+	for (i = 0; i < n; i++)
+		if (size[group[i]] > n / 2)
+			major = group[i];
+	/* The old leader changes the list whatever its group. */
+	sim_change(&node[0], 1, 100);
+	if (major != -1 && major != group[0]) {
+		for (i = 0; i < n && leader2 == -1; i++)
+			if (group[i] == major)
+				leader2 = i;
+		sim_change(&node[leader2], 2, 200);
+	}
+	sim_spread(node, n, group);
+	want = leader2 != -1 ? node[leader2] : node[0];
+	sim_spread(node, n, NULL);
+	for (i = 0; i < n; i++) {
+		ck_assert_uint_eq(node[i].epoch, want.epoch);
+		ck_assert(same_list(&node[i], &want));
+	}
+	/* A majority elsewhere: the deposed leader's change is gone, the new leader's stays. */
+	if (leader2 != -1) {
+		ck_assert_ptr_null(members_by_id(&node[0], 100));
+		ck_assert_ptr_nonnull(members_by_id(&node[0], 200));
+	}
+}
+
+/* Every set partition of n nodes, as restricted growth strings. */
+static int
+sim_every_partition(int n, int *group, int at, int max)
+{
+	int g, count = 0;
+
+	if (at == n) {
+		sim_partition(n, group);
+		return 1;
+	}
+	for (g = 0; g <= max + 1 && g < n; g++) {
+		group[at] = g;
+		count += sim_every_partition(n, group, at + 1, g > max ? g : max);
+	}
+	return count;
+}
+
+START_TEST(test_gossip_under_partitions)
+{
+	int group[SIM_N] = {0};
+
+	/* Bell numbers: 5 partitions of 3 nodes, 52 of 5. */
+	ck_assert_int_eq(sim_every_partition(3, group, 1, 0), 5);
+	ck_assert_int_eq(sim_every_partition(5, group, 1, 0), 52);
+}
+END_TEST
+
 static Suite *
 members_suite(void)
 {
@@ -286,6 +434,8 @@ members_suite(void)
 	tcase_add_test(tc, test_add_del);
 	tcase_add_test(tc, test_resolve);
 	tcase_add_test(tc, test_verdicts);
+	tcase_add_test(tc, test_next_epoch);
+	tcase_add_test(tc, test_gossip_under_partitions);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -307,6 +307,63 @@ START_TEST(test_timeout_range)
 }
 END_TEST
 
+/*
+ * The leader's process dies: every follower's transport sees it at once. A
+ * new leader well within the election timeout, one per term; over many
+ * seeds, in 3 and in 5.
+ */
+START_TEST(test_leader_lost)
+{
+	uint32_t seed;
+	int n, i, old, now_leader;
+	uint64_t t0;
+
+	for (n = 3; n <= 5; n += 2)
+		for (seed = 1; seed <= 200; seed++) {
+			sim_init(&sim, n, seed);
+			old = sim_stable(&sim);
+			ck_assert_int_ge(old, 0);
+			sim.paused[old] = 1;
+			sim.group[old] = 1;
+			for (i = 0; i < n; i++)
+				if (i != old)
+					raft_leader_lost(&sim.node[i], sim.now);
+			t0 = sim.now;
+			now_leader = -1;
+			while (now_leader == -1 && sim.now - t0 < 3 * sim.set.election_ms) {
+				sim_step(&sim);
+				for (i = 0; i < n; i++)
+					if (i != old && sim.node[i].role == RAFT_LEADER)
+						now_leader = i;
+			}
+			ck_assert_int_ge(now_leader, 0);
+			/* A split vote (rare) costs an election timeout; most are fast. */
+			if (seed <= 20)
+				ck_assert_msg(sim.now - t0 <= sim.set.election_ms * 2,
+				    "seed %u: %llu ms", seed, (unsigned long long)(sim.now - t0));
+		}
+}
+END_TEST
+
+/* A false alarm: one follower's link broke, the others still hear the leader. */
+START_TEST(test_leader_lost_false_alarm)
+{
+	uint32_t seed;
+	int leader, other;
+
+	for (seed = 1; seed <= 50; seed++) {
+		sim_init(&sim, 3, seed);
+		leader = sim_stable(&sim);
+		ck_assert_int_ge(leader, 0);
+		other = (leader + 1) % 3;
+		raft_leader_lost(&sim.node[other], sim.now);
+		sim_run(&sim, 3000);
+		ck_assert_int_eq(sim.node[leader].role, RAFT_LEADER);
+		ck_assert_int_eq(sim_check_group(&sim, 0), leader);
+	}
+}
+END_TEST
+
 /* MsgHup: a one-node cluster leads at once; in three, a pre-campaign starts at once. */
 START_TEST(test_campaign_now)
 {
@@ -755,6 +812,8 @@ main(void)
 	tcase_add_test(tc, test_timeout_range);
 	tcase_add_test(tc, test_campaign);
 	tcase_add_test(tc, test_campaign_now);
+	tcase_add_test(tc, test_leader_lost);
+	tcase_add_test(tc, test_leader_lost_false_alarm);
 	tcase_add_test(tc, test_vote_once_per_term);
 	tcase_add_test(tc, test_lease);
 	tcase_add_test(tc, test_stale_leader);

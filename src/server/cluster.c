@@ -106,6 +106,7 @@ struct cluster {
 	struct request req;
 	uint32_t seq;
 	struct raft_settings set;
+	struct buf scratch; /* a forwarded stanza's frame, kept between stanzas */
 };
 
 static void link_free(struct link *);
@@ -260,19 +261,24 @@ cluster_send_all(struct cluster *cl, const char *s)
 		cluster_send(cl, cl->peers[i].id, s);
 }
 
-/* <ms e='EPOCH'><m i='ID' a='ADDR'/>...</ms>: the member list. */
+/*
+ * <ms e='EPOCH'>ID@ADDR ID@ADDR</ms>: the member list. Every message on a
+ * link is one flat element, attributes and text, so that the links parse
+ * shallow: a forwarded stanza inside <f/> is passed on as received.
+ * attrs: more attributes (" ok='1'"), or "".
+ */
 static char *
-members_message(const struct cluster *cl, const char *name)
+members_message(const struct cluster *cl, const char *name, const char *attrs)
 {
 	struct buf b;
 	char id[9], *s;
 	size_t i;
 
 	buf_init(&b, 1 << 20);
-	buf_printf(&b, "<%s e='%llu'>", name, (unsigned long long)cl->m.epoch);
+	buf_printf(&b, "<%s e='%llu'%s>", name, (unsigned long long)cl->m.epoch, attrs);
 	for (i = 0; i < cl->m.n; i++) {
 		s = xs_escape(cl->m.m[i].addr);
-		buf_printf(&b, "<m i='%s' a='%s'/>", hex_id(cl->m.m[i].id, id), s);
+		buf_printf(&b, "%s%s@%s", i ? " " : "", hex_id(cl->m.m[i].id, id), s);
 		free(s);
 	}
 	buf_printf(&b, "</%s>", name);
@@ -310,6 +316,29 @@ peer_has_route(const struct peer *p, const char *jid)
 	return 0;
 }
 
+/* Call fn for each word of a space-separated list (NULL: none). */
+static void
+words_each(const char *text, void (*fn)(void *, const char *), void *arg)
+{
+	char *copy, *p, *w;
+
+	if (text == NULL)
+		return;
+	copy = p = xstrdup(text);
+	while ((w = strsep(&p, " ")) != NULL)
+		if (*w != '\0')
+			fn(arg, w);
+	free(copy);
+}
+
+static void peer_route(struct peer *p, const char *jid, int up);
+
+static void
+peer_route_up(void *arg, const char *jid)
+{
+	peer_route(arg, jid, 1);
+}
+
 static void
 peer_route(struct peer *p, const char *jid, int up)
 {
@@ -329,32 +358,51 @@ peer_route(struct peer *p, const char *jid, int up)
 	}
 }
 
+#define ROUTES_CHUNK (64u << 10)
+
 struct route_acc {
-	struct buf *b;
+	struct buf b;
+	struct link *l;
+	int first;
 };
 
 static void
-add_route_line(void *arg, const char *jid)
+route_chunk_end(struct route_acc *r)
 {
-	struct buf *b = arg;
+	buf_addstr(&r->b, r->first ? "</rs>" : "</ra>");
+	link_send(r->l, buf_head(&r->b), r->b.len);
+	buf_consume(&r->b, r->b.len);
+	r->first = 0;
+}
+
+/* In chunks: <rs>JID JID</rs> replaces what the peer knew, <ra>JID</ra> adds. */
+static void
+add_route(void *arg, const char *jid)
+{
+	struct route_acc *r = arg;
 	char *s = xs_escape(jid);
 
-	buf_printf(b, "<c j='%s'/>", s);
+	if (r->b.len > ROUTES_CHUNK) {
+		route_chunk_end(r);
+		buf_addstr(&r->b, "<ra>");
+	}
+	buf_printf(&r->b, " %s", s);
 	free(s);
 }
 
-/* <rs><c j='JID'/>...</rs>: every component online here, replacing what the peer knew. */
+/* Every component online here, for a member that just linked. */
 static void
 send_routes(struct cluster *cl, struct link *l)
 {
-	struct buf b;
+	struct route_acc r;
 
-	buf_init(&b, 64u << 20);
-	buf_addstr(&b, "<rs>");
-	cl->h.each_local(cl->h.arg, add_route_line, &b);
-	buf_addstr(&b, "</rs>");
-	link_send(l, buf_head(&b), b.len);
-	buf_free(&b);
+	buf_init(&r.b, 1u << 20);
+	r.l = l;
+	r.first = 1;
+	buf_addstr(&r.b, "<rs>");
+	cl->h.each_local(cl->h.arg, add_route, &r);
+	route_chunk_end(&r);
+	buf_free(&r.b);
 }
 
 static void
@@ -410,50 +458,74 @@ cluster_holder(struct cluster *cl, const char *jid)
 }
 
 /*
- * <f j='JID' h='HOPS' xmlns='jabber:component:accept'>STANZA</f>: the
+ * <f xmlns='jabber:component:accept' j='JID' h='HOPS'>STANZA</f>: the
  * stanza in the component namespace, ready for the component's stream.
  * Straight to the holder, or through the leader when our link to the
- * holder is down.
+ * holder is down. NULL when no node can take it.
  */
+static struct link *
+cluster_route_link(struct cluster *cl, const char *jid, unsigned hops, uint32_t except)
+{
+	struct peer *p = cluster_find_holder(cl, jid, except);
+	struct link *l;
+
+	if (p == NULL || hops > HOPS_MAX)
+		return NULL;
+	if ((l = cluster_link_to(cl, p->id)) == NULL && hops < HOPS_MAX &&
+	    cl->leader != cl->m.self && cl->leader != p->id)
+		l = cluster_link_to(cl, cl->leader);
+	return l;
+}
+
+/* The frame's head into cl->scratch (emptied first); the stanza follows it. */
+static void
+frame_head(struct cluster *cl, const char *jid, unsigned hops)
+{
+	char *j = strpbrk(jid, "&<>'\"") ? xs_escape(jid) : NULL;
+
+	buf_consume(&cl->scratch, cl->scratch.len);
+	buf_printf(&cl->scratch, "<f xmlns='" XS_NS_COMPONENT "' j='%s' h='%u'>", j ? j : jid, hops);
+	free(j);
+}
+
+/* One write a stanza: the head, the stanza, the tail. */
+static int
+frame_send(struct cluster *cl, struct link *l)
+{
+	int r;
+
+	if (buf_addstr(&cl->scratch, "</f>") == -1)
+		return -1;
+	r = link_send(l, buf_head(&cl->scratch), cl->scratch.len);
+	buf_consume(&cl->scratch, cl->scratch.len);
+	return r;
+}
+
 static int
 cluster_forward_raw(struct cluster *cl, const char *jid, const char *stanza, size_t len,
     unsigned hops, uint32_t except)
 {
-	struct peer *p = cluster_find_holder(cl, jid, except);
-	struct link *l;
-	char *head, *j;
-	int r;
+	struct link *l = cluster_route_link(cl, jid, hops, except);
 
-	if (p == NULL || hops > HOPS_MAX)
-		return -1;
-	if ((l = cluster_link_to(cl, p->id)) == NULL && hops < HOPS_MAX &&
-	    cl->leader != cl->m.self && cl->leader != p->id)
-		l = cluster_link_to(cl, cl->leader);
 	if (l == NULL)
 		return -1;
-	j = xs_escape(jid);
-	head = xasprintf("<f xmlns='" XS_NS_COMPONENT "' j='%s' h='%u'>", j, hops);
-	r = link_send(l, head, strlen(head));
-	if (r == 0)
-		r = link_send(l, stanza, len);
-	if (r == 0)
-		r = link_send(l, "</f>", 4);
-	free(head);
-	free(j);
-	return r;
+	frame_head(cl, jid, hops);
+	if (buf_add(&cl->scratch, stanza, len) == -1)
+		return -1;
+	return frame_send(cl, l);
 }
 
 int
 cluster_forward(struct cluster *cl, const char *jid, const struct xs_elem *stanza)
 {
-	struct buf b;
-	int r = -1;
+	struct link *l = cluster_route_link(cl, jid, 1, RAFT_NONE);
 
-	buf_init(&b, cl->limits.stanza * 2);
-	if (xs_serialize(stanza, XS_NS_COMPONENT, &b) == 0)
-		r = cluster_forward_raw(cl, jid, buf_head(&b), b.len, 1, RAFT_NONE);
-	buf_free(&b);
-	return r;
+	if (l == NULL)
+		return -1;
+	frame_head(cl, jid, 1);
+	if (xs_serialize(stanza, XS_NS_COMPONENT, &cl->scratch) == -1)
+		return -1;
+	return frame_send(cl, l);
 }
 
 void
@@ -471,37 +543,103 @@ cluster_kick(struct cluster *cl, const char *jid)
 	free(j);
 }
 
+/*
+ * The content of <f ...>CONTENT</f> as received: after the start tag's '>'
+ * (a '>' may stand unescaped in an attribute value) and before the last
+ * '<'. -1 for an empty element.
+ */
+static int
+raw_content(const char *raw, size_t len, size_t *start, size_t *end)
+{
+	char quote = 0;
+	size_t i;
+
+	for (i = 1; i < len; i++) {
+		if (quote) {
+			if (raw[i] == quote)
+				quote = 0;
+		} else if (raw[i] == '\'' || raw[i] == '"')
+			quote = raw[i];
+		else if (raw[i] == '>')
+			break;
+	}
+	if (i >= len || raw[i - 1] == '/')
+		return -1;
+	*start = i + 1;
+	for (*end = len; *end > *start && raw[*end - 1] != '<'; (*end)--)
+		;
+	if (*end <= *start)
+		return -1;
+	(*end)--;
+	return 0;
+}
+
+struct bounce {
+	struct cluster *cl;
+	char *err;
+	char dom[1024];
+};
+
+static int
+bounce_stanza(void *arg, const struct xs_elem *st, const char *raw, size_t len)
+{
+	struct bounce *b = arg;
+	const char *from = xs_attr(st, "from");
+
+	(void)raw;
+	(void)len;
+	if (b->err == NULL && from && jid_domain(from, b->dom, sizeof(b->dom)) == 0)
+		b->err = accept_stanza_error(st, "cancel", "service-unavailable");
+	return 0;
+}
+
+static int
+bounce_open(void *arg, const struct xs_elem *header)
+{
+	(void)arg;
+	(void)header;
+	return 0;
+}
+
+/*
+ * A forwarded stanza whose component went meanwhile: its sender gets
+ * service-unavailable, as on one node. Rare, so the stanza is parsed only
+ * here.
+ */
+static void
+cluster_bounce(struct cluster *cl, const char *stanza, size_t len)
+{
+	static const struct xs_handler h = {bounce_open, bounce_stanza, NULL, NULL};
+	static const char header[] = "<stream:stream xmlns='" XS_NS_COMPONENT
+	                             "' xmlns:stream='" XS_NS_STREAMS "'>";
+	struct bounce b = {cl, NULL, ""};
+	struct xs *x = xs_new(XS_NS_COMPONENT, &cl->limits, &h, &b);
+
+	if (xs_feed(x, header, strlen(header)) == 0)
+		(void)xs_feed(x, stanza, len);
+	xs_free(x);
+	if (b.err == NULL)
+		return;
+	if (cl->h.deliver(cl->h.arg, b.dom, b.err, strlen(b.err)) == -1)
+		cluster_forward_raw(cl, b.dom, b.err, strlen(b.err), 1, RAFT_NONE);
+	free(b.err);
+}
+
 /* A forwarded stanza arrived: deliver it here, pass it on, or bounce it. */
 static void
-cluster_on_forward(struct cluster *cl, struct link *l, const struct xs_elem *e)
+cluster_on_forward(
+    struct cluster *cl, struct link *l, const struct xs_elem *e, const char *raw, size_t len)
 {
-	const char *jid = xs_attr(e, "j"), *from;
-	const struct xs_elem *st = e->child;
+	const char *jid = xs_attr(e, "j");
 	unsigned hops = (unsigned)parse_u64(xs_attr(e, "h"));
-	char dom[1024], *err;
-	struct buf b;
+	size_t start, end;
 
-	if (jid == NULL || st == NULL)
+	if (jid == NULL || raw_content(raw, len, &start, &end) == -1)
 		return;
-	buf_init(&b, cl->limits.stanza * 2);
-	if (xs_serialize(st, XS_NS_COMPONENT, &b) == -1) {
-		buf_free(&b);
+	if (cl->h.deliver(cl->h.arg, jid, raw + start, end - start) == 0 ||
+	    cluster_forward_raw(cl, jid, raw + start, end - start, hops + 1, l->id) == 0)
 		return;
-	}
-	if (cl->h.deliver(cl->h.arg, jid, buf_head(&b), b.len) == 0 ||
-	    cluster_forward_raw(cl, jid, buf_head(&b), b.len, hops + 1, l->id) == 0) {
-		buf_free(&b);
-		return;
-	}
-	buf_free(&b);
-	/* Gone meanwhile: the sender gets service-unavailable, as on one node. */
-	from = xs_attr(st, "from");
-	if (from == NULL || jid_domain(from, dom, sizeof(dom)) == -1 ||
-	    (err = accept_stanza_error(st, "cancel", "service-unavailable")) == NULL)
-		return;
-	if (cl->h.deliver(cl->h.arg, dom, err, strlen(err)) == -1)
-		cluster_forward_raw(cl, dom, err, strlen(err), 1, RAFT_NONE);
-	free(err);
+	cluster_bounce(cl, raw + start, end - start);
 }
 
 /* Raft */
@@ -715,20 +853,30 @@ cluster_save(struct cluster *cl)
 	return 0;
 }
 
+/* ID@ADDR */
+static void
+member_word(void *arg, const char *w)
+{
+	const char *at = strchr(w, '@');
+	char id[9];
+
+	if (at == NULL || at - w > 8 || strlen(at + 1) >= MEMBERS_ADDR_MAX)
+		return;
+	snprintf(id, sizeof(id), "%.*s", (int)(at - w), w);
+	if (parse_id(id) != RAFT_NONE)
+		members_add(arg, parse_id(id), at + 1);
+}
+
 /* A member list (members_merge): taken when it is newer than ours. */
 static void
 cluster_on_members(struct cluster *cl, const struct xs_elem *e)
 {
-	const struct xs_elem *c;
 	struct members m;
 	int was_in = cl->in_raft;
 
 	memset(&m, 0, sizeof(m));
 	m.epoch = parse_u64(xs_attr(e, "e"));
-	for (c = e->child; c; c = c->next)
-		if (strcmp(c->name, "m") == 0 && xs_attr(c, "a") && parse_id(xs_attr(c, "i")) &&
-		    strlen(xs_attr(c, "a")) < MEMBERS_ADDR_MAX)
-			members_add(&m, parse_id(xs_attr(c, "i")), xs_attr(c, "a"));
+	words_each(e->text, member_word, &m);
 	if (!members_merge(&cl->m, &m))
 		return;
 	/* Removed: a node out of the list forgets the others (and stops dialing them). */
@@ -744,7 +892,7 @@ cluster_on_members(struct cluster *cl, const struct xs_elem *e)
 static void
 cluster_broadcast_members(struct cluster *cl, uint32_t also)
 {
-	char *msg = members_message(cl, "ms");
+	char *msg = members_message(cl, "ms", "");
 
 	cluster_send_all(cl, msg);
 	if (also != RAFT_NONE && peer_by_id(cl, also) == NULL)
@@ -776,7 +924,7 @@ leader_alive_cb(void *arg, uint32_t id)
 static char *
 leader_join(struct cluster *cl, uint32_t id, const char *addr)
 {
-	char why[400], a[9], *list, *s, *r;
+	char why[400], a[9], *attrs, *s, *r;
 	uint32_t other = 0;
 	enum members_join v;
 	struct member *mb;
@@ -822,12 +970,11 @@ leader_join(struct cluster *cl, uint32_t id, const char *addr)
 	cluster_save(cl);
 	cluster_sync_peers(cl);
 	cluster_broadcast_members(cl, RAFT_NONE);
-	list = members_message(cl, "jr");
-	/* <jr e=...>...</jr> with ok and the leader's address after the name. */
 	s = xs_escape(cl->name);
-	r = xasprintf("<jr ok='1' l='%s'%s", s, list + 3);
+	attrs = xasprintf(" ok='1' l='%s'", s);
+	r = members_message(cl, "jr", attrs);
+	free(attrs);
 	free(s);
-	free(list);
 	return r;
 }
 
@@ -845,8 +992,8 @@ cluster_on_join(struct cluster *cl, struct link *l, const struct xs_elem *e)
 		if (via == RAFT_NONE) {
 			link_send(l, msg, strlen(msg));
 		} else {
-			/* Back through the member that asked for the joiner: <jv v=JOINER>...</jv>. */
-			char *wrapped = xasprintf("<jv v='%s'>%s</jv>", hex_id(id, vid), msg);
+			/* Back through the member that asked: <jr v='JOINER' .../>, passed on as is. */
+			char *wrapped = xasprintf("<jr v='%s'%s", hex_id(id, vid), msg + 3);
 
 			cluster_send(cl, via, wrapped);
 			free(wrapped);
@@ -869,25 +1016,18 @@ cluster_on_join(struct cluster *cl, struct link *l, const struct xs_elem *e)
 	free(a);
 }
 
-/* The leader's answer to a join we passed on: to the joiner's link. */
+/* The leader's answer to a join we passed on: to the joiner's link, as received. */
 static void
-cluster_on_join_relay(struct cluster *cl, const struct xs_elem *e)
+cluster_on_join_relay(struct cluster *cl, const struct xs_elem *e, const char *raw, size_t len)
 {
 	uint32_t id = parse_id(xs_attr(e, "v"));
 	struct link *l;
-	struct buf b;
 
-	if (e->child == NULL)
-		return;
 	for (l = cl->links; l; l = l->next)
 		if (!l->outgoing && l->id == id)
 			break;
-	if (l == NULL)
-		return;
-	buf_init(&b, 1 << 20);
-	if (xs_serialize(e->child, CLUSTER_NS, &b) == 0)
-		link_send(l, buf_head(&b), b.len);
-	buf_free(&b);
+	if (l != NULL)
+		link_send(l, raw, len);
 }
 
 /* Control requests */
@@ -994,7 +1134,7 @@ leader_remove(struct cluster *cl, uint32_t id, char *text, size_t len)
 	/* The member removed hears it too, before its links go. */
 	cluster_broadcast_members(cl, RAFT_NONE);
 	if (id != cl->m.self) {
-		char *msg = members_message(cl, "ms");
+		char *msg = members_message(cl, "ms", "");
 
 		cluster_send(cl, id, msg);
 		free(msg);
@@ -1260,7 +1400,7 @@ cluster_on_keepalive(struct cluster *cl, struct peer *p, const struct xs_elem *e
 
 	if (xs_attr(e, "e") == NULL || parse_u64(xs_attr(e, "e")) >= cl->m.epoch)
 		return;
-	msg = members_message(cl, "ms");
+	msg = members_message(cl, "ms", "");
 	cluster_send(cl, p->id, msg);
 	free(msg);
 }
@@ -1281,7 +1421,7 @@ link_on_hello(struct link *l, const struct xs_elem *e)
 	}
 	/* A member behind on the list gets ours at once. */
 	if (peer_by_id(cl, id) && epoch < cl->m.epoch) {
-		msg = members_message(cl, "ms");
+		msg = members_message(cl, "ms", "");
 		cluster_send(cl, id, msg);
 		free(msg);
 	}
@@ -1295,8 +1435,6 @@ link_xs_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawle
 	struct peer *p;
 	const char *n = e->name;
 
-	(void)raw;
-	(void)rawlen;
 	if (strcmp(n, "hello") == 0) {
 		link_on_hello(l, e);
 		return 0;
@@ -1316,22 +1454,19 @@ link_xs_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawle
 	if (strcmp(n, "r") == 0)
 		cluster_on_raft(cl, e);
 	else if (strcmp(n, "f") == 0)
-		cluster_on_forward(cl, l, e);
+		cluster_on_forward(cl, l, e, raw, rawlen);
 	else if (strcmp(n, "c") == 0 && xs_attr(e, "j"))
 		peer_route(p, xs_attr(e, "j"), xs_attr(e, "u") && strcmp(xs_attr(e, "u"), "1") == 0);
-	else if (strcmp(n, "rs") == 0) {
-		const struct xs_elem *c;
-
-		peer_clear_routes(p);
-		for (c = e->child; c; c = c->next)
-			if (xs_attr(c, "j"))
-				peer_route(p, xs_attr(c, "j"), 1);
+	else if (strcmp(n, "rs") == 0 || strcmp(n, "ra") == 0) {
+		if (n[1] == 's')
+			peer_clear_routes(p);
+		words_each(e->text, peer_route_up, p);
 	} else if (strcmp(n, "k") == 0 && xs_attr(e, "j"))
 		cl->h.kick(cl->h.arg, xs_attr(e, "j"), xs_attr(e, "w") ? xs_attr(e, "w") : p->addr);
 	else if (strcmp(n, "ms") == 0)
 		cluster_on_members(cl, e);
-	else if (strcmp(n, "jv") == 0)
-		cluster_on_join_relay(cl, e);
+	else if (strcmp(n, "jr") == 0 && xs_attr(e, "v"))
+		cluster_on_join_relay(cl, e, raw, rawlen);
 	else if (strcmp(n, "rm") == 0)
 		cluster_on_remove(cl, e);
 	else if (strcmp(n, "rr") == 0)
@@ -1374,6 +1509,7 @@ link_new(struct cluster *cl, int outgoing)
 	l->cl = cl;
 	l->outgoing = outgoing;
 	l->xs = xs_new(CLUSTER_NS, &cl->limits, &link_xs_handler, l);
+	xs_set_shallow(l->xs, 1);
 	l->next = cl->links;
 	if (l->next)
 		l->next->prev = l;
@@ -1809,6 +1945,7 @@ cluster_new(struct loop *loop, const struct state *st, const struct cluster_hook
 	cl->h = *h;
 	xs_limits_default(&cl->limits);
 	cl->limits.stanza = st->max_stanza + 64 * 1024;
+	buf_init(&cl->scratch, cl->limits.stanza);
 	cl->limits.depth += 1;
 	raft_settings_default(&cl->set);
 	cl->set.heartbeat_ms = st->cluster_keepalive_ms;
@@ -1874,5 +2011,6 @@ cluster_free(struct cluster *cl)
 	accept_listener_free(cl->al);
 	tls_ctx_free(cl->server_tls);
 	tls_ctx_free(cl->client_tls);
+	buf_free(&cl->scratch);
 	free(cl);
 }

@@ -1097,3 +1097,29 @@ xs_stream_error_parse(const struct xs_elem *e, const char **condition, const cha
 			*condition = c->name;
 	}
 }
+
+int
+xs_raw_content(const char *raw, size_t len, size_t *start, size_t *end)
+{
+	char quote = 0;
+	size_t i;
+
+	for (i = 1; i < len; i++) {
+		if (quote) {
+			if (raw[i] == quote)
+				quote = 0;
+		} else if (raw[i] == '\'' || raw[i] == '"')
+			quote = raw[i];
+		else if (raw[i] == '>')
+			break;
+	}
+	if (i >= len || raw[i - 1] == '/')
+		return -1;
+	*start = i + 1;
+	for (*end = len; *end > *start && raw[*end - 1] != '<'; (*end)--)
+		;
+	if (*end <= *start)
+		return -1;
+	(*end)--;
+	return 0;
+}

@@ -97,6 +97,12 @@ void xs_free(struct xs *);
  */
 void xs_set_shallow(struct xs *, int);
 
+/*
+ * The content of an element as received (raw from the stanza callback):
+ * *start is past the start tag's '>' (a '>' may stand unescaped in an
+ * attribute value), *end at the end tag's '<'. -1 for an empty element.
+ */
+int xs_raw_content(const char *raw, size_t len, size_t *start, size_t *end);
 /* Attribute value, or NULL. */
 const char *xs_attr(const struct xs_elem *, const char *name);
 /* First child with this name (and namespace, unless ns is NULL), or NULL. */

@@ -543,37 +543,6 @@ cluster_kick(struct cluster *cl, const char *jid)
 	free(j);
 }
 
-/*
- * The content of <f ...>CONTENT</f> as received: after the start tag's '>'
- * (a '>' may stand unescaped in an attribute value) and before the last
- * '<'. -1 for an empty element.
- */
-static int
-raw_content(const char *raw, size_t len, size_t *start, size_t *end)
-{
-	char quote = 0;
-	size_t i;
-
-	for (i = 1; i < len; i++) {
-		if (quote) {
-			if (raw[i] == quote)
-				quote = 0;
-		} else if (raw[i] == '\'' || raw[i] == '"')
-			quote = raw[i];
-		else if (raw[i] == '>')
-			break;
-	}
-	if (i >= len || raw[i - 1] == '/')
-		return -1;
-	*start = i + 1;
-	for (*end = len; *end > *start && raw[*end - 1] != '<'; (*end)--)
-		;
-	if (*end <= *start)
-		return -1;
-	(*end)--;
-	return 0;
-}
-
 struct bounce {
 	struct cluster *cl;
 	char *err;
@@ -634,7 +603,7 @@ cluster_on_forward(
 	unsigned hops = (unsigned)parse_u64(xs_attr(e, "h"));
 	size_t start, end;
 
-	if (jid == NULL || raw_content(raw, len, &start, &end) == -1)
+	if (jid == NULL || xs_raw_content(raw, len, &start, &end) == -1)
 		return;
 	if (cl->h.deliver(cl->h.arg, jid, raw + start, end - start) == 0 ||
 	    cluster_forward_raw(cl, jid, raw + start, end - start, hops + 1, l->id) == 0)

@@ -1538,6 +1538,25 @@ START_TEST(test_serialize_built)
 }
 END_TEST
 
+/* The content of an element as received: past a '>' inside a quoted value, up to the end tag. */
+START_TEST(test_raw_content)
+{
+	static const char a[] = "<f j='a>b' k=\"it's\"><message to='x'><body>1 &lt; 2</body></message></f>";
+	static const char b[] = "<f j='x'/>";
+	static const char c[] = "<f></f>";
+	static const char d[] = "<f j='a' ";
+	size_t start, end;
+
+	ck_assert_int_eq(xs_raw_content(a, strlen(a), &start, &end), 0);
+	ck_assert_int_eq((int)(end - start), (int)strlen("<message to='x'><body>1 &lt; 2</body></message>"));
+	ck_assert_int_eq(strncmp(a + start, "<message to='x'><body>1 &lt; 2</body></message>", end - start), 0);
+	ck_assert_int_eq(xs_raw_content(b, strlen(b), &start, &end), -1);
+	ck_assert_int_eq(xs_raw_content(c, strlen(c), &start, &end), 0);
+	ck_assert_uint_eq(end - start, 0);
+	ck_assert_int_eq(xs_raw_content(d, strlen(d), &start, &end), -1);
+}
+END_TEST
+
 START_TEST(test_ping_form)
 {
 	char *s = xs_ping("xcomp-ping-1", "cb1.example.com", "example.com");
@@ -1668,6 +1687,7 @@ xs_suite(void)
 	tcase_add_test(tc, test_mixed_content_order);
 	tcase_add_test(tc, test_free_inside_callbacks);
 	tcase_add_test(tc, test_ping_form);
+	tcase_add_test(tc, test_raw_content);
 	suite_add_tcase(s, tc);
 	return s;
 }

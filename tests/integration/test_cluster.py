@@ -371,6 +371,80 @@ class ClusterTest(xt.LabTest):
             problems.append(r.stderr)
         self.assertEqual(problems, [], "not the join outcome lines of xcomp-server(8)")
 
+    def raw_peer(self, node, cert):
+        """A TLS connection to node's cluster port with cert, as another node would open."""
+        host, port = node.cluster_address.rsplit(":", 1)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.load_cert_chain(cert.cert, cert.key)
+        s = socket.create_connection((host, int(port)), timeout=xt.timeout(3))
+        t = ctx.wrap_socket(s)
+        t.settimeout(xt.timeout(3))
+        return t
+
+    @staticmethod
+    def read_until(t, pattern, seconds=3.0):
+        data, deadline = "", time.monotonic() + xt.timeout(seconds)
+        while re.search(pattern, data) is None and time.monotonic() < deadline:
+            try:
+                chunk = t.recv(4096)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            data += chunk.decode("utf-8", "replace")
+        return data
+
+    def test_join_from_a_live_members_address_refused(self):
+        lab = self.lab(n=2)
+        n1, n2 = lab.nodes
+        lab.wait_for_leader()
+        # A node with a trusted certificate claims n2's address, which is alive.
+        t = self.raw_peer(n1, node_cert(lab.ca, "n9", "127.0.0.9"))
+        t.sendall(("<?xml version='1.0'?><stream:stream xmlns='urn:xcomp:cluster:1' "
+                   "xmlns:stream='http://etherx.jabber.org/streams'>"
+                   "<hello i='0badcafe' a='%s' e='0'/><j i='0badcafe' a='%s'/>" % (
+                       n2.cluster_address, n2.cluster_address)).encode())
+        got = self.read_until(t, r"<jr [^>]*>")
+        t.close()
+        self.assertRegex(got, r"<jr ok='0' why='a live member already has the address %s "
+                              r"\(id [0-9a-f]{8}\)'/>" % re.escape(n2.cluster_address))
+        st = n1.cluster_status()
+        self.assertEqual((st["rc"], st["members_count"]), (0, 2), st["text"])
+        self.assertNotIn("0badcafe", st["text"])
+
+    def test_garbage_from_a_trusted_peer(self):
+        """A peer with a trusted certificate that sends broken XML, oversize
+        elements or nonsense loses its link and nothing else."""
+        lab = self.lab(n=2)
+        n1, n2 = lab.nodes
+        lead, _ = lab.wait_for_leader()
+        header = ("<?xml version='1.0'?><stream:stream xmlns='urn:xcomp:cluster:1' "
+                  "xmlns:stream='http://etherx.jabber.org/streams'>")
+        cert = node_cert(lab.ca, "n9", "127.0.0.9")
+        for junk in ("<hello i='zz' a='1.2.3.4:5' e='x'/><r t='nope'/><ms e='99999999'>"
+                     "bad@ 00000001@ @127.0.0.1:1</ms><f j='x' h='9'/><c j='a' u='1'/>",
+                     "<hello i='00000001' a='x'/><r t='hb' n='999' f='1' o='2' x='0'/>",
+                     "<j i='0' a=''/><rm i='1' o='2' q='3'/><k j='cb1.%s' w='x'/>" % DOMAIN,
+                     "<unclosed><<<", "<f j='%s'>%s</f>" % (jid("cb1"), "x" * (2 << 20))):
+            t = self.raw_peer(n1, cert)
+            try:
+                t.sendall((header + junk).encode())
+                self.read_until(t, r"$^", seconds=0.3)
+            except OSError:
+                pass  # the node hung up on it: fine
+            t.close()
+        # The cluster is as it was, and carries stanzas.
+        lab.wait_for_leader()
+        st = n1.cluster_status()
+        self.assertEqual((st["rc"], st["members_count"]), (0, 2), st["text"])
+        c1, c2 = lab.component(n1, "cb1"), lab.component(n2, "cb2")
+        lab.wait_components({n1: ["cb1"], n2: ["cb2"]})
+        lab.exchange(c1, "cb1", c2, "cb2")
+        lab.exchange(c2, "cb2", c1, "cb1")
+        self.assertIn("cluster: link from", n1.log_text())
+
     def test_untrusted_client_refused_on_cluster_port(self):
         lab = self.lab(n=1)
         n1 = lab.nodes[0]

@@ -137,7 +137,8 @@ load_trust(struct tls_ctx *c, const char *file, char *err, size_t errlen)
 	if (file == NULL) {
 		snprintf(c->ca, sizeof(c->ca), "the system's trust store");
 		r = gnutls_certificate_set_x509_system_trust(c->cred);
-		return r < 0 ? util_fail(err, errlen, "system trust store: %s", gnutls_strerror(r)) : 0;
+		return r < 0 ? util_fail(err, errlen, "system trust store: %s", gnutls_strerror(r))
+		             : 0;
 	}
 	snprintf(c->ca, sizeof(c->ca), "%s", file);
 	r = gnutls_certificate_set_x509_trust_file(c->cred, file, GNUTLS_X509_FMT_PEM);
@@ -167,7 +168,8 @@ tls_client_ctx(const char *ca, const char *cert, const char *key, const char *pr
 		goto bad;
 	if (cert && (r = gnutls_certificate_set_x509_key_file2(
 	                 c->cred, cert, key, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
-		util_fail(err, errlen, "tls-cert %s / tls-key %s: %s", cert, key, gnutls_strerror(r));
+		util_fail(
+		    err, errlen, "tls-cert %s / tls-key %s: %s", cert, key, gnutls_strerror(r));
 		goto bad;
 	}
 	return c;
@@ -226,7 +228,8 @@ tls_server_ctx(const char *key, const char *cert, const char *bundle, const char
 	free(chain.data);
 	chain.data = NULL;
 	if (r < 0) {
-		util_fail(err, errlen, "key %s with certificate %s: %s", key, cert, gnutls_strerror(r));
+		util_fail(
+		    err, errlen, "key %s with certificate %s: %s", key, cert, gnutls_strerror(r));
 		goto bad;
 	}
 	if (trust) {
@@ -726,7 +729,8 @@ start(
 		} else
 			gnutls_session_set_verify_cert(t->s, name, 0);
 	} else if (!ctx->server) {
-		/* A cluster peer: its chain must lead to the trust bundle; no name is asked of it. */
+		/* A cluster peer: its chain must lead to the trust bundle; no name is asked of it.
+		 */
 		gnutls_session_set_verify_cert(t->s, NULL, 0);
 	} else if (ctx->verify_peer) {
 		gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);

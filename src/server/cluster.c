@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "accept.h"
-#include "cluster.h"
+#include "cluster_impl.h"
 #include "io.h"
 #include "jid.h"
 #include "log.h"
@@ -29,86 +29,11 @@
 #include "tls.h"
 #include "util.h"
 
-#define CLUSTER_NS "urn:xcomp:cluster:1"
-#define LINK_OUT_MAX (16u << 20)
 #define REQUEST_TIMEOUT_MS 15000
 #define RETRY_MIN_MS 50
 #define RETRY_MAX_MS 1000
 #define HOPS_MAX 2
-#define EVENTS_MAX 4
 
-struct cluster;
-
-struct link {
-	struct cluster *cl;
-	struct io *io;
-	struct xs *xs;
-	int outgoing;
-	int joining;  /* this node's link for its own join request */
-	int secured;  /* TLS done, our header and hello sent */
-	uint32_t id;  /* the peer's id from its hello; 0 before */
-	char addr[MEMBERS_ADDR_MAX];
-	struct link *prev, *next;
-};
-
-struct peer {
-	uint32_t id;
-	char addr[MEMBERS_ADDR_MAX];
-	struct link *out; /* our link to it */
-	struct timer retry;
-	unsigned fails;
-	uint64_t heard;   /* when a message from it last arrived (ms); 0: never */
-	time_t lost_at;   /* when it stopped being heard; 0 while it is */
-	int was_alive;
-	char why[300];    /* why our last link to it failed */
-	char **routes;    /* the components online there */
-	size_t nroutes;
-	struct cluster *cl;
-};
-
-/* REQ_JOINED: accepted, waiting to hear from the leader before saying so. */
-enum request_kind { REQ_NONE, REQ_JOIN, REQ_JOINED, REQ_REMOVE };
-
-struct request {
-	enum request_kind kind;
-	cluster_reply_fn *fn;
-	void *arg;
-	uint32_t seq;
-	char target[MEMBERS_ADDR_MAX];
-	struct link *link; /* a join: our link to the node asked */
-	struct timer timeout;
-};
-
-struct cluster {
-	struct loop *loop;
-	const struct state *st;
-	struct cluster_hooks h;
-	struct tls_ctx *server_tls, *client_tls;
-	struct accept_listener *al;
-	char name[MEMBERS_ADDR_MAX]; /* our cluster address */
-	struct xs_limits limits;
-	struct members m;
-	struct raft raft;
-	int in_raft; /* this node is in its member list */
-	struct peer peers[MEMBERS_MAX];
-	size_t npeers;
-	struct link *links;
-	struct timer raft_timer, ka_timer;
-	enum raft_role role; /* Raft's role and leader as last logged */
-	uint32_t leader;
-	time_t changed_at;  /* when the status's State or leader last changed */
-	const char *shown;  /* that State */
-	uint32_t shown_leader;
-	int had_majority;
-	char events[EVENTS_MAX][300];
-	size_t nevents;
-	struct request req;
-	uint32_t seq;
-	struct raft_settings set;
-	struct buf scratch; /* a forwarded stanza's frame, kept between stanzas */
-};
-
-static void link_free(struct link *);
 static void peer_dial(void *);
 static void cluster_raft_after(struct cluster *, struct raft_out *);
 static void cluster_arm_raft(struct cluster *);
@@ -117,15 +42,15 @@ static const char *cluster_shown_state(struct cluster *, uint64_t now, uint32_t 
 
 /* Helpers */
 
-static const char *
-hex_id(uint32_t id, char buf[9])
+const char *
+cluster_hex_id(uint32_t id, char buf[9])
 {
 	snprintf(buf, 9, "%08x", id);
 	return buf;
 }
 
-static uint32_t
-parse_id(const char *s)
+uint32_t
+cluster_parse_id(const char *s)
 {
 	char *end;
 	unsigned long v;
@@ -137,8 +62,8 @@ parse_id(const char *s)
 	return errno || *end || v > UINT32_MAX ? 0 : (uint32_t)v;
 }
 
-static uint64_t
-parse_u64(const char *s)
+uint64_t
+cluster_parse_u64(const char *s)
 {
 	return s ? strtoull(s, NULL, 10) : 0;
 }
@@ -152,7 +77,8 @@ wall_time(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%b-%d %H:%M:%S", &tm);
 }
 
-static void cluster_event(struct cluster *, const char *, ...) __attribute__((format(printf, 2, 3)));
+static void cluster_event(struct cluster *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Logged, and kept for cluster status. */
 static void
@@ -233,19 +159,6 @@ cluster_link_to(struct cluster *cl, uint32_t id)
 }
 
 static int
-link_send(struct link *l, const char *s, size_t len)
-{
-	if (l == NULL || !l->secured)
-		return -1;
-	if (io_write(l->io, s, len) == -1) {
-		log_warnx("cluster: link to %s: write queue full, closing it", l->addr);
-		link_free(l);
-		return -1;
-	}
-	return 0;
-}
-
-static int
 cluster_send(struct cluster *cl, uint32_t id, const char *s)
 {
 	return link_send(cluster_link_to(cl, id), s, strlen(s));
@@ -277,7 +190,7 @@ members_message(const struct cluster *cl, const char *name, const char *attrs)
 	buf_printf(&b, "<%s e='%llu'%s>", name, (unsigned long long)cl->m.epoch, attrs);
 	for (i = 0; i < cl->m.n; i++) {
 		s = xs_escape(cl->m.m[i].addr);
-		buf_printf(&b, "%s%s@%s", i ? " " : "", hex_id(cl->m.m[i].id, id), s);
+		buf_printf(&b, "%s%s@%s", i ? " " : "", cluster_hex_id(cl->m.m[i].id, id), s);
 		free(s);
 	}
 	buf_printf(&b, "</%s>", name);
@@ -287,8 +200,7 @@ members_message(const struct cluster *cl, const char *name, const char *attrs)
 	return s;
 }
 
-static void
-send_routes(struct cluster *cl, struct link *l);
+static void send_routes(struct cluster *cl, struct link *l);
 
 /* Routes */
 
@@ -483,7 +395,8 @@ frame_head(struct cluster *cl, const char *jid, unsigned hops)
 	char *j = strpbrk(jid, "&<>'\"") ? xs_escape(jid) : NULL;
 
 	buf_consume(&cl->scratch, cl->scratch.len);
-	buf_printf(&cl->scratch, "<f xmlns='" XS_NS_COMPONENT "' j='%s' h='%u'>", j ? j : jid, hops);
+	buf_printf(
+	    &cl->scratch, "<f xmlns='" XS_NS_COMPONENT "' j='%s' h='%u'>", j ? j : jid, hops);
 	free(j);
 }
 
@@ -578,8 +491,8 @@ static void
 cluster_bounce(struct cluster *cl, const char *stanza, size_t len)
 {
 	static const struct xs_handler h = {bounce_open, bounce_stanza, NULL, NULL};
-	static const char header[] = "<stream:stream xmlns='" XS_NS_COMPONENT
-	                             "' xmlns:stream='" XS_NS_STREAMS "'>";
+	static const char header[] =
+	    "<stream:stream xmlns='" XS_NS_COMPONENT "' xmlns:stream='" XS_NS_STREAMS "'>";
 	struct bounce b = {cl, NULL, ""};
 	struct xs *x = xs_new(XS_NS_COMPONENT, &cl->limits, &h, &b);
 
@@ -599,7 +512,7 @@ cluster_on_forward(
     struct cluster *cl, struct link *l, const struct xs_elem *e, const char *raw, size_t len)
 {
 	const char *jid = xs_attr(e, "j");
-	unsigned hops = (unsigned)parse_u64(xs_attr(e, "h"));
+	unsigned hops = (unsigned)cluster_parse_u64(xs_attr(e, "h"));
 	size_t start, end;
 
 	if (jid == NULL || xs_raw_content(raw, len, &start, &end) == -1)
@@ -620,7 +533,8 @@ cluster_send_raft(struct cluster *cl, const struct raft_msg *m)
 	char a[9], b[9], *s;
 
 	s = xasprintf("<r t='%s' n='%llu' f='%s' o='%s' x='%d'/>", raft_type_names[m->type],
-	    (unsigned long long)m->term, hex_id(m->from, a), hex_id(m->to, b), m->reject);
+	    (unsigned long long)m->term, cluster_hex_id(m->from, a), cluster_hex_id(m->to, b),
+	    m->reject);
 	cluster_send(cl, m->to, s);
 	free(s);
 }
@@ -642,9 +556,9 @@ cluster_on_raft(struct cluster *cl, const struct xs_elem *e)
 	if (i == nitems(raft_type_names))
 		return;
 	m.type = (enum raft_msg_type)i;
-	m.term = parse_u64(xs_attr(e, "n"));
-	m.from = parse_id(xs_attr(e, "f"));
-	m.to = parse_id(xs_attr(e, "o"));
+	m.term = cluster_parse_u64(xs_attr(e, "n"));
+	m.from = cluster_parse_id(xs_attr(e, "f"));
+	m.to = cluster_parse_id(xs_attr(e, "o"));
 	m.reject = xs_attr(e, "x") && strcmp(xs_attr(e, "x"), "1") == 0;
 	out.n = 0;
 	raft_step(&cl->raft, util_now_ms(), &m, &out);
@@ -746,8 +660,7 @@ peer_free(struct cluster *cl, struct peer *p)
 		next = l->next;
 		if (l->id == p->id && !l->joining) {
 			/* What we said last (its removal) goes out before the link. */
-			if (l->secured)
-				(void)io_flush(l->io);
+			link_flush(l);
 			/* l->next may go with l's peer's other link: start over. */
 			link_free(l);
 			next = cl->links;
@@ -831,8 +744,8 @@ member_word(void *arg, const char *w)
 	if (at == NULL || at - w > 8 || strlen(at + 1) >= MEMBERS_ADDR_MAX)
 		return;
 	snprintf(id, sizeof(id), "%.*s", (int)(at - w), w);
-	if (parse_id(id) != RAFT_NONE)
-		members_add(arg, parse_id(id), at + 1);
+	if (cluster_parse_id(id) != RAFT_NONE)
+		members_add(arg, cluster_parse_id(id), at + 1);
 }
 
 /* A member list (members_merge): taken when it is newer than ours. */
@@ -843,7 +756,7 @@ cluster_on_members(struct cluster *cl, const struct xs_elem *e)
 	int was_in = cl->in_raft;
 
 	memset(&m, 0, sizeof(m));
-	m.epoch = parse_u64(xs_attr(e, "e"));
+	m.epoch = cluster_parse_u64(xs_attr(e, "e"));
 	words_each(e->text, member_word, &m);
 	if (!members_merge(&cl->m, &m))
 		return;
@@ -903,7 +816,7 @@ leader_join(struct cluster *cl, uint32_t id, const char *addr)
 	switch (v) {
 	case MEMBERS_JOIN_LIVE:
 		snprintf(why, sizeof(why), "a live member already has the address %s (id %s)", addr,
-		    hex_id(other, a));
+		    cluster_hex_id(other, a));
 		break;
 	case MEMBERS_JOIN_FULL:
 		snprintf(why, sizeof(why), "the cluster has %d members already", MEMBERS_MAX);
@@ -916,7 +829,7 @@ leader_join(struct cluster *cl, uint32_t id, const char *addr)
 			members_add(&cl->m, id, addr);
 		cluster_event(cl,
 		    "replaced the stale member %s at %s: it was reset without leaving the cluster",
-		    hex_id(other, a), addr);
+		    cluster_hex_id(other, a), addr);
 		break;
 	case MEMBERS_JOIN_AGAIN:
 		if ((mb = members_by_id(&cl->m, id)) != NULL)
@@ -949,7 +862,7 @@ leader_join(struct cluster *cl, uint32_t id, const char *addr)
 static void
 cluster_on_join(struct cluster *cl, struct link *l, const struct xs_elem *e)
 {
-	uint32_t id = parse_id(xs_attr(e, "i")), via = parse_id(xs_attr(e, "v"));
+	uint32_t id = cluster_parse_id(xs_attr(e, "i")), via = cluster_parse_id(xs_attr(e, "v"));
 	const char *addr = xs_attr(e, "a");
 	char *msg, *a, vid[9];
 
@@ -960,8 +873,9 @@ cluster_on_join(struct cluster *cl, struct link *l, const struct xs_elem *e)
 		if (via == RAFT_NONE) {
 			link_send(l, msg, strlen(msg));
 		} else {
-			/* Back through the member that asked: <jr v='JOINER' .../>, passed on as is. */
-			char *wrapped = xasprintf("<jr v='%s'%s", hex_id(id, vid), msg + 3);
+			/* Back through the member that asked: <jr v='JOINER' .../>, passed on as
+			 * is. */
+			char *wrapped = xasprintf("<jr v='%s'%s", cluster_hex_id(id, vid), msg + 3);
 
 			cluster_send(cl, via, wrapped);
 			free(wrapped);
@@ -977,8 +891,8 @@ cluster_on_join(struct cluster *cl, struct link *l, const struct xs_elem *e)
 		return;
 	}
 	a = xs_escape(addr);
-	msg = xasprintf("<j i='%s' a='%s' v='%s'/>", hex_id(id, vid), a,
-	    hex_id(cl->m.self, (char[9]){0}));
+	msg = xasprintf("<j i='%s' a='%s' v='%s'/>", cluster_hex_id(id, vid), a,
+	    cluster_hex_id(cl->m.self, (char[9]){0}));
 	cluster_send(cl, cl->leader, msg);
 	free(msg);
 	free(a);
@@ -988,7 +902,7 @@ cluster_on_join(struct cluster *cl, struct link *l, const struct xs_elem *e)
 static void
 cluster_on_join_relay(struct cluster *cl, const struct xs_elem *e, const char *raw, size_t len)
 {
-	uint32_t id = parse_id(xs_attr(e, "v"));
+	uint32_t id = cluster_parse_id(xs_attr(e, "v"));
 	struct link *l;
 
 	for (l = cl->links; l; l = l->next)
@@ -1070,7 +984,8 @@ cluster_on_join_result(struct cluster *cl, const struct xs_elem *e)
 	/* Whatever our list's epoch was, this one is the cluster's. */
 	cl->m.epoch = 0;
 	cluster_on_members(cl, e);
-	cluster_event(cl, "joined the cluster at %s (leader %s)", cl->req.target, leader ? leader : "?");
+	cluster_event(
+	    cl, "joined the cluster at %s (leader %s)", cl->req.target, leader ? leader : "?");
 	cl->req.kind = REQ_JOINED;
 	if (cl->req.link) {
 		struct link *l = cl->req.link;
@@ -1092,7 +1007,7 @@ leader_remove(struct cluster *cl, uint32_t id, char *text, size_t len)
 		return;
 	}
 	if (mb == NULL) {
-		snprintf(text, len, "cannot remove: %s is not a member", hex_id(id, a));
+		snprintf(text, len, "cannot remove: %s is not a member", cluster_hex_id(id, a));
 		return;
 	}
 	snprintf(addr, sizeof(addr), "%s", mb->addr);
@@ -1109,17 +1024,19 @@ leader_remove(struct cluster *cl, uint32_t id, char *text, size_t len)
 	}
 	cluster_sync_peers(cl);
 	cluster_event(cl, "%s removed", addr);
-	snprintf(text, len, "removed %s (id %s): %zu members", addr, hex_id(id, a), cl->m.n);
+	snprintf(
+	    text, len, "removed %s (id %s): %zu members", addr, cluster_hex_id(id, a), cl->m.n);
 }
 
 static void
 cluster_on_remove(struct cluster *cl, const struct xs_elem *e)
 {
-	uint32_t id = parse_id(xs_attr(e, "i")), origin = parse_id(xs_attr(e, "o"));
+	uint32_t id = cluster_parse_id(xs_attr(e, "i")), origin = cluster_parse_id(xs_attr(e, "o"));
 	char text[400], *s, *msg;
 
 	if (cl->role != RAFT_LEADER)
-		snprintf(text, sizeof(text), "cannot remove: the leader changed meanwhile; try again");
+		snprintf(
+		    text, sizeof(text), "cannot remove: the leader changed meanwhile; try again");
 	else
 		leader_remove(cl, id, text, sizeof(text));
 	s = xs_escape(text);
@@ -1136,7 +1053,7 @@ cluster_on_remove_result(struct cluster *cl, const struct xs_elem *e)
 	const char *ok = xs_attr(e, "ok"), *t = xs_attr(e, "t");
 	char *s;
 
-	if (cl->req.kind != REQ_REMOVE || parse_u64(xs_attr(e, "q")) != cl->req.seq)
+	if (cl->req.kind != REQ_REMOVE || cluster_parse_u64(xs_attr(e, "q")) != cl->req.seq)
 		return;
 	s = xasprintf("%s\n", t ? t : "?");
 	request_done(cl, ok && strcmp(ok, "1") == 0 ? 0 : 1, s);
@@ -1144,6 +1061,21 @@ cluster_on_remove_result(struct cluster *cl, const struct xs_elem *e)
 }
 
 /* Links */
+
+/* A member behind on the list gets ours (members_merge, on its side). */
+static void
+cluster_on_keepalive(struct cluster *cl, struct peer *p, const struct xs_elem *e)
+{
+	char *msg;
+
+	if (xs_attr(e, "e") == NULL || cluster_parse_u64(xs_attr(e, "e")) >= cl->m.epoch)
+		return;
+	msg = members_message(cl, "ms", "");
+	cluster_send(cl, p->id, msg);
+	free(msg);
+}
+
+/* Links (link.c) */
 
 static void
 peer_schedule(struct cluster *cl, struct peer *p)
@@ -1154,360 +1086,6 @@ peer_schedule(struct cluster *cl, struct peer *p)
 		ms = RETRY_MAX_MS;
 	p->fails++;
 	timer_add(loop_timers(cl->loop), &p->retry, ms);
-}
-
-static void
-link_unlink(struct link *l)
-{
-	struct cluster *cl = l->cl;
-
-	if (l->prev)
-		l->prev->next = l->next;
-	else
-		cl->links = l->next;
-	if (l->next)
-		l->next->prev = l->prev;
-}
-
-/*
- * No link with p is up any more: its process died or the network between
- * us did. It is unreachable now rather than after the election timeout,
- * and a follower that lost its leader so campaigns at once
- * (raft_leader_lost).
- */
-static void
-cluster_link_lost(struct cluster *cl, struct peer *p)
-{
-	struct link *o;
-
-	for (o = cl->links; o; o = o->next)
-		if (o->id == p->id && o->secured && !o->joining)
-			return;
-	p->heard = 0;
-	if (p->was_alive) {
-		p->was_alive = 0;
-		p->lost_at = time(NULL);
-		log_warnx("cluster: %s is unreachable (its links closed)", p->addr);
-	}
-	if (cl->raft.leader == p->id && cl->raft.role == RAFT_FOLLOWER) {
-		raft_leader_lost(&cl->raft, util_now_ms());
-		cluster_arm_raft(cl);
-	}
-}
-
-/* A link ends: its peer's routes go with the last link from it, ours is dialed again. */
-static void
-link_free(struct link *l)
-{
-	struct cluster *cl = l->cl;
-	struct peer *p = l->id ? peer_by_id(cl, l->id) : NULL;
-	struct link *o;
-	int others = 0;
-
-	link_unlink(l);
-	if (l->xs)
-		xs_free(l->xs);
-	io_free(l->io);
-	if (cl->req.link == l)
-		cl->req.link = NULL;
-	if (p && p->out == l) {
-		p->out = NULL;
-		peer_schedule(cl, p);
-	}
-	if (p && !l->outgoing) {
-		for (o = cl->links; o; o = o->next)
-			others += !o->outgoing && o->id == l->id;
-		if (!others)
-			peer_clear_routes(p);
-	}
-	if (p && l->secured)
-		cluster_link_lost(cl, p);
-	free(l);
-}
-
-/* The link failed before it was up: say why (a join reports it to the operator). */
-static void
-link_failed(struct link *l, const char *why)
-{
-	struct cluster *cl = l->cl;
-	struct peer *p = l->outgoing && l->id ? peer_by_id(cl, l->id) : NULL;
-	char *s;
-
-	if (l->joining && cl->req.kind == REQ_JOIN) {
-		s = xasprintf("cannot join: %s\n", why);
-		request_done(cl, 1, s); /* frees l */
-		free(s);
-		return;
-	}
-	if (p && strcmp(p->why, why) != 0) {
-		log_warnx("cluster: link to %s: %s", p->addr, why);
-		snprintf(p->why, sizeof(p->why), "%s", why);
-	} else if (p == NULL && !l->outgoing)
-		log_warnx("cluster: link from %s: %s", l->addr, why);
-	link_free(l);
-}
-
-/*
- * tls.c's reasons speak of the agent's settings; between nodes the remedy
- * is this node's certs or the cluster trust bundle.
- */
-static void
-cluster_tls_words(const struct link *l, const char *why, char *out, size_t len)
-{
-	static const char agent_hint[] = " (tls-cert, tls-key)";
-	const char *hint = strstr(why, agent_hint);
-	int n = hint ? (int)(hint - why) : (int)strlen(why);
-
-	snprintf(out, len, "%s%s%.*s%s%s", l->outgoing ? l->addr : "", l->outgoing ? ": " : "", n,
-	    why, hint ? " (certs on this node, cluster trust on the other)" : "",
-	    hint ? hint + strlen(agent_hint) : "");
-}
-
-static void
-link_on_connected(void *arg, int err)
-{
-	struct link *l = arg;
-	char why[600];
-
-	if (err) {
-		snprintf(why, sizeof(why), "%s is unreachable (%s)", l->addr, strerror(err));
-		link_failed(l, why);
-		return;
-	}
-	if (tls_client(l->io, l->cl->client_tls, NULL, NULL, why, sizeof(why)) == -1)
-		link_failed(l, why);
-}
-
-static void
-link_on_data(void *arg, const char *p, size_t n)
-{
-	struct link *l = arg;
-
-	/* A callback may end the link: xs_feed then returns -1 and l is gone. */
-	(void)xs_feed(l->xs, p, n);
-}
-
-static void
-link_on_closed(void *arg, int err)
-{
-	struct link *l = arg;
-	char why[400];
-
-	if (!l->secured) {
-		snprintf(why, sizeof(why), "%s closed the connection during the TLS handshake%s%s",
-		    l->addr, err ? ": " : "", err ? strerror(err) : "");
-		link_failed(l, why);
-		return;
-	}
-	if (l->joining && l->cl->req.kind == REQ_JOIN) {
-		/* TLS 1.3: a node that refuses our certificate does so after our handshake. */
-		if (tls_why(l->io)[0])
-			cluster_tls_words(l, tls_why(l->io), why, sizeof(why));
-		else
-			snprintf(why, sizeof(why), "%s closed the connection before answering",
-			    l->addr);
-		link_failed(l, why);
-		return;
-	}
-	log_debug("cluster: link %s %s closed", l->outgoing ? "to" : "from", l->addr);
-	link_free(l);
-}
-
-/* Our stream header and hello: who we are, where we listen, our list's epoch. */
-static void
-link_on_secured(void *arg, int err)
-{
-	struct link *l = arg;
-	struct cluster *cl = l->cl;
-	struct peer *p;
-	char why[700], id[9], *a, *s;
-
-	if (err) {
-		cluster_tls_words(l, tls_why(l->io), why, sizeof(why));
-		link_failed(l, why);
-		return;
-	}
-	l->secured = 1;
-	a = xs_escape(cl->name);
-	s = xasprintf("<?xml version='1.0'?><stream:stream xmlns='" CLUSTER_NS
-	              "' xmlns:stream='" XS_NS_STREAMS "'><hello i='%s' a='%s' e='%llu'/>",
-	    hex_id(cl->m.self, id), a, (unsigned long long)cl->m.epoch);
-	link_send(l, s, strlen(s));
-	free(s);
-	free(a);
-	if (l->joining) {
-		a = xs_escape(cl->name);
-		s = xasprintf("<j i='%s' a='%s'/>", hex_id(cl->m.self, id), a);
-		link_send(l, s, strlen(s));
-		free(s);
-		free(a);
-		return;
-	}
-	if (l->outgoing && (p = peer_by_id(cl, l->id)) != NULL) {
-		if (p->why[0])
-			log_info("cluster: link to %s is up", p->addr);
-		p->why[0] = '\0';
-		p->fails = 0;
-		send_routes(cl, l);
-	}
-}
-
-static int
-link_xs_open(void *arg, const struct xs_elem *header)
-{
-	(void)arg;
-	(void)header;
-	return 0;
-}
-
-/* A member behind on the list gets ours (members_merge, on its side). */
-static void
-cluster_on_keepalive(struct cluster *cl, struct peer *p, const struct xs_elem *e)
-{
-	char *msg;
-
-	if (xs_attr(e, "e") == NULL || parse_u64(xs_attr(e, "e")) >= cl->m.epoch)
-		return;
-	msg = members_message(cl, "ms", "");
-	cluster_send(cl, p->id, msg);
-	free(msg);
-}
-
-/* The peer's hello: an incoming link learns who it is from. */
-static void
-link_on_hello(struct link *l, const struct xs_elem *e)
-{
-	struct cluster *cl = l->cl;
-	uint32_t id = parse_id(xs_attr(e, "i"));
-	uint64_t epoch = parse_u64(xs_attr(e, "e"));
-	char *msg;
-
-	if (!l->outgoing) {
-		l->id = id;
-		if (xs_attr(e, "a") && strlen(xs_attr(e, "a")) < sizeof(l->addr))
-			snprintf(l->addr, sizeof(l->addr), "%s", xs_attr(e, "a"));
-	}
-	/* A member behind on the list gets ours at once. */
-	if (peer_by_id(cl, id) && epoch < cl->m.epoch) {
-		msg = members_message(cl, "ms", "");
-		cluster_send(cl, id, msg);
-		free(msg);
-	}
-}
-
-static int
-link_xs_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
-{
-	struct link *l = arg;
-	struct cluster *cl = l->cl;
-	struct peer *p;
-	const char *n = e->name;
-
-	if (strcmp(n, "hello") == 0) {
-		link_on_hello(l, e);
-		return 0;
-	}
-	if (strcmp(n, "jr") == 0 && l->joining) {
-		cluster_on_join_result(cl, e);
-		return -1; /* the link is gone */
-	}
-	if (strcmp(n, "j") == 0) {
-		cluster_on_join(cl, l, e);
-		return 0;
-	}
-	/* Everything else only from members. */
-	if ((p = peer_by_id(cl, l->id)) == NULL)
-		return 0;
-	p->heard = util_now_ms();
-	if (strcmp(n, "r") == 0)
-		cluster_on_raft(cl, e);
-	else if (strcmp(n, "f") == 0)
-		cluster_on_forward(cl, l, e, raw, rawlen);
-	else if (strcmp(n, "c") == 0 && xs_attr(e, "j"))
-		peer_route(p, xs_attr(e, "j"), xs_attr(e, "u") && strcmp(xs_attr(e, "u"), "1") == 0);
-	else if (strcmp(n, "rs") == 0 || strcmp(n, "ra") == 0) {
-		if (n[1] == 's')
-			peer_clear_routes(p);
-		words_each(e->text, peer_route_up, p);
-	} else if (strcmp(n, "k") == 0 && xs_attr(e, "j"))
-		cl->h.kick(cl->h.arg, xs_attr(e, "j"), xs_attr(e, "w") ? xs_attr(e, "w") : p->addr);
-	else if (strcmp(n, "ms") == 0)
-		cluster_on_members(cl, e);
-	else if (strcmp(n, "jr") == 0 && xs_attr(e, "v"))
-		cluster_on_join_relay(cl, e, raw, rawlen);
-	else if (strcmp(n, "rm") == 0)
-		cluster_on_remove(cl, e);
-	else if (strcmp(n, "rr") == 0)
-		cluster_on_remove_result(cl, e);
-	else if (strcmp(n, "ka") == 0)
-		cluster_on_keepalive(cl, p, e);
-	/* Anything newer: heard, nothing more. */
-	return 0;
-}
-
-static int
-link_xs_close(void *arg)
-{
-	struct link *l = arg;
-
-	link_free(l);
-	return -1;
-}
-
-static void
-link_xs_error(void *arg, const char *condition, const char *text)
-{
-	struct link *l = arg;
-
-	log_warnx("cluster: link %s %s: %s%s%s", l->outgoing ? "to" : "from", l->addr, condition,
-	    text ? ": " : "", text ? text : "");
-	link_free(l);
-}
-
-static const struct io_handler link_io_handler = {
-    link_on_connected, link_on_data, link_on_closed, link_on_secured};
-static const struct xs_handler link_xs_handler = {
-    link_xs_open, link_xs_stanza, link_xs_close, link_xs_error};
-
-static struct link *
-link_new(struct cluster *cl, int outgoing)
-{
-	struct link *l = xcalloc(1, sizeof(*l));
-
-	l->cl = cl;
-	l->outgoing = outgoing;
-	l->xs = xs_new(CLUSTER_NS, &cl->limits, &link_xs_handler, l);
-	xs_set_shallow(l->xs, 1);
-	l->next = cl->links;
-	if (l->next)
-		l->next->prev = l;
-	cl->links = l;
-	return l;
-}
-
-/* Dial addr ("IP:PORT"); NULL with why set when not even a socket. */
-static struct link *
-link_dial(struct cluster *cl, const char *addr, char *why, size_t len)
-{
-	char host[MEMBERS_ADDR_MAX];
-	struct link *l;
-	int port;
-
-	if (util_split_hostport(addr, host, sizeof(host), &port) == -1) {
-		snprintf(why, len, "%s: not IP:PORT", addr);
-		return NULL;
-	}
-	l = link_new(cl, 1);
-	l->outgoing = 1;
-	snprintf(l->addr, sizeof(l->addr), "%s", addr);
-	if ((l->io = io_connect(cl->loop, host, port, LINK_OUT_MAX, &link_io_handler, l)) == NULL) {
-		snprintf(why, len, "%s: %s", addr, strerror(errno));
-		link_unlink(l);
-		xs_free(l->xs);
-		free(l);
-		return NULL;
-	}
-	return l;
 }
 
 static void
@@ -1527,18 +1105,162 @@ peer_dial(void *arg)
 	p->out->id = p->id;
 }
 
+/*
+ * No link with p is up any more: its process died or the network between
+ * us did. It is unreachable now rather than after the election timeout,
+ * and a follower that lost its leader so campaigns at once
+ * (raft_leader_lost).
+ */
 static void
-cluster_accept(void *arg, int fd)
+cluster_link_lost(struct cluster *cl, struct peer *p, const struct link *gone)
 {
-	struct cluster *cl = arg;
-	struct link *l = link_new(cl, 0);
-	char why[600];
+	struct link *o;
 
-	util_tcp_keepalive(fd, 5, 5);
-	l->io = io_new(cl->loop, fd, 0, LINK_OUT_MAX, &link_io_handler, l);
-	snprintf(l->addr, sizeof(l->addr), "%s", io_peer(l->io));
-	if (tls_server(l->io, cl->server_tls, why, sizeof(why)) == -1)
-		link_failed(l, why);
+	for (o = cl->links; o; o = o->next)
+		if (o != gone && o->id == p->id && o->secured && !o->joining)
+			return;
+	p->heard = 0;
+	if (p->was_alive) {
+		p->was_alive = 0;
+		p->lost_at = time(NULL);
+		log_warnx("cluster: %s is unreachable (its links closed)", p->addr);
+	}
+	if (cl->raft.leader == p->id && cl->raft.role == RAFT_FOLLOWER) {
+		raft_leader_lost(&cl->raft, util_now_ms());
+		cluster_arm_raft(cl);
+	}
+}
+
+/* A link ends: its peer's routes go with the last link from it, ours is dialed again. */
+void
+cluster_link_gone(struct link *l)
+{
+	struct cluster *cl = l->cl;
+	struct peer *p = l->id ? peer_by_id(cl, l->id) : NULL;
+	struct link *o;
+	int others = 0;
+
+	if (cl->req.link == l)
+		cl->req.link = NULL;
+	if (p && p->out == l) {
+		p->out = NULL;
+		peer_schedule(cl, p);
+	}
+	if (p && !l->outgoing) {
+		for (o = cl->links; o; o = o->next)
+			others += o != l && !o->outgoing && o->id == l->id;
+		if (!others)
+			peer_clear_routes(p);
+	}
+	if (p && l->secured)
+		cluster_link_lost(cl, p, l);
+}
+
+/* A link failed before it was up: say why (a join reports it to the operator). */
+void
+cluster_link_failed(struct link *l, const char *why)
+{
+	struct cluster *cl = l->cl;
+	struct peer *p = l->outgoing && l->id ? peer_by_id(cl, l->id) : NULL;
+	char *s;
+
+	if (l->joining && cl->req.kind == REQ_JOIN) {
+		s = xasprintf("cannot join: %s\n", why);
+		request_done(cl, 1, s); /* frees l */
+		free(s);
+		return;
+	}
+	if (p && strcmp(p->why, why) != 0) {
+		log_warnx("cluster: link to %s: %s", p->addr, why);
+		snprintf(p->why, sizeof(p->why), "%s", why);
+	} else if (p == NULL && !l->outgoing)
+		log_warnx("cluster: link from %s: %s", l->addr, why);
+	link_free(l);
+}
+
+/* Our hello went out: a join asks now; a member hears what is online here. */
+void
+cluster_link_up(struct link *l)
+{
+	struct cluster *cl = l->cl;
+	struct peer *p;
+	char id[9], *a, *s;
+
+	if (l->joining) {
+		a = xs_escape(cl->name);
+		s = xasprintf("<j i='%s' a='%s'/>", cluster_hex_id(cl->m.self, id), a);
+		link_send(l, s, strlen(s));
+		free(s);
+		free(a);
+		return;
+	}
+	if (l->outgoing && (p = peer_by_id(cl, l->id)) != NULL) {
+		if (p->why[0])
+			log_info("cluster: link to %s is up", p->addr);
+		p->why[0] = '\0';
+		p->fails = 0;
+		send_routes(cl, l);
+	}
+}
+
+/* A member behind on the list gets ours at once. */
+void
+cluster_on_hello(struct link *l, uint32_t id, uint64_t epoch)
+{
+	struct cluster *cl = l->cl;
+	char *msg;
+
+	if (peer_by_id(cl, id) && epoch < cl->m.epoch) {
+		msg = members_message(cl, "ms", "");
+		cluster_send(cl, id, msg);
+		free(msg);
+	}
+}
+
+int
+cluster_on_message(struct link *l, const struct xs_elem *e, const char *raw, size_t rawlen)
+{
+	struct cluster *cl = l->cl;
+	struct peer *p;
+	const char *n = e->name;
+
+	if (strcmp(n, "jr") == 0 && l->joining) {
+		cluster_on_join_result(cl, e);
+		return -1; /* the link is gone */
+	}
+	if (strcmp(n, "j") == 0) {
+		cluster_on_join(cl, l, e);
+		return 0;
+	}
+	/* Everything else only from members. */
+	if ((p = peer_by_id(cl, l->id)) == NULL)
+		return 0;
+	p->heard = util_now_ms();
+	if (strcmp(n, "r") == 0)
+		cluster_on_raft(cl, e);
+	else if (strcmp(n, "f") == 0)
+		cluster_on_forward(cl, l, e, raw, rawlen);
+	else if (strcmp(n, "c") == 0 && xs_attr(e, "j"))
+		peer_route(
+		    p, xs_attr(e, "j"), xs_attr(e, "u") && strcmp(xs_attr(e, "u"), "1") == 0);
+	else if (strcmp(n, "rs") == 0 || strcmp(n, "ra") == 0) {
+		if (n[1] == 's')
+			peer_clear_routes(p);
+		words_each(e->text, peer_route_up, p);
+	} else if (strcmp(n, "k") == 0 && xs_attr(e, "j"))
+		cl->h.kick(cl->h.arg, xs_attr(e, "j"), xs_attr(e, "w") ? xs_attr(e, "w") : p->addr);
+	else if (strcmp(n, "ms") == 0)
+		cluster_on_members(cl, e);
+	else if (strcmp(n, "jr") == 0 && xs_attr(e, "v"))
+		cluster_on_join_relay(cl, e, raw, rawlen);
+	else if (strcmp(n, "rm") == 0)
+		cluster_on_remove(cl, e);
+	else if (strcmp(n, "rr") == 0)
+		cluster_on_remove_result(cl, e);
+	else if (strcmp(n, "ka") == 0)
+		cluster_on_keepalive(cl, p, e);
+	/* Anything newer: heard, nothing more. */
+	return 0;
 }
 
 /* Keep-alive: every member hears from every other at the heartbeat interval. */
@@ -1675,11 +1397,14 @@ cluster_status(struct cluster *cl, struct buf *b)
 	else
 		snprintf(when, sizeof(when), "-");
 	status_files(cl->st, b, when);
-	buf_printf(b, "\nNode id            : %s\nAddress            : %s\nTerm               : %llu\n",
-	    cl->m.self ? hex_id(cl->m.self, id) : "(none)", cl->name, (unsigned long long)rs.term);
+	buf_printf(b,
+	    "\nNode id            : %s\nAddress            : %s\nTerm               : %llu\n",
+	    cl->m.self ? cluster_hex_id(cl->m.self, id) : "(none)", cl->name,
+	    (unsigned long long)rs.term);
 	if (!cl->in_raft)
-		buf_printf(b, "Not a member of a cluster: xcomp-server -d %s cluster initialize, "
-		              "or cluster join HOST:PORT\n",
+		buf_printf(b,
+		    "Not a member of a cluster: xcomp-server -d %s cluster initialize, "
+		    "or cluster join HOST:PORT\n",
 		    cl->st->dir);
 	else
 		buf_printf(b, "Members            : %zu (majority %zu, %zu in sight)\n", cl->m.n,
@@ -1688,7 +1413,7 @@ cluster_status(struct cluster *cl, struct buf *b)
 	for (i = 0; i < cl->m.n; i++) {
 		struct peer *p = peer_by_id(cl, cl->m.m[i].id);
 
-		buf_printf(b, "Member %s %s ", hex_id(cl->m.m[i].id, id), cl->m.m[i].addr);
+		buf_printf(b, "Member %s %s ", cluster_hex_id(cl->m.m[i].id, id), cl->m.m[i].addr);
 		if (cl->m.m[i].id == cl->m.self) {
 			buf_addstr(b, "this node");
 			status_components(b, ll.v, ll.n);
@@ -1712,8 +1437,7 @@ cluster_status(struct cluster *cl, struct buf *b)
 	return quorum ? 0 : 1;
 }
 
-static void
-reply_text(cluster_reply_fn *fn, void *arg, int status, const char *fmt, ...)
+static void reply_text(cluster_reply_fn *fn, void *arg, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void
@@ -1758,7 +1482,7 @@ control_initialize(struct cluster *cl, cluster_reply_fn *fn, void *arg)
 	cluster_raft_after(cl, &out);
 	cluster_event(cl, "initialized a one-node cluster at %s", cl->name);
 	reply_text(fn, arg, 0, "initialized a one-node cluster at %s (id %s)\n", cl->name,
-	    hex_id(cl->m.self, id));
+	    cluster_hex_id(cl->m.self, id));
 }
 
 static void
@@ -1820,8 +1544,8 @@ control_remove(struct cluster *cl, const char *peer, cluster_reply_fn *fn, void 
 	cl->req.arg = arg;
 	cl->req.seq = ++cl->seq;
 	snprintf(cl->req.target, sizeof(cl->req.target), "%s", peer);
-	msg = xasprintf("<rm i='%s' o='%s' q='%u'/>", hex_id(id, a),
-	    hex_id(cl->m.self, (char[9]){0}), cl->req.seq);
+	msg = xasprintf("<rm i='%s' o='%s' q='%u'/>", cluster_hex_id(id, a),
+	    cluster_hex_id(cl->m.self, (char[9]){0}), cl->req.seq);
 	cluster_send(cl, cl->leader, msg);
 	free(msg);
 	timer_add(loop_timers(cl->loop), &cl->req.timeout, REQUEST_TIMEOUT_MS);
@@ -1880,8 +1604,9 @@ cluster_setup_tls(struct cluster *cl, char *err, size_t errlen)
 	char why[1024];
 
 	if (st->tls_key == NULL || st->tls_cert == NULL || st->cluster_trust == NULL) {
-		snprintf(err, errlen, "the cluster needs certs and cluster trust (xcomp-server -d %s certs "
-		                      "KEY CERT; cluster trust BUNDLE)",
+		snprintf(err, errlen,
+		    "the cluster needs certs and cluster trust (xcomp-server -d %s certs "
+		    "KEY CERT; cluster trust BUNDLE)",
 		    st->dir);
 		return -1;
 	}
@@ -1922,7 +1647,8 @@ cluster_new(struct loop *loop, const struct state *st, const struct cluster_hook
 	timer_init(&cl->ka_timer, cluster_keepalive, cl);
 	timer_init(&cl->req.timeout, request_timeout, cl);
 	if (st->cluster_listen.host[0] == '\0') {
-		snprintf(err, errlen, "no cluster listen address (xcomp-server -d %s cluster listen IP:PORT)",
+		snprintf(err, errlen,
+		    "no cluster listen address (xcomp-server -d %s cluster listen IP:PORT)",
 		    st->dir);
 		goto fail;
 	}
@@ -1931,10 +1657,10 @@ cluster_new(struct loop *loop, const struct state *st, const struct cluster_hook
 		goto fail;
 	port = cluster_port(st, &cl->m);
 	cl->al = accept_listen_tcp(
-	    loop, st->cluster_listen.host, port, 64, cluster_accept, cl, why, sizeof(why));
+	    loop, st->cluster_listen.host, port, 64, link_accept, cl, why, sizeof(why));
 	if (cl->al == NULL && port != st->cluster_listen.port)
-		cl->al = accept_listen_tcp(loop, st->cluster_listen.host, st->cluster_listen.port, 64,
-		    cluster_accept, cl, why, sizeof(why));
+		cl->al = accept_listen_tcp(loop, st->cluster_listen.host, st->cluster_listen.port,
+		    64, link_accept, cl, why, sizeof(why));
 	if (cl->al == NULL) {
 		snprintf(err, errlen, "cluster listen %s", why);
 		goto fail;

@@ -542,8 +542,8 @@ ctl_request(struct ctl *k)
 		ctl_done(k);
 	} else if (argc == 2 && strcmp(argv[0], "cluster") == 0 && strcmp(argv[1], "reload") == 0) {
 		serve_reload(srv);
-		ctl_reply(k, 0, srv->cl ? "the cluster settings are in effect\n"
-		                        : "the cluster is disabled\n");
+		ctl_reply(k, 0,
+		    srv->cl ? "the cluster settings are in effect\n" : "the cluster is disabled\n");
 	} else if (argc >= 2 && strcmp(argv[0], "cluster") == 0 && srv->cl != NULL) {
 		cluster_control(srv->cl, argc - 1, argv + 1, ctl_reply, k);
 	} else if (argc == 2 && strcmp(argv[0], "cluster") == 0 && strcmp(argv[1], "status") == 0) {
@@ -555,8 +555,8 @@ ctl_request(struct ctl *k)
 		ctl_reply(k, 1, buf_head(&b));
 		buf_free(&b);
 	} else if (argc >= 2 && strcmp(argv[0], "cluster") == 0) {
-		char *text = xasprintf("the cluster is disabled: xcomp-server -d %s cluster enable\n",
-		    srv->st->dir);
+		char *text = xasprintf(
+		    "the cluster is disabled: xcomp-server -d %s cluster enable\n", srv->st->dir);
 
 		ctl_reply(k, 1, text);
 		free(text);

@@ -26,5 +26,4 @@ struct server *serve_new(struct state *);
 int serve_run(struct server *);
 void serve_free(struct server *);
 
-
 #endif

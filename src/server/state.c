@@ -327,7 +327,8 @@ check_secrecy(const char *path, char *err, size_t errlen)
 	struct stat sb;
 
 	if (stat(path, &sb) == -1)
-		return errno == ENOENT ? 1 : util_fail(err, errlen, "%s: %s", path, strerror(errno));
+		return errno == ENOENT ? 1
+		                       : util_fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (sb.st_mode & (S_IRWXG | S_IRWXO))
 		return util_fail(err, errlen,
 		    "%s: readable by group or others (mode %03o); "

@@ -1541,15 +1541,18 @@ END_TEST
 /* The content of an element as received: past a '>' inside a quoted value, up to the end tag. */
 START_TEST(test_raw_content)
 {
-	static const char a[] = "<f j='a>b' k=\"it's\"><message to='x'><body>1 &lt; 2</body></message></f>";
+	static const char a[] =
+	    "<f j='a>b' k=\"it's\"><message to='x'><body>1 &lt; 2</body></message></f>";
 	static const char b[] = "<f j='x'/>";
 	static const char c[] = "<f></f>";
 	static const char d[] = "<f j='a' ";
 	size_t start, end;
 
 	ck_assert_int_eq(xs_raw_content(a, strlen(a), &start, &end), 0);
-	ck_assert_int_eq((int)(end - start), (int)strlen("<message to='x'><body>1 &lt; 2</body></message>"));
-	ck_assert_int_eq(strncmp(a + start, "<message to='x'><body>1 &lt; 2</body></message>", end - start), 0);
+	ck_assert_int_eq(
+	    (int)(end - start), (int)strlen("<message to='x'><body>1 &lt; 2</body></message>"));
+	ck_assert_int_eq(
+	    strncmp(a + start, "<message to='x'><body>1 &lt; 2</body></message>", end - start), 0);
 	ck_assert_int_eq(xs_raw_content(b, strlen(b), &start, &end), -1);
 	ck_assert_int_eq(xs_raw_content(c, strlen(c), &start, &end), 0);
 	ck_assert_uint_eq(end - start, 0);

@@ -80,10 +80,20 @@ control_parse_status(const char *s, size_t len, int *status)
 	return 0;
 }
 
+/* A join or remove waits for the leader; the rest is answered at once. */
+static int
+control_timeout(const char *line)
+{
+	return strncmp(line, "cluster join ", 13) == 0 || strncmp(line, "cluster remove ", 15) == 0
+	           ? CONTROL_WAIT_S
+	           : CONTROL_TIMEOUT_S;
+}
+
 static int
 control_broken(const char *dir, FILE *errout, int *status, const char *why)
 {
-	fprintf(errout, "the server for %s %s on %s/%s\n", dir, why, dir, CONTROL_SOCK_NAME);
+	fprintf(errout, "xcomp-server: the server for %s (%s/%s) %s\n", dir, dir, CONTROL_SOCK_NAME,
+	    why);
 	*status = 2;
 	return 0;
 }
@@ -92,7 +102,7 @@ int
 control_request(const char *dir, const char *line, FILE *out, FILE *errout, int *status, char *err,
     size_t errlen)
 {
-	struct timeval tv = {CONTROL_TIMEOUT_S, 0};
+	struct timeval tv = {control_timeout(line), 0};
 	char buf[4096], head[8];
 	size_t nhead = 0;
 	ssize_t n;
@@ -134,7 +144,9 @@ control_request(const char *dir, const char *line, FILE *out, FILE *errout, int 
 	}
 	close(fd);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		snprintf(buf, sizeof(buf), "did not answer within %d s", CONTROL_TIMEOUT_S);
+		snprintf(buf, sizeof(buf),
+		    "did not answer within %d s (is the process stopped, or stuck?)",
+		    control_timeout(line));
 		return control_broken(dir, errout, status, buf);
 	}
 	if (to == NULL)

@@ -710,6 +710,22 @@ class ServerTest(unittest.TestCase):
                     re.escape(host), port, re.escape(a.local_address())))
             self.assertNotIn(CB2, r.stdout)
 
+    def test_status_of_a_stopped_server(self):
+        """A SIGSTOPped server: status says so within its 5 s, not after a long wait."""
+        with self.server() as srv:
+            srv.process.signal(signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                r = srv.cmd("status", seconds=20)
+                took = time.monotonic() - t0
+            finally:
+                srv.process.signal(signal.SIGCONT)
+            self.assertEqual((r.returncode, r.stdout), (2, ""))
+            self.assertIn("did not answer within 5 s (is the process stopped, or stuck?)",
+                          r.stderr)
+            self.assertLess(took, 10)
+            self.assertEqual(srv.cmd("status").returncode, 0)
+
     def test_sighup_reload(self):
         with self.server() as srv:
             a = srv.component("cb1")

@@ -266,6 +266,9 @@ peer_route(struct peer *p, const char *jid, int up)
 	if (up) {
 		p->routes = xrealloc(p->routes, (p->nroutes + 1) * sizeof(*p->routes));
 		p->routes[p->nroutes++] = xstrdup(jid);
+		/* Two sessions where one was meant (a race, a healed partition): the lower id keeps
+		 * its. */
+		p->cl->h.remote_up(p->cl->h.arg, jid, p->addr, p->id < p->cl->m.self);
 	}
 }
 
@@ -1263,6 +1266,30 @@ cluster_on_message(struct link *l, const struct xs_elem *e, const char *raw, siz
 	return 0;
 }
 
+/*
+ * A member heard again after a silence (a pause, a partition): its
+ * components may have come online here meanwhile; the policy decides
+ * again, as for a route that arrives now.
+ */
+static void
+peer_recheck_routes(struct cluster *cl, struct peer *p)
+{
+	char addr[MEMBERS_ADDR_MAX], **jids;
+	int theirs_wins = p->id < cl->m.self;
+	size_t i, n = p->nroutes;
+
+	/* A kick may end a link and so p's routes: work on a copy. */
+	snprintf(addr, sizeof(addr), "%s", p->addr);
+	jids = xcalloc(n + 1, sizeof(*jids));
+	for (i = 0; i < n; i++)
+		jids[i] = xstrdup(p->routes[i]);
+	for (i = 0; i < n; i++) {
+		cl->h.remote_up(cl->h.arg, jids[i], addr, theirs_wins);
+		free(jids[i]);
+	}
+	free(jids);
+}
+
 /* Keep-alive: every member hears from every other at the heartbeat interval. */
 static void
 cluster_keepalive(void *arg)
@@ -1282,6 +1309,7 @@ cluster_keepalive(void *arg)
 		if (alive && !p->was_alive) {
 			p->lost_at = 0;
 			log_info("cluster: %s is reachable", p->addr);
+			peer_recheck_routes(cl, p);
 		} else if (!alive && (p->was_alive || p->lost_at == 0)) {
 			p->lost_at = time(NULL);
 			if (p->was_alive)

@@ -30,6 +30,12 @@ struct cluster_hooks {
 	int (*deliver)(void *arg, const char *jid, const char *stanza, size_t len);
 	/* Another node took the component under kick-old: end its sessions here. */
 	void (*kick)(void *arg, const char *jid, const char *where);
+	/*
+	 * A member says jid is online there (where: its address). With jid
+	 * online here too, theirs_wins says which session the policy keeps
+	 * when it keeps one: the same on both nodes.
+	 */
+	void (*remote_up)(void *arg, const char *jid, const char *where, int theirs_wins);
 	/* Call fn for each component online here. */
 	void (*each_local)(void *arg, void (*fn)(void *fnarg, const char *jid), void *fnarg);
 	void *arg;

@@ -737,6 +737,31 @@ serve_cl_kick(void *arg, const char *jid, const char *where)
 	}
 }
 
+/*
+ * kick-new across nodes is decided by each node from what it knows: two
+ * sessions authenticated at once on two nodes, or on both sides of a
+ * partition, both got in. When the nodes learn of each other, the same
+ * session goes on both sides: the one on the node with the lower id.
+ */
+static void
+serve_cl_remote_up(void *arg, const char *jid, const char *where, int theirs_wins)
+{
+	struct server *srv = arg;
+	struct conn *c, *next;
+	char text[200];
+
+	if (srv->st->policy != POLICY_KICK_NEW || !theirs_wins)
+		return;
+	snprintf(text, sizeof(text), "Component already connected (on the cluster node %s)", where);
+	for (c = srv->conns; c; c = next) {
+		next = c->next;
+		if (accept_online(c->s) && strcasecmp(accept_jid(c->s), jid) == 0) {
+			log_warnx("%s: online on %s too: this session ends (kick-new)", jid, where);
+			serve_kick(c, text);
+		}
+	}
+}
+
 static void
 serve_cl_each_local(void *arg, void (*fn)(void *, const char *), void *fnarg)
 {
@@ -751,7 +776,8 @@ serve_cl_each_local(void *arg, void (*fn)(void *, const char *), void *fnarg)
 static int
 serve_start_cluster(struct server *srv)
 {
-	struct cluster_hooks h = {serve_cl_deliver, serve_cl_kick, serve_cl_each_local, srv};
+	struct cluster_hooks h = {
+	    serve_cl_deliver, serve_cl_kick, serve_cl_remote_up, serve_cl_each_local, srv};
 	char err[1024];
 
 	if ((srv->cl = cluster_new(srv->loop, srv->st, &h, err, sizeof(err))) == NULL) {

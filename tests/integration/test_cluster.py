@@ -514,6 +514,36 @@ class ClusterTest(xt.LabTest):
         new = lab.component(n2, "cb1", name="new2")
         lab.exchange(c3, "cb3", new, "cb1")
 
+    def test_kick_new_two_sessions_meet(self):
+        """Two sessions of cb1 got in on two nodes that could not see each other
+        (one of them paused past the election timeout): when they see each other
+        again, under kick-new one session goes, the same one as seen from both
+        nodes: the session on the node with the lower id stays."""
+        lab = self.lab(policy="kick-new")
+        n1, n2, n3 = lab.nodes
+        first = lab.component(n2, "cb1", name="first")
+        c3 = lab.component(n3, "cb3")
+        lab.wait_components({n2: ["cb1"], n3: ["cb3"]})
+        ids = {n: n.cluster_status()["node_id"] for n in (n1, n2)}
+        n2.process.signal(signal.SIGSTOP)
+        try:
+            xt.wait_until(lambda: not [m for m in n1.cluster_status()["members"]
+                                       if m["addr"] == n2.cluster_address][0]["alive"],
+                          10, "n1 seeing n2 unreachable")
+            second = lab.component(n1, "cb1", name="second")  # n2's cb1 is out of sight
+        finally:
+            n2.process.signal(signal.SIGCONT)
+        keep, lose = (first, second) if int(ids[n2], 16) < int(ids[n1], 16) else (second, first)
+        lose.expect_stream_error("conflict", seconds=10)
+        where = n2 if keep is first else n1
+        lab.wait_components({where: ["cb1"], n3: ["cb3"]}, seconds=10)
+        for n in lab.nodes:
+            st = n.cluster_status()
+            self.assertEqual(sum(m["components"].count(CB1) for m in st["members"]), 1,
+                             st["text"])
+        lab.exchange(c3, "cb3", keep, "cb1")
+        lab.exchange(keep, "cb1", c3, "cb3")
+
     def test_kick_old_across_nodes(self):
         lab = self.lab(policy="kick-old")
         n1, n2, n3 = lab.nodes

@@ -166,9 +166,11 @@ class ClusterNode(Ejabberd):
                 "-mnesia", "dir", '"%s"' % self.spool, "-s", "ejabberd"]
 
     def start(self):
-        with open(os.path.join(self.dir, ".erlang.cookie"), "w") as f:
-            f.write(self.cluster.cookie)
-        os.chmod(os.path.join(self.dir, ".erlang.cookie"), 0o400)
+        path = os.path.join(self.dir, ".erlang.cookie")
+        if not os.path.exists(path):  # mode 0400: a restart cannot write it again
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            os.write(fd, self.cluster.cookie.encode())
+            os.close(fd)
         return super().start()
 
     def wait_ready(self, seconds=60.0):
@@ -181,11 +183,15 @@ class ClusterNode(Ejabberd):
         self.wait_ready()
         return self
 
-    def kill(self):
-        """SIGKILL and reap, with every helper process the VM has now (a join
-        restarts ejabberd's application and may start new ones)."""
-        if self.process is not None and self.process.poll() is None:
+    def note_children(self):
+        """Add the VM's helper processes of now to those reaped after it (a
+        join restarts ejabberd's application, which may start new ones)."""
+        if self.alive():
             self.children = sorted(set(self.children) | set(descendants(self.pid)))
+
+    def kill(self):
+        """SIGKILL and reap, with the helpers."""
+        self.note_children()
         return super().kill()
 
     def alive(self):
@@ -253,6 +259,22 @@ class EjabberdCluster:
             raise AssertionError("routes on %s: %s" % (node.name, out))
         return dict(zip(names, [int(x) for x in re.findall(r"\d+", m.group(1))]))
 
+    def wait_routes(self, nodes, want, seconds=15):
+        """Every node in nodes has want[name] routes for each component name
+        (Mnesia replicates a registration to the others a moment later)."""
+        last = {}
+
+        def ok():
+            for n in nodes:
+                last[n.name] = self.routes(n, list(want))
+                if last[n.name] != want:
+                    return False
+            return True
+        try:
+            xt.wait_until(ok, seconds, "routes %s" % want)
+        except AssertionError as e:
+            raise AssertionError("%s; last seen %s" % (e, last)) from None
+
     def wait_members(self, expected=None, nodes=None, seconds=60):
         """Every node in nodes lists exactly expected (default: all) as running."""
         nodes = nodes or [n for n in self.nodes if n.alive()]
@@ -282,7 +304,7 @@ class EjabberdCluster:
             raise AssertionError("join_cluster on %s: %s" % (node.name, out))
         xt.wait_until(lambda: ("tcp", node.ip, node.port) in listening(node.pid), 30,
                       "%s listening again after the join" % node.name)
-        node.children = sorted(set(node.children) | set(descendants(node.pid)))
+        node.note_children()
         self.join_ms.append((time.monotonic() - t0) * 1000)
 
     # -- bring-up
@@ -298,6 +320,8 @@ class EjabberdCluster:
         return self
 
     def stop(self):
+        for n in self.nodes:
+            n.note_children()
         kill_all(self.nodes)
         self.epmd.stop()
 

@@ -136,17 +136,19 @@ class EjabberdClusterTest(xt.LabTest):
             self.assertIn("is started in the node %s" % n.nodename, n.log_text())
 
         u = self.dns(cl)
-        agents = {"cb1": self.relay_agent(u)}
+        # backoff-max 1: a node's failure is forgiven a second after its hold
+        # ends, so cb1 can come back to node 1 (see below).
+        agents = {"cb1": self.relay_agent(u, backoff_min=1, backoff_max=1)}
         agents.update((b, self.agent(u, b)) for b in BRIDGES[1:])
         for b, n in zip(BRIDGES, cl.nodes):
             st = agents[b].wait_connected(15, server=n.target)
             self.assertEqual(st["component"], jid(b))
         # The routes are the cluster's: every node knows every bridge, once.
-        for n in cl.nodes:
-            self.assertEqual(cl.routes(n, BRIDGES), {b: 1 for b in BRIDGES}, n.name)
+        cl.wait_routes(cl.nodes, {b: 1 for b in BRIDGES})
 
         # local (behind cb1's relay, node 1) -> far (node 3) -> local.
         local, far = self.local(agents["cb1"]), self.far(x3)
+        cl.wait_routes([x1], {FAR: 1})
         local.send(message(1, CB1, FARJID, "r"))
         raw, e = far.recv_stanza(10)
         self.assertEqual((e.get("id"), e.get("from")), ("r1", CB1), raw)
@@ -173,6 +175,7 @@ class EjabberdClusterTest(xt.LabTest):
         t0 = time.monotonic()
         x1.process.signal(signal.SIGKILL)
         routed, sent = ec.wait_routed(far, FARJID, local, CB1, seconds=15, tag="w", also=watch)
+        watch()
         st = self.wait_moved(agents["cb1"], cl, x1)
         moved.setdefault("t", time.monotonic())
         print("     node 1 SIGKILLed: cb1 connected to %s after %.0f ms; far -> cb1 through "
@@ -193,18 +196,18 @@ class EjabberdClusterTest(xt.LabTest):
             (time.monotonic() - t1) * 1000))
         # One session of cb1 in the cluster, seen by every node; far's
         # stanzas arrive exactly once.
-        for n in cl.nodes:
-            self.assertEqual(cl.routes(n, ["cb1"]), {"cb1": 1}, n.name)
+        cl.wait_routes(cl.nodes, {"cb1": 1})
         self.exactly_once(far, local, 50, "e")
 
-        # And on: node 2 SIGKILLed, cb1 moves once more (node 1 or 3): still
-        # one session in the cluster.
+        # And back: node 2 SIGKILLed once node 1's failure is forgiven (its
+        # hold, about 250 ms, then backoff-max); cb1 returns to node 1, its
+        # first preference: still one session in the cluster.
+        time.sleep(max(0.0, t0 + 3.0 - time.monotonic()))
         x2.kill()
         st = self.wait_moved(agents["cb1"], cl, x2)
-        self.assertEqual(st["failovers"], "2")
-        print("     node 2 SIGKILLed: cb1 moved to %s" % st["server"])
-        for n in (x1, x3):
-            self.assertEqual(cl.routes(n, ["cb1"]), {"cb1": 1}, n.name)
+        self.assertEqual((st["server"], st["failovers"]), (x1.target, "2"))
+        cl.wait_members([x1, x3])
+        cl.wait_routes([x1, x3], {"cb1": 1})
         self.exactly_once(far, local, 50, "g")
 
     def test_relay_replay_across_sigkill(self):
@@ -220,6 +223,7 @@ class EjabberdClusterTest(xt.LabTest):
         a = self.relay_agent(u, relay_replay="on")
         a.wait_connected(15, server=x1.target)
         local, far = self.local(a), self.far(x3)
+        cl.wait_routes([x1, x3], {"cb1": 1, FAR: 1})
         local.send(message(0, CB1, FARJID, "warm"))
         far.recv_stanza(10)
 
@@ -264,8 +268,7 @@ class EjabberdClusterTest(xt.LabTest):
         self.assertEqual(lost_m, [])
         self.assertIn("relay: sending again", a.log_text())
         # Still one session of cb1 in the cluster.
-        for n in (x2, x3):
-            self.assertEqual(cl.routes(n, ["cb1"]), {"cb1": 1}, n.name)
+        cl.wait_routes([x2, x3], {"cb1": 1})
 
 
 def drain(client, quiet=0.3):

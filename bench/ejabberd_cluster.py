@@ -19,6 +19,7 @@ import re
 import signal
 import statistics
 import sys
+import threading
 import time
 
 TOP = os.path.dirname(os.path.abspath(__file__))
@@ -30,7 +31,6 @@ import failover  # noqa: E402
 from agenttest import Agent, Unbound  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_EJABBERD_ROUNDS", "10"))
-RESULT = re.compile(r"<iq\b[^>]*\btype=['\"]result['\"]")
 
 
 def report(name, ms):
@@ -38,27 +38,39 @@ def report(name, ms):
         name, statistics.median(ms), failover.percentile(ms, 95), max(ms), len(ms)), flush=True)
 
 
-def ping_until_answered(c, frm, to, seconds=20.0, every=0.002, also=None):
+def ping_until_answered(c, frm, to, tag, seconds=20.0, every=0.002):
     """Ping to from c every `every` seconds until one is answered (errors,
-    the bounces while to has no route, are dropped); seconds it took."""
+    the bounces while to has no route, and late answers to other calls'
+    pings are dropped); seconds it took. tag: this call's id prefix."""
     t0 = time.monotonic()
     deadline = t0 + xt.timeout(seconds)
     n = 0
+    answer = re.compile(r"<iq\b(?=[^>]*\btype=['\"]result['\"])[^>]*\bid=['\"]%s-" % tag)
     while time.monotonic() < deadline:
-        c.send("<iq type='get' id='b%d' from='%s' to='%s'><ping xmlns='%s'/></iq>" % (
-            n, frm, to, xt.NS_PING))
+        c.send("<iq type='get' id='%s-%d' from='%s' to='%s'><ping xmlns='%s'/></iq>" % (
+            tag, n, frm, to, xt.NS_PING))
         n += 1
         end = time.monotonic() + every
         while time.monotonic() < end:
             c._read(end)
-            if RESULT.search(c.pending()):
+            if answer.search(c.pending()):
                 c.pos = len(c.data)
                 return time.monotonic() - t0
         c.pos = len(c.data)
-        if also:
-            also()
     raise AssertionError("no answer from %s within %.1f s (%d pings)" % (
         to, xt.timeout(seconds), n))
+
+
+def watch_moved(agent, old, seen, seconds=30.0):
+    """Read the status file every millisecond until it says connected to a
+    node other than old: seen["t"], the time of that reading."""
+    deadline = time.monotonic() + xt.timeout(seconds)
+    while time.monotonic() < deadline:
+        s = agent.status()
+        if s and s.get("state") == "connected" and s.get("server") != old:
+            seen["t"] = time.monotonic()
+            return
+        time.sleep(0.001)
 
 
 def rounds(agent, nodes, target, kill, restart, far, far_jid, cb1_jid):
@@ -66,26 +78,25 @@ def rounds(agent, nodes, target, kill, restart, far, far_jid, cb1_jid):
     far(node) opens far_jid's session on node."""
     routed, connected = [], []
     moved_at = time.monotonic()
-    for _ in range(ROUNDS):
+    for r in range(ROUNDS):
         st = agent.wait_connected(30)
         node = next(n for n in nodes if target(n) == st["server"])
         f = far(next(n for n in nodes if n is not node))
-        ping_until_answered(f, far_jid, cb1_jid)
+        ping_until_answered(f, far_jid, cb1_jid, "warm%d" % r)
         # A session up for the agent's STABLE_MS clears its node's failures.
         time.sleep(max(0.0, failover.STABLE - (time.monotonic() - moved_at)))
         seen = {}
-
-        def watch():
-            if "t" not in seen:
-                s = agent.status()
-                if s and s.get("state") == "connected" and s.get("server") != st["server"]:
-                    seen["t"] = time.monotonic()
+        watcher = threading.Thread(target=watch_moved, args=(agent, st["server"], seen))
+        watcher.start()
         t0 = time.monotonic()
         kill(node)
-        routed.append(ping_until_answered(f, far_jid, cb1_jid, also=watch) * 1000)
-        agent.wait_status(lambda s: s.get("state") == "connected" and
-                          s.get("server") != st["server"], 20, "moved")
-        moved_at = seen.get("t", time.monotonic())
+        try:
+            routed.append(ping_until_answered(f, far_jid, cb1_jid, "kill%d" % r) * 1000)
+        finally:
+            watcher.join()
+        if "t" not in seen:
+            raise AssertionError("the agent did not move: %s" % agent.status())
+        moved_at = seen["t"]
         connected.append((moved_at - t0) * 1000)
         f.close()
         restart(node)

@@ -61,7 +61,7 @@ def missing():
     if erl_binary() is None or ejabberd_libs() is None:
         return "ejabberd not installed"
     if erl_call_binary() is None:
-        return "erl_call not installed (erlang-dev / erl_interface)"
+        return "erl_call not installed (Debian: erlang-base)"
     if epmd_binary() is None:
         return "epmd not installed"
     return None

@@ -240,9 +240,8 @@ class Ejabberd:
         return [srv_record(priority, weight, self.port, self.host),
                 a_record(self.host, self.ip)]
 
-    def start(self):
-        self.attempts += 1
-        self.write_conf()
+    def environ(self):
+        """The VM's environment: nothing of ours that starts with ERL_ or EJABBERD."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("ERL_") and not k.startswith("EJABBERD")}
         env.update({
@@ -252,12 +251,19 @@ class Ejabberd:
             "EJABBERD_LOG_PATH": self.ejlog,
             "ERL_CRASH_DUMP": os.path.join(self.dir, "erl_crash.dump"),
         })
+        return env
+
+    def argv(self):
         # No -sname/-name: an undistributed node (nonode@nohost), hence no
         # epmd and no distribution listener. erl execs beam.smp: the pid we
         # get is the VM's.
-        argv = [erl_binary(), "-noinput", "+K", "true", "-mnesia", "dir", '"%s"' % self.spool,
+        return [erl_binary(), "-noinput", "+K", "true", "-mnesia", "dir", '"%s"' % self.spool,
                 "-s", "ejabberd"]
-        self.process = xt.Process(argv, self.workdir, self.name, env=env)
+
+    def start(self):
+        self.attempts += 1
+        self.write_conf()
+        self.process = xt.Process(self.argv(), self.workdir, self.name, env=self.environ())
         try:
             self.log_start = os.path.getsize(self.process.logpath)
         except FileNotFoundError:

@@ -236,7 +236,10 @@ history_duration(uint64_t ms, char *buf, size_t len)
 {
 	uint64_t s = ms / 1000;
 
-	if (ms < 60000)
+	/* A failover takes milliseconds: "0.0 s" would hide it. */
+	if (ms < 1000)
+		snprintf(buf, len, "%" PRIu64 " ms", ms);
+	else if (ms < 60000)
 		snprintf(buf, len, "%" PRIu64 ".%" PRIu64 " s", s, ms % 1000 / 100);
 	else if (s < 3600)
 		snprintf(buf, len, "%" PRIu64 " min %" PRIu64 " s", s / 60, s % 60);

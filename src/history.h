@@ -76,7 +76,7 @@ size_t history_trim(const char *text, size_t len, size_t add, size_t max);
 void history_sums(const struct history_entry *, size_t n, time_t now, time_t window,
     unsigned *failovers, uint64_t *without_ms);
 
-/* "1.8 s", "2 min 5 s", "1 h 2 min" into buf. */
+/* "12 ms", "1.8 s", "2 min 5 s", "1 h 2 min" into buf. */
 void history_duration(uint64_t ms, char *buf, size_t len);
 
 /* The entries for a person, a date line whenever the (local) day changes. */

@@ -249,6 +249,8 @@ START_TEST(test_human_and_json)
 	ck_assert_str_eq(buf, "Last 24 hours:   1 failover, 1.8 s without a session\n");
 	free(buf);
 
+	history_duration(12, d, sizeof(d));
+	ck_assert_str_eq(d, "12 ms");
 	history_duration(125000, d, sizeof(d));
 	ck_assert_str_eq(d, "2 min 5 s");
 	history_duration(3720000, d, sizeof(d));

@@ -32,6 +32,7 @@
 #include "dns.h"
 #include "event.h"
 #include "health.h"
+#include "history.h"
 #include "log.h"
 #include "relay.h"
 #include "srv.h"
@@ -104,6 +105,7 @@ struct agent {
 	struct health_policy policy; /* the nodes' holds */
 
 	unsigned failovers;
+	uint64_t gap_ms; /* since when (util_now_ms) there has been no session */
 	char last_error[16];
 	char last_error_text[600];
 	time_t last_error_at;
@@ -179,6 +181,32 @@ static void
 status_tick(void *arg)
 {
 	write_status(arg);
+}
+
+/* The history file (history = none: nothing). A failure is said, never fatal. */
+static void
+agent_history(struct agent *a, enum history_event ev, const char *code, const char *text)
+{
+	struct history_entry e;
+	char err[512], *path, *line;
+
+	if ((path = conf_history_path(a->conf)) == NULL)
+		return;
+	memset(&e, 0, sizeof(e));
+	e.at = time(NULL);
+	e.event = ev;
+	snprintf(e.node, sizeof(e.node), "%s", a->server);
+	snprintf(e.code, sizeof(e.code), "%s", code ? code : "");
+	snprintf(e.text, sizeof(e.text), "%s", text ? text : "");
+	if (ev == HISTORY_CONNECTED)
+		e.gap_ms = util_now_ms() - a->gap_ms;
+	else if (ev != HISTORY_STOPPED)
+		a->gap_ms = util_now_ms(); /* a time without a session begins */
+	line = history_format(&e);
+	if (history_append(path, a->conf->history_max, line, err, sizeof(err)) == -1)
+		log_warnx("history file: %s", err);
+	free(line);
+	free(path);
 }
 
 /* Tell the event receiver; queued, never waited for. */
@@ -425,8 +453,10 @@ session_next(struct agent *a)
 		finish_stop(a);
 		return;
 	}
-	if (was_connected(a))
+	if (was_connected(a)) {
 		a->failovers++;
+		agent_history(a, HISTORY_DROPPED, a->last_error, a->last_error_text);
+	}
 	session_end(a);
 	a->server[0] = a->address[0] = '\0';
 	a->connected_since = 0;
@@ -675,6 +705,9 @@ agent_opened(void *arg)
 static void
 finish_stop(struct agent *a)
 {
+	if (!was_connected(a))
+		a->server[0] = '\0'; /* the stop line names a node only if it held a session */
+	agent_history(a, HISTORY_STOPPED, NULL, NULL);
 	session_end(a);
 	a->server[0] = a->address[0] = '\0';
 	set_state(a, STATUS_STOPPED);
@@ -692,6 +725,7 @@ agent_authenticated(void *arg)
 	a->connected_ms = util_now_ms();
 	a->connected_since = time(NULL);
 	log_info("connected to %s (%s) as %s", a->server, a->address, a->conf->component);
+	agent_history(a, HISTORY_CONNECTED, NULL, NULL);
 	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive * 1000ull);
 	timer_add(loop_timers(a->loop), &a->t_stable, STABLE_MS);
 	/*
@@ -1114,6 +1148,7 @@ agent_start(struct agent *a)
 	/* The first state is not a change, but a receiver wants to hear it. */
 	if (a->events)
 		post_event(a);
+	agent_history(a, HISTORY_STARTED, NULL, NULL);
 	start_resolve(a);
 }
 
@@ -1261,8 +1296,10 @@ agent_reload(struct agent *a, struct conf *conf)
 	else
 		log_info("configuration reloaded; not connected: trying again now, "
 		         "with a new resolver and no node held");
-	if (a->cs && a->state == STATUS_CONNECTED)
+	if (a->cs && a->state == STATUS_CONNECTED) {
 		send_str(a, "</stream:stream>");
+		agent_history(a, HISTORY_DROPPED, "reload", "configuration reloaded; reconnecting");
+	}
 	cancel_all(a);
 	nodes_free(a);
 	a->cur = a->prefer = NONE;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "history.h"
 #include "kv.h"
 #include "jid.h"
 #include "tls.h"
@@ -40,6 +41,7 @@ conf_new(void)
 	c->backoff_min = 1;
 	c->backoff_max = 60;
 	c->status_file = xstrdup("/run/xcomp/status");
+	c->history_max = HISTORY_MAX_DEFAULT;
 	c->log_level = LOG_LEVEL_INFO;
 	c->relay_queue = 1 << 20;
 	c->event_timeout = 5;
@@ -71,6 +73,7 @@ conf_free(struct conf *c)
 	free(c->dns_server);
 	free(c->trust_anchor);
 	free(c->status_file);
+	free(c->history);
 	free(c->tls_ca);
 	free(c->tls_name);
 	free(c->tls_cert);
@@ -196,6 +199,7 @@ static const struct numkey numkeys[] = {
     {"relay-queue", offsetof(struct conf, relay_queue), 4096, 1u << 30},
     {"event-timeout", offsetof(struct conf, event_timeout), 1, 300},
     {"event-queue", offsetof(struct conf, event_queue), 1, 100000},
+    {"history-max", offsetof(struct conf, history_max), HISTORY_MAX_MIN, HISTORY_MAX_MAX},
 };
 
 static const char *
@@ -253,6 +257,7 @@ static const struct strkey strkeys[] = {
         "relay-listen: expected IP:PORT (127.0.0.1:5347) or unix:PATH", NULL},
     {"relay-secret-file", FIELD(relay_secret_file), NULL, NULL, NULL},
     {"status-file", FIELD(status_file), NULL, NULL, NULL},
+    {"history", FIELD(history), NULL, NULL, NULL},
 };
 
 static const char *
@@ -631,6 +636,14 @@ const char *
 conf_tls_alt(const struct conf *c, const char *target)
 {
 	return c->tls_name ? NULL : target;
+}
+
+char *
+conf_history_path(const struct conf *c)
+{
+	if (c->history == NULL)
+		return xasprintf("%s.history", c->status_file);
+	return strcmp(c->history, "none") == 0 ? NULL : xstrdup(c->history);
 }
 
 char *

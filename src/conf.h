@@ -55,6 +55,8 @@ struct conf {
 	unsigned event_queue;   /* events */
 	int log_syslog;
 	enum log_level log_level;
+	char *history;        /* NULL: STATUS-FILE.history; "none": no history */
+	unsigned history_max; /* bytes */
 };
 
 /* A configuration with every default. Freed with conf_free. */
@@ -81,6 +83,11 @@ const char *conf_tls_name(const struct conf *);
  * unless tls-name is set (then only that name counts).
  */
 const char *conf_tls_alt(const struct conf *, const char *target);
+/*
+ * The history file: the "history" key, or the status file's path with
+ * ".history" added; NULL when history is "none". Freed with free().
+ */
+char *conf_history_path(const struct conf *);
 /* The SRV name: SERVICE.DOMAIN. Freed with free(). */
 char *conf_srv_name(const struct conf *);
 /*

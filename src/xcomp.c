@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "kv.h"
 #include "dns.h"
+#include "history.h"
 #include "jid.h"
 #include "log.h"
 #include "loop.h"
@@ -40,6 +41,7 @@ static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: xcomp status [-f CONFIG] [-s FILE] [--json]\n"
+	    "       xcomp history [-f CONFIG] [-s FILE] [-H HISTORY] [--json]\n"
 	    "       xcomp resolve [-f CONFIG] [--dns-server IP[@PORT]] [--service NAME]\n"
 	    "                     [--samples N] [DOMAIN]\n"
 	    "       xcomp probe [-f CONFIG] [HOST[:PORT]]\n"
@@ -82,6 +84,36 @@ no_status(const char *path, const char *why, const char *hint, int json)
 		fprintf(stderr, "xcomp: %s\n%s", why, hint);
 }
 
+/*
+ * The history file for a status file: the configuration's "history" key,
+ * else the status file's path with ".history". NULL when history is "none".
+ */
+static char *
+xcomp_history_path(struct conf *c, const char *status_path)
+{
+	char err[512];
+
+	if (status_path != NULL)
+		conf_set(c, "status-file", status_path, err, sizeof(err));
+	return conf_history_path(c);
+}
+
+/* "Last 24 hours: ..." from the history file, when there is one to read. */
+static void
+xcomp_status_history(const char *path, time_t now)
+{
+	struct history_entry *e;
+	size_t len, n;
+	char *text;
+
+	if (path == NULL || (text = history_read(path, &len)) == NULL)
+		return;
+	n = history_parse(text, len, &e);
+	history_status_line(stdout, e, n, now);
+	free(e);
+	free(text);
+}
+
 static int
 cmd_status(int argc, char **argv)
 {
@@ -91,7 +123,7 @@ cmd_status(int argc, char **argv)
 	struct status_file f;
 	struct conf *c = conf_new();
 	unsigned keepalive = c->keepalive;
-	char err[512], *text;
+	char err[512], *text, *hpath;
 	size_t len;
 	int ch, json = 0;
 	time_t now = time(NULL);
@@ -140,17 +172,92 @@ cmd_status(int argc, char **argv)
 		return EXIT_NO_STATUS;
 	}
 	free(text);
+	hpath = xcomp_history_path(c, path);
 	conf_free(c);
 	v = statusview_verdict(&f, keepalive, now);
 	if (json)
 		statusview_json(
 		    stdout, &f, v, statusview_stale_reason(&f, keepalive, now, err, sizeof(err)));
-	else
+	else {
 		statusview_human(stdout, &f, v, now);
+		xcomp_status_history(hpath, now);
+	}
+	free(hpath);
 	status_file_free(&f);
 	if (strcmp(v, "stale") == 0)
 		return EXIT_NO_STATUS;
 	return strcmp(v, "connected") == 0 ? 0 : EXIT_NOT_CONNECTED;
+}
+
+static int
+cmd_history(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	const char *spath = NULL, *cpath = NULL, *given = NULL;
+	struct conf *c = conf_new();
+	struct history_entry *e;
+	char err[512], *text, *path;
+	size_t len, n;
+	int ch, json = 0;
+
+	while ((ch = getopt_long(argc, argv, "f:hH:s:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			cpath = optarg;
+			break;
+		case 'H':
+			given = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 's':
+			spath = optarg;
+			break;
+		case 'h':
+			conf_free(c);
+			usage(0);
+		default:
+			conf_free(c);
+			usage(2);
+		}
+	}
+	if (optind != argc) {
+		conf_free(c);
+		usage(2);
+	}
+	if (cpath && conf_load(c, cpath, err, sizeof(err)) == -1) {
+		fprintf(stderr, "xcomp: %s\n", err);
+		conf_free(c);
+		return 2;
+	}
+	path = given ? xstrdup(given) : xcomp_history_path(c, spath);
+	conf_free(c);
+	if (path == NULL) {
+		fprintf(
+		    stderr, "xcomp: the configuration turns the history off (history = none)\n");
+		return EXIT_NO_STATUS;
+	}
+	if ((text = history_read(path, &len)) == NULL) {
+		fprintf(stderr,
+		    "xcomp: cannot read the history file %s: %s\n"
+		    "Is xcompd running? (see xcompd.conf(5), history; -H names another file)\n",
+		    path, strerror(errno));
+		free(path);
+		return EXIT_NO_STATUS;
+	}
+	n = history_parse(text, len, &e);
+	if (json)
+		history_json(stdout, path, e, n, time(NULL));
+	else {
+		history_human(stdout, e, n);
+		history_status_line(stdout, e, n, time(NULL));
+	}
+	free(e);
+	free(text);
+	free(path);
+	return 0;
 }
 
 struct resolve {
@@ -518,6 +625,8 @@ main(int argc, char **argv)
 		usage(0);
 	if (strcmp(name, "xcomp status") == 0)
 		return cmd_status(argc - 1, argv + 1);
+	if (strcmp(name, "xcomp history") == 0)
+		return cmd_history(argc - 1, argv + 1);
 	if (strcmp(name, "xcomp resolve") == 0)
 		return cmd_resolve(argc - 1, argv + 1);
 	if (strcmp(name, "xcomp probe") == 0)

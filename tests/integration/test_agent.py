@@ -6,6 +6,7 @@ status file, the servers' logs and exit codes.
     python3 tests/integration/test_agent.py [NAME-SUBSTRING...]
 """
 
+import json
 import os
 import re
 import signal
@@ -246,6 +247,75 @@ class AgentTest(xt.LabTest):
         self.assertLess(elapsed, 3.0)
         self.assertEqual(st["last-error"], "timeout")
         self.assertIn("keepalive", st["last-error-text"])
+
+    def test_history_of_a_failover(self):
+        # The night's history: the start, the session on a, a's death and the
+        # session that ended the gap, from the file beside the status file.
+        c = self.cluster()
+        u = self.dns(c.records())
+        a = self.agent(u)
+        a.wait_connected(server=c.target(c.node("a")))
+        c.node("a").process.signal(signal.SIGKILL)
+        st = a.wait_status(lambda s: s["state"] == "connected" and
+                           s["server"] != c.target(c.node("a")), 3, "failover")
+        r = self.xcomp("history", "-s", a.status_path)
+        print("\n$ xcomp history -s %s\n%s" % (a.status_path, r.stdout), end="")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"^\d{4}-\d\d-\d\d\n  \d\d:\d\d:\d\d started\n"
+                         r"  \d\d:\d\d:\d\d connected to %s after [\d.]+ m?s\n"
+                         r"  \d\d:\d\d:\d\d dropped by %s \(connection closed\)\n"
+                         r"  \d\d:\d\d:\d\d connected to %s after \d+ ms\n"
+                         r"Last 24 hours:   1 failover, [\d.]+ m?s without a session\n$" % (
+                             re.escape(c.target(c.node("a"))), re.escape(c.target(c.node("a"))),
+                             re.escape(st["server"])))
+        r = self.xcomp("history", "-H", a.status_path + ".history", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        j = json.loads(r.stdout)
+        self.assertEqual([e["event"] for e in j["events"]],
+                         ["started", "connected", "dropped", "connected"])
+        drop, again = j["events"][2], j["events"][3]
+        self.assertEqual(drop["node"], c.target(c.node("a")))
+        self.assertEqual(drop["reason"], "closed")
+        self.assertIn("a.tptac9.test", drop["text"])
+        self.assertEqual(again["node"], st["server"])
+        # A failover to a live node: a gap of milliseconds, not a backoff.
+        self.assertLess(again["gap"], 1.0)
+        self.assertEqual(j["last-24h"]["failovers"], 1)
+        self.assertGreaterEqual(j["last-24h"]["without-session"], again["gap"])
+        r = self.xcomp("status", "-s", a.status_path)
+        print("$ xcomp status -s %s\n%s" % (a.status_path, r.stdout), end="")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"\nLast 24 hours:   1 failover, \d+ ms without a session\n")
+        a.process.signal(signal.SIGTERM)
+        self.assertEqual(a.process.wait(5), 0)
+        r = self.xcomp("history", "-f", a.conf_path)
+        self.assertRegex(r.stdout, r"\d stopped, leaving %s\n" % re.escape(st["server"]))
+
+    def test_history_none_and_cap(self):
+        c = self.cluster(nodes=1)
+        u = self.dns(c.records(prio=(10,), weight=(10,)))
+        a = self.agent(u, history="none")
+        a.wait_connected()
+        self.assertFalse(os.path.exists(a.status_path + ".history"))
+        r = self.xcomp("history", "-f", a.conf_path)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("history = none", r.stderr)
+        r = self.xcomp("status", "-f", a.conf_path)
+        self.assertNotIn("Last 24 hours", r.stdout)
+        a.stop()
+        # A file of its own, already at its cap: the oldest lines go, the new ones stay.
+        path = self.wd.join("elsewhere.history")
+        with open(path, "w") as f:
+            for i in range(100):
+                f.write("2026-11-26T03:12:%02dZ\tdropped\told%02d:5223\tclosed\n" % (i % 60, i))
+        b = self.agent(u, name="capped", history=path, history_max=2048)
+        b.wait_connected()
+        text = open(path).read()
+        self.assertLessEqual(len(text), 2048)
+        self.assertNotIn("old00:", text)
+        self.assertIn("old99:", text)
+        self.assertRegex(text, r"\tstarted\n[^\n]*\tconnected\t%s\t\d+\.\d{3}\n$" %
+                         re.escape(c.target(c.node("a"))))
 
     def server_keepalive(self, node, keepalive, keepalive_timeout):
         """xcomp-server's own keepalive, set on a running node (a SIGHUP reload)."""

@@ -621,8 +621,30 @@ START_TEST(test_known_keys_match_the_man_page)
 	}
 	fclose(fp);
 	/* As many as numkeys and strkeys hold: a new key raises both counts. */
-	ck_assert_int_eq(documented, 33);
+	ck_assert_int_eq(documented, 35);
 	ck_assert_int_eq(conf_known_key("keep-alive"), 0);
+}
+END_TEST
+
+START_TEST(test_history_path)
+{
+	struct conf *c = conf_new();
+	char err[512], *p;
+
+	/* Beside the status file unless set; "none" turns it off. */
+	ck_assert_ptr_null(conf_set(c, "status-file", "/run/x/status", err, sizeof(err)));
+	ck_assert_str_eq(p = conf_history_path(c), "/run/x/status.history");
+	free(p);
+	ck_assert_uint_eq(c->history_max, 65536);
+	ck_assert_ptr_null(conf_set(c, "history", "/var/lib/x/h", err, sizeof(err)));
+	ck_assert_str_eq(p = conf_history_path(c), "/var/lib/x/h");
+	free(p);
+	ck_assert_ptr_null(conf_set(c, "history", "none", err, sizeof(err)));
+	ck_assert_ptr_null(conf_history_path(c));
+	ck_assert_ptr_nonnull(conf_set(c, "history-max", "100", err, sizeof(err)));
+	ck_assert_ptr_null(conf_set(c, "history-max", "4096", err, sizeof(err)));
+	ck_assert_uint_eq(c->history_max, 4096);
+	conf_free(c);
 }
 END_TEST
 
@@ -687,6 +709,7 @@ main(void)
 	tcase_add_test(tc, test_suggest);
 	tcase_add_test(tc, test_unknown_key_suggests);
 	tcase_add_test(tc, test_known_keys_match_the_man_page);
+	tcase_add_test(tc, test_history_path);
 	tcase_add_test(tc, test_warning_srv_name_as_server);
 	suite_add_tcase(s, tc);
 	return unit_run(s);

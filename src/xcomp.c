@@ -23,6 +23,7 @@
 #include "jid.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "probe.h"
 #include "srv.h"
 #include "status.h"
@@ -39,7 +40,7 @@
 static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-	    "usage: xcomp status [-f CONFIG] [-s FILE] [--json]\n"
+	    "usage: xcomp status [-f CONFIG] [-s FILE] [--json | --prometheus]\n"
 	    "       xcomp resolve [-f CONFIG] [--dns-server IP[@PORT]] [--service NAME]\n"
 	    "                     [--samples N] [DOMAIN]\n"
 	    "       xcomp probe [-f CONFIG] [HOST[:PORT]]\n"
@@ -82,18 +83,36 @@ no_status(const char *path, const char *why, const char *hint, int json)
 		fprintf(stderr, "xcomp: %s\n%s", why, hint);
 }
 
+/*
+ * The metrics-file's text from the status file, as the agent writes it; a
+ * stale file's values are printed all the same (they are the file's), and
+ * why they are stale goes to stderr.
+ */
+static void
+print_metrics(const struct status_file *f, const char *verdict, unsigned keepalive, time_t now)
+{
+	char *text = metrics_format(f), why[256];
+
+	fputs(text, stdout);
+	free(text);
+	if (strcmp(verdict, "stale") == 0 &&
+	    statusview_stale_reason(f, keepalive, now, why, sizeof(why)) != NULL)
+		fprintf(stderr, "xcomp: the status is stale: %s\n", why);
+}
+
 static int
 cmd_status(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+	    {"prometheus", no_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
 	const char *path = NULL, *cpath = NULL, *v;
 	struct status_file f;
 	struct conf *c = conf_new();
 	unsigned keepalive = c->keepalive;
 	char err[512], *text;
 	size_t len;
-	int ch, json = 0;
+	int ch, json = 0, prom = 0;
 	time_t now = time(NULL);
 
 	while ((ch = getopt_long(argc, argv, "f:hs:", longopts, NULL)) != -1) {
@@ -104,6 +123,9 @@ cmd_status(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 'p':
+			prom = 1;
+			break;
 		case 's':
 			path = optarg;
 			break;
@@ -113,7 +135,7 @@ cmd_status(int argc, char **argv)
 			usage(2);
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (json && prom))
 		usage(2);
 	if (cpath && conf_load(c, cpath, err, sizeof(err)) == -1) {
 		fprintf(stderr, "xcomp: %s\n", err);
@@ -145,6 +167,8 @@ cmd_status(int argc, char **argv)
 	if (json)
 		statusview_json(
 		    stdout, &f, v, statusview_stale_reason(&f, keepalive, now, err, sizeof(err)));
+	else if (prom)
+		print_metrics(&f, v, keepalive, now);
 	else
 		statusview_human(stdout, &f, v, now);
 	status_file_free(&f);

@@ -402,10 +402,12 @@ START_TEST(test_key_errors)
 	                                   "name");
 	key_error("metrics-file = /var/lib/prometheus/node-exporter/xcomp.txt\n",
 	    "xcompd.conf:1: metrics-file: expected a file name ending in .prom, the files "
-	    "node_exporter's textfile collector reads (/var/lib/prometheus/node-exporter/xcomp.prom)");
+	    "node_exporter's textfile collector reads "
+	    "(/var/lib/prometheus/node-exporter/xcomp.prom)");
 	key_error("metrics-file = /var/lib/.prom\n",
 	    "xcompd.conf:1: metrics-file: expected a file name ending in .prom, the files "
-	    "node_exporter's textfile collector reads (/var/lib/prometheus/node-exporter/xcomp.prom)");
+	    "node_exporter's textfile collector reads "
+	    "(/var/lib/prometheus/node-exporter/xcomp.prom)");
 	key_error("log-level = loud\n", "xcompd.conf:1: log-level: expected error, warning, info "
 	                                "or debug");
 }

@@ -11,6 +11,9 @@ mandoc unbound python3"
 FUZZ_PACKAGES="clang libclang-rt-14-dev"
 # The interoperability tests' peers: XMPP servers and component libraries.
 PEERS="prosody ejabberd python3-slixmpp libstrophe-dev nodejs"
+# promtool, which checks the metrics file (Debian's prometheus); without it
+# that one check is skipped, saying so.
+TOOLS="prometheus"
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -46,6 +49,7 @@ install_packages() {
 	if [ -n "${WITH_PEERS:-}" ]; then
 		install_list $FUZZ_PACKAGES
 		install_list $PEERS npm || say "some interoperability peers could not be installed"
+		install_list $TOOLS || say "prometheus (promtool) could not be installed"
 	fi
 }
 

@@ -34,6 +34,7 @@
 #include "health.h"
 #include "history.h"
 #include "log.h"
+#include "metrics.h"
 #include "relay.h"
 #include "srv.h"
 #include "status.h"
@@ -95,6 +96,9 @@ struct agent {
 	unsigned ping_seq;
 	uint64_t connected_ms;
 	time_t connected_since;
+	uint64_t dropped_ms; /* when an established session dropped, until the next one */
+	int has_gap;         /* a failover has ended: gap_ms is its time without a session */
+	uint64_t gap_ms;
 
 	struct timer t_keepalive;
 	struct timer t_backoff;
@@ -105,7 +109,7 @@ struct agent {
 	struct health_policy policy; /* the nodes' holds */
 
 	unsigned failovers;
-	uint64_t gap_ms; /* since when (util_now_ms) there has been no session */
+	uint64_t no_session_since; /* util_now_ms(): for the history's gaps */
 	char last_error[16];
 	char last_error_text[600];
 	time_t last_error_at;
@@ -147,6 +151,8 @@ write_status(struct agent *a)
 	s.address = a->address[0] ? a->address : NULL;
 	s.connected_since = a->connected_since;
 	s.failovers = a->failovers;
+	s.has_gap = a->has_gap;
+	s.gap_ms = a->gap_ms;
 	s.last_error = a->last_error[0] ? a->last_error : NULL;
 	s.last_error_text = a->last_error_text;
 	s.last_error_at = a->last_error_at;
@@ -171,6 +177,9 @@ write_status(struct agent *a)
 	text = status_format(&s, time(NULL));
 	if (status_write(a->conf->status_file, text, err, sizeof(err)) == -1)
 		log_warnx("status file: %s", err);
+	if (a->conf->metrics_file &&
+	    metrics_write(a->conf->metrics_file, text, err, sizeof(err)) == -1)
+		log_warnx("metrics file: %s", err);
 	free(text);
 	free(sn);
 	/* A heartbeat, so that a reader can tell a dead agent from a quiet one. */
@@ -199,9 +208,9 @@ agent_history(struct agent *a, enum history_event ev, const char *code, const ch
 	snprintf(e.code, sizeof(e.code), "%s", code ? code : "");
 	snprintf(e.text, sizeof(e.text), "%s", text ? text : "");
 	if (ev == HISTORY_CONNECTED)
-		e.gap_ms = util_now_ms() - a->gap_ms;
+		e.gap_ms = util_now_ms() - a->no_session_since;
 	else if (ev != HISTORY_STOPPED)
-		a->gap_ms = util_now_ms(); /* a time without a session begins */
+		a->no_session_since = util_now_ms(); /* a time without a session begins */
 	line = history_format(&e);
 	if (history_append(path, a->conf->history_max, line, err, sizeof(err)) == -1)
 		log_warnx("history file: %s", err);
@@ -455,6 +464,7 @@ session_next(struct agent *a)
 	}
 	if (was_connected(a)) {
 		a->failovers++;
+		a->dropped_ms = util_now_ms();
 		agent_history(a, HISTORY_DROPPED, a->last_error, a->last_error_text);
 	}
 	session_end(a);
@@ -724,6 +734,11 @@ agent_authenticated(void *arg)
 	n->result = "ok";
 	a->connected_ms = util_now_ms();
 	a->connected_since = time(NULL);
+	if (a->dropped_ms != 0) {
+		a->gap_ms = a->connected_ms - a->dropped_ms;
+		a->has_gap = 1;
+		a->dropped_ms = 0;
+	}
 	log_info("connected to %s (%s) as %s", a->server, a->address, a->conf->component);
 	agent_history(a, HISTORY_CONNECTED, NULL, NULL);
 	timer_add(loop_timers(a->loop), &a->t_keepalive, a->conf->keepalive * 1000ull);
@@ -1281,6 +1296,10 @@ agent_reload(struct agent *a, struct conf *conf)
 		log_init("xcompd", conf->log_syslog, conf->log_level);
 	log_setlevel(conf->log_level);
 	a->conf = conf;
+	/* A collector would go on reading the last values of a file no longer written. */
+	if (old->metrics_file != NULL &&
+	    (conf->metrics_file == NULL || strcmp(old->metrics_file, conf->metrics_file) != 0))
+		unlink(old->metrics_file);
 	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);
 	health_policy_init(&a->policy, conf->backoff_min, conf->backoff_max);
 	agent_relay_reload(a, old, conf);

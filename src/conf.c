@@ -74,6 +74,7 @@ conf_free(struct conf *c)
 	free(c->trust_anchor);
 	free(c->status_file);
 	free(c->history);
+	free(c->metrics_file);
 	free(c->tls_ca);
 	free(c->tls_name);
 	free(c->tls_cert);
@@ -221,6 +222,16 @@ valid_url(const char *s)
 	return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
 }
 
+/* node_exporter's textfile collector reads only DIR/NAME.prom. */
+static int
+valid_metrics_file(const char *s)
+{
+	const char *base = strrchr(s, '/') ? strrchr(s, '/') + 1 : s;
+	size_t n = strlen(base);
+
+	return n > 5 && strcmp(base + n - 5, ".prom") == 0;
+}
+
 /*
  * Keys that hold one string: where it goes, and the check of its value
  * (none: any value), with what to say when it fails: why, or for a name,
@@ -258,6 +269,10 @@ static const struct strkey strkeys[] = {
     {"relay-secret-file", FIELD(relay_secret_file), NULL, NULL, NULL},
     {"status-file", FIELD(status_file), NULL, NULL, NULL},
     {"history", FIELD(history), NULL, NULL, NULL},
+    {"metrics-file", FIELD(metrics_file), valid_metrics_file,
+        "metrics-file: expected a file name ending in .prom, the files node_exporter's "
+        "textfile collector reads (/var/lib/prometheus/node-exporter/xcomp.prom)",
+        NULL},
 };
 
 static const char *
@@ -590,6 +605,11 @@ conf_check(struct conf *c, char *err, size_t errlen)
 	}
 	if (c->tls && conf_check_tls(c, file, err, errlen) == -1)
 		return -1;
+	if (c->metrics_file != NULL && strcmp(c->metrics_file, c->status_file) == 0) {
+		snprintf(err, errlen, "%s: metrics-file and status-file are the same file, %s",
+		    file, c->status_file);
+		return -1;
+	}
 	if (c->component == NULL)
 		c->component = xasprintf("%s.%s", c->name, c->domain);
 	/* The server's own domain is not a component name (ejabberd answers conflict). */

@@ -39,6 +39,8 @@ struct conf {
 	unsigned backoff_min;
 	unsigned backoff_max;
 	char *status_file;
+	/* NULL: no metrics */
+	char *metrics_file;
 	int tls;        /* "tls = direct": TLS from the first byte */
 	char *tls_ca;   /* NULL: the system's trust store */
 	char *tls_name; /* NULL: the domain */

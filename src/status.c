@@ -90,6 +90,10 @@ status_format(const struct status *s, time_t now)
 		put_time(&b, "tls-expires", s->tls_expires);
 	}
 	put_uint(&b, "failovers", s->failovers);
+	if (s->has_gap) {
+		snprintf(line, sizeof(line), "%lu.%03lu", s->gap_ms / 1000, s->gap_ms % 1000);
+		put(&b, "last-failover-gap", line);
+	}
 	put(&b, "relay", s->relay ? s->relay : "off");
 	if (s->relay && strcmp(s->relay, "off") != 0) {
 		put_uint(&b, "relay-queued", s->relay_queued);

@@ -36,6 +36,9 @@ struct status {
 	const char *address; /* IP in use, or NULL */
 	time_t connected_since;
 	unsigned failovers;
+	/* The time without a session from the last drop to the next session, once one ended. */
+	int has_gap;
+	unsigned long gap_ms;
 	const char *last_error; /* code, or NULL if none yet */
 	const char *last_error_text;
 	time_t last_error_at;

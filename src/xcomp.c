@@ -24,6 +24,7 @@
 #include "jid.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "probe.h"
 #include "srv.h"
 #include "status.h"
@@ -40,7 +41,7 @@
 static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-	    "usage: xcomp status [-f CONFIG] [-s FILE] [--json]\n"
+	    "usage: xcomp status [-f CONFIG] [-s FILE] [--json | --prometheus]\n"
 	    "       xcomp history [-f CONFIG] [-s FILE] [-H HISTORY] [--json]\n"
 	    "       xcomp resolve [-f CONFIG] [--dns-server IP[@PORT]] [--service NAME]\n"
 	    "                     [--samples N] [DOMAIN]\n"
@@ -114,18 +115,36 @@ xcomp_status_history(const char *path, time_t now)
 	free(text);
 }
 
+/*
+ * The metrics-file's text from the status file, as the agent writes it; a
+ * stale file's values are printed all the same (they are the file's), and
+ * why they are stale goes to stderr.
+ */
+static void
+print_metrics(const struct status_file *f, const char *verdict, unsigned keepalive, time_t now)
+{
+	char *text = metrics_format(f), why[256];
+
+	fputs(text, stdout);
+	free(text);
+	if (strcmp(verdict, "stale") == 0 &&
+	    statusview_stale_reason(f, keepalive, now, why, sizeof(why)) != NULL)
+		fprintf(stderr, "xcomp: the status is stale: %s\n", why);
+}
+
 static int
 cmd_status(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {{"json", no_argument, NULL, 'j'},
+	    {"prometheus", no_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
 	const char *path = NULL, *cpath = NULL, *v;
 	struct status_file f;
 	struct conf *c = conf_new();
 	unsigned keepalive = c->keepalive;
 	char err[512], *text, *hpath;
 	size_t len;
-	int ch, json = 0;
+	int ch, json = 0, prom = 0;
 	time_t now = time(NULL);
 
 	while ((ch = getopt_long(argc, argv, "f:hs:", longopts, NULL)) != -1) {
@@ -136,6 +155,9 @@ cmd_status(int argc, char **argv)
 		case 'j':
 			json = 1;
 			break;
+		case 'p':
+			prom = 1;
+			break;
 		case 's':
 			path = optarg;
 			break;
@@ -145,7 +167,7 @@ cmd_status(int argc, char **argv)
 			usage(2);
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (json && prom))
 		usage(2);
 	if (cpath && conf_load(c, cpath, err, sizeof(err)) == -1) {
 		fprintf(stderr, "xcomp: %s\n", err);
@@ -178,6 +200,8 @@ cmd_status(int argc, char **argv)
 	if (json)
 		statusview_json(
 		    stdout, &f, v, statusview_stale_reason(&f, keepalive, now, err, sizeof(err)));
+	else if (prom)
+		print_metrics(&f, v, keepalive, now);
 	else {
 		statusview_human(stdout, &f, v, now);
 		xcomp_status_history(hpath, now);

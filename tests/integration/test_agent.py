@@ -9,6 +9,7 @@ status file, the servers' logs and exit codes.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -920,6 +921,82 @@ class AgentTest(xt.LabTest):
         r = self.xcomp("status", "-s", self.wd.join("nothing-here"))
         self.assertEqual(r.returncode, 3)
         self.assertIn("cannot read the status file", r.stderr)
+
+    # ---------------------------------------------------------- metrics
+
+    def metrics_now(self, a, prom):
+        """The metrics file and what xcomp status --prometheus prints from the
+        status file; read again while the agent is between the two writes."""
+        got, want = None, None
+        for _ in range(40):
+            try:
+                got = open(prom).read()
+                shutil.copy(a.status_path, self.wd.join("snapshot.status"))
+            except FileNotFoundError:
+                time.sleep(0.05)
+                continue
+            r = self.xcomp("status", "-s", self.wd.join("snapshot.status"), "--prometheus")
+            want = r.stdout
+            if got == want:
+                return got
+            time.sleep(0.05)
+        self.assertEqual(got, want, "metrics-file and xcomp status --prometheus differ")
+
+    def promtool_check(self, text):
+        if shutil.which("promtool") is None:
+            return print("SKIP promtool check: no promtool (Debian package prometheus)")
+        r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=xt.timeout(20))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + text)
+
+    def test_metrics_file(self):
+        c = self.cluster()
+        u = self.dns(c.records())
+        prom = self.wd.join("xcomp.prom")
+        a = self.agent(u, metrics_file=prom)
+        a.wait_connected(server=c.target(c.node("a")))
+        m = self.metrics_now(a, prom)
+        self.promtool_check(m)
+        self.assertIn('xcomp_connected{component="%s"} 1\n' % CB1, m)
+        self.assertIn('xcomp_state{component="%s",state="connected"} 1\n' % CB1, m)
+        self.assertIn('xcomp_failovers_total{component="%s"} 0\n' % CB1, m)
+        self.assertIn('xcomp_last_failover_gap_seconds{component="%s"} 0.000\n' % CB1, m)
+        self.assertIn('node="%s",result="ok"} 1\n' % c.target(c.node("a")), m)
+        self.assertIn("# TYPE xcomp_failovers_total counter\n", m)
+        c.node("a").process.signal(signal.SIGKILL)
+        st = a.wait_status(lambda s: s["state"] == "connected" and
+                           s["server"] != c.target(c.node("a")), 3, "failover")
+        gap = float(st["last-failover-gap"])
+        self.assertTrue(0 < gap < 3, st)
+        m = self.metrics_now(a, prom)
+        self.promtool_check(m)
+        self.assertIn('xcomp_failovers_total{component="%s"} 1\n' % CB1, m)
+        self.assertIn('xcomp_last_failover_gap_seconds{component="%s"} %s\n' % (
+            CB1, st["last-failover-gap"]), m)
+        self.assertIn('node="%s",result="closed"} 1\n' % c.target(c.node("a")), m)
+        # Replaced through a rename: no temporary file is left for the collector.
+        self.assertEqual(sorted(f for f in os.listdir(self.wd.path) if "prom" in f),
+                         ["xcomp.prom"])
+        a.stop()
+        m = self.metrics_now(a, prom)
+        self.assertIn('xcomp_state{component="%s",state="stopped"} 1\n' % CB1, m)
+        self.assertIn('xcomp_connected{component="%s"} 0\n' % CB1, m)
+
+    def test_metrics_file_errors(self):
+        a = self.agent(start=False, metrics_file=self.wd.join("xcomp.txt"))
+        r = subprocess.run([xt.program("xcompd"), "-t", "-f", a.conf_path],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("metrics-file: expected a file name ending in .prom", r.stderr)
+        a.write_conf(dict(a.conf, **{"metrics-file": None}))
+        r = subprocess.run([xt.program("xcompd"), "-t", "-f", a.conf_path,
+                            "-o", "metrics-file=" + a.status_path + ".prom",
+                            "-o", "status-file=" + a.status_path + ".prom"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("metrics-file and status-file are the same file", r.stderr)
+        r = self.xcomp("status", "--json", "--prometheus", "-s", a.status_path)
+        self.assertEqual(r.returncode, 2)
 
     def test_xcomp_resolve(self):
         c = self.cluster()

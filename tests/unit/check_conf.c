@@ -266,6 +266,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c->log_syslog, 0);
 	ck_assert_int_eq(c->log_level, LOG_LEVEL_INFO);
 	ck_assert_ptr_null(c->dns_server);
+	ck_assert_ptr_null(c->metrics_file);
 	ck_assert_int_eq(kv_parse_string("t", "name = cb1\ndomain = tptac9.com\nsecret = x\n",
 	                     conf_set, c, err, sizeof(err)),
 	    0);
@@ -322,7 +323,7 @@ START_TEST(test_all_keys)
 	    "port = 5275\ndns-server = 127.0.0.1@5353\ndnssec-trust-anchor = %s\n"
 	    "connect-timeout = 2\nhandshake-timeout = 3\nkeepalive = 4\nkeepalive-timeout = 5\n"
 	    "backoff-min = 6\nbackoff-max = 7\nstatus-file = /tmp/s\nlog = syslog\n"
-	    "log-level = debug\n",
+	    "log-level = debug\nmetrics-file = /tmp/xcomp.prom\n",
 	    ta);
 	ck_assert_int_eq(kv_parse_string("t", text, conf_set, c, err, sizeof(err)), 0);
 	ck_assert_int_eq(conf_finish(c, err, sizeof(err)), 0);
@@ -339,6 +340,7 @@ START_TEST(test_all_keys)
 	ck_assert_uint_eq(c->backoff_max, 7);
 	ck_assert_int_eq(c->log_syslog, 1);
 	ck_assert_int_eq(c->log_level, LOG_LEVEL_DEBUG);
+	ck_assert_str_eq(c->metrics_file, "/tmp/xcomp.prom");
 	srv = conf_srv_name(c);
 	ck_assert_str_eq(srv, "_xmpp-component._tcp.tptac9.com");
 	free(srv);
@@ -398,6 +400,14 @@ START_TEST(test_key_errors)
 	                               "to 100000, found \"0\"");
 	key_error("tls-name = bad/name\n", "xcompd.conf:1: tls-name: \"bad/name\" is not a host "
 	                                   "name");
+	key_error("metrics-file = /var/lib/prometheus/node-exporter/xcomp.txt\n",
+	    "xcompd.conf:1: metrics-file: expected a file name ending in .prom, the files "
+	    "node_exporter's textfile collector reads "
+	    "(/var/lib/prometheus/node-exporter/xcomp.prom)");
+	key_error("metrics-file = /var/lib/.prom\n",
+	    "xcompd.conf:1: metrics-file: expected a file name ending in .prom, the files "
+	    "node_exporter's textfile collector reads "
+	    "(/var/lib/prometheus/node-exporter/xcomp.prom)");
 	key_error("log-level = loud\n", "xcompd.conf:1: log-level: expected error, warning, info "
 	                                "or debug");
 }
@@ -430,6 +440,9 @@ START_TEST(test_finish_errors)
 	    "configuration: backoff-min (9) is larger than backoff-max (8)");
 	finish_error("name = cb1\ndomain = d.com\nsecret-file = /nonexistent/secret\n",
 	    "secret-file /nonexistent/secret: No such file or directory");
+	finish_error("name = cb1\ndomain = d.com\nsecret = x\nstatus-file = /run/x.prom\n"
+	             "metrics-file = /run/x.prom\n",
+	    "configuration: metrics-file and status-file are the same file, /run/x.prom");
 	finish_error(
 	    "name = cb1\ndomain = d.com\nsecret = x\ndnssec-trust-anchor = /nonexistent/ta\n",
 	    "configuration: dnssec-trust-anchor /nonexistent/ta: No such file or directory");
@@ -621,7 +634,7 @@ START_TEST(test_known_keys_match_the_man_page)
 	}
 	fclose(fp);
 	/* As many as numkeys and strkeys hold: a new key raises both counts. */
-	ck_assert_int_eq(documented, 35);
+	ck_assert_int_eq(documented, 36);
 	ck_assert_int_eq(conf_known_key("keep-alive"), 0);
 }
 END_TEST

@@ -35,6 +35,7 @@
 #include "history.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "relay.h"
 #include "srv.h"
 #include "status.h"
@@ -131,7 +132,7 @@ write_status(struct agent *a)
 {
 	struct status_node *sn = xcalloc(a->nnodes, sizeof(*sn));
 	struct status s;
-	char err[512], *text;
+	char err[512], *text, *words;
 	size_t i;
 
 	for (i = 0; i < a->nnodes; i++) {
@@ -175,6 +176,9 @@ write_status(struct agent *a)
 		s.tls_expires = a->tlsinfo.chain[0].not_after;
 	}
 	text = status_format(&s, time(NULL));
+	words = status_words(&s);
+	notify_status(words);
+	free(words);
 	if (status_write(a->conf->status_file, text, err, sizeof(err)) == -1)
 		log_warnx("status file: %s", err);
 	if (a->conf->metrics_file &&

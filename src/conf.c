@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "conf.h"
 #include "history.h"
 #include "kv.h"
@@ -75,6 +76,7 @@ conf_free(struct conf *c)
 	free(c->status_file);
 	free(c->history);
 	free(c->metrics_file);
+	free(c->user);
 	free(c->tls_ca);
 	free(c->tls_name);
 	free(c->tls_cert);
@@ -247,6 +249,20 @@ struct strkey {
 
 #define FIELD(f) offsetof(struct conf, f)
 
+/* A user name as useradd(8) takes it; whether it exists is xcompd's check (privdrop). */
+static int
+valid_user(const char *s)
+{
+	size_t i;
+
+	if (s[0] == '\0' || s[0] == '-' || strlen(s) > 32)
+		return 0;
+	for (i = 0; s[i]; i++)
+		if (!isalnum((unsigned char)s[i]) && strchr("._-$", s[i]) == NULL)
+			return 0;
+	return 1;
+}
+
 static const struct strkey strkeys[] = {
     {"domain", FIELD(domain), jid_valid_domain, NULL, "domain"},
     {"component", FIELD(component), jid_valid_domain, NULL, "domain"},
@@ -269,6 +285,7 @@ static const struct strkey strkeys[] = {
     {"relay-secret-file", FIELD(relay_secret_file), NULL, NULL, NULL},
     {"status-file", FIELD(status_file), NULL, NULL, NULL},
     {"history", FIELD(history), NULL, NULL, NULL},
+    {"user", FIELD(user), valid_user, NULL, "user"},
     {"metrics-file", FIELD(metrics_file), valid_metrics_file,
         "metrics-file: expected a file name ending in .prom, the files node_exporter's "
         "textfile collector reads (/var/lib/prometheus/node-exporter/xcomp.prom)",
@@ -504,8 +521,67 @@ conf_override(struct conf *c, const char *kv, char *err, size_t errlen)
 	return r;
 }
 
+#define CRED_VAR "CREDENTIALS_DIRECTORY"
+
+static int conf_read_secret_file(const char *, char **, char *, size_t);
+
+char *
+conf_expand_credentials(const char *path, const char *credentials_dir, char *err, size_t errlen)
+{
+	struct buf b;
+	const char *p = path;
+	char *out;
+	size_t n;
+
+	buf_init(&b, 4096); /* PATH_MAX */
+	while (*p) {
+		if (strncmp(p, "${" CRED_VAR "}", sizeof(CRED_VAR) + 2) == 0)
+			n = sizeof(CRED_VAR) + 2;
+		else if (strncmp(p, "$" CRED_VAR, sizeof(CRED_VAR)) == 0 &&
+		         !isalnum((unsigned char)p[sizeof(CRED_VAR)]) && p[sizeof(CRED_VAR)] != '_')
+			n = sizeof(CRED_VAR);
+		else {
+			if (buf_add(&b, p++, 1) == -1)
+				goto toolong;
+			continue;
+		}
+		if (credentials_dir == NULL || credentials_dir[0] == '\0') {
+			snprintf(err, errlen,
+			    "secret-file %s: " CRED_VAR " is not set (systemd sets it for a unit "
+			    "with LoadCredential=; outside one, name the file itself)",
+			    path);
+			buf_free(&b);
+			return NULL;
+		}
+		if (buf_addstr(&b, credentials_dir) == -1)
+			goto toolong;
+		p += n;
+	}
+	out = xstrndup(buf_head(&b), b.len);
+	buf_free(&b);
+	return out;
+toolong:
+	snprintf(err, errlen, "secret-file %s: the path is too long", path);
+	buf_free(&b);
+	return NULL;
+}
+
 int
-conf_read_secret(const char *path, char **secret, char *err, size_t errlen)
+conf_read_secret(const char *spec, char **secret, char *err, size_t errlen)
+{
+	char *path;
+	int r;
+
+	*secret = NULL;
+	if ((path = conf_expand_credentials(spec, getenv(CRED_VAR), err, errlen)) == NULL)
+		return -1;
+	r = conf_read_secret_file(path, secret, err, errlen);
+	free(path);
+	return r;
+}
+
+static int
+conf_read_secret_file(const char *path, char **secret, char *err, size_t errlen)
 {
 	char line[CONF_SECRET_MAX + 2];
 	struct stat sb;

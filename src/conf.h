@@ -59,6 +59,7 @@ struct conf {
 	enum log_level log_level;
 	char *history;        /* NULL: STATUS-FILE.history; "none": no history */
 	unsigned history_max; /* bytes */
+	char *user;           /* NULL: keep the user xcompd was started as */
 };
 
 /* A configuration with every default. Freed with conf_free. */
@@ -94,9 +95,18 @@ char *conf_history_path(const struct conf *);
 char *conf_srv_name(const struct conf *);
 /*
  * Read the first line of a secret file, refusing one that group or others
- * can read. *secret is freed with conf_wipe_free.
+ * can read. ${CREDENTIALS_DIRECTORY} in path is the environment's
+ * (conf_expand_credentials). *secret is freed with conf_wipe_free.
  */
 int conf_read_secret(const char *path, char **secret, char *err, size_t errlen);
+/*
+ * A secret file's path with ${CREDENTIALS_DIRECTORY} (or $CREDENTIALS_DIRECTORY)
+ * replaced by credentials_dir, the directory where systemd puts what
+ * LoadCredential= names. NULL (err set) when the path names it and
+ * credentials_dir is NULL or empty. Freed with free().
+ */
+char *conf_expand_credentials(
+    const char *path, const char *credentials_dir, char *err, size_t errlen);
 /*
  * Something that passes every check but is almost surely a mistake (a
  * "server" that is an SRV name): the message, written into buf, or NULL.

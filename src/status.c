@@ -26,6 +26,28 @@ status_state_name(enum agent_state s)
 	return state_names[s];
 }
 
+char *
+status_words(const struct status *s)
+{
+	char when[32];
+	struct tm tm;
+
+	if (s->state == STATUS_STOPPED)
+		return xstrdup("stopped");
+	if (s->state == STATUS_CONNECTED) {
+		gmtime_r(&s->connected_since, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		return xasprintf("connected to %s since %s", s->server ? s->server : "?", when);
+	}
+	/* What went wrong says more than the step the agent is at now. */
+	if (s->last_error != NULL)
+		return xasprintf("no session: %s", s->last_error_text);
+	if (s->state == STATUS_RESOLVING || s->state == STATUS_BACKOFF || s->server == NULL)
+		return xasprintf("no session: %s", status_state_name(s->state));
+	return xasprintf("no session: %s %s %s", status_state_name(s->state),
+	    s->state == STATUS_CONNECTING ? "to" : "at", s->server);
+}
+
 static void
 put(struct buf *b, const char *key, const char *value)
 {

@@ -60,6 +60,12 @@ struct status {
 
 const char *status_state_name(enum agent_state);
 
+/*
+ * The state in a few words for a service manager (systemctl status):
+ * "connected to cb2.tptac9.com:5223 since 2026-12-07 20:10:00 UTC", or
+ * "no session: " and the last error. Freed with free().
+ */
+char *status_words(const struct status *);
 /* The file's text, "updated" set to now. Freed with free(). */
 char *status_format(const struct status *, time_t now);
 

@@ -20,6 +20,8 @@
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
+#include "privdrop.h"
 #include "status.h"
 #include "util.h"
 
@@ -69,7 +71,7 @@ fail:
  * say the same words when it cannot be.
  */
 static int
-check_status_dir(const char *path, int create, char *err, size_t errlen)
+check_status_dir(const char *path, int create, int *made, char *err, size_t errlen)
 {
 	char *copy = xstrdup(path), *dir = dirname(copy), *pcopy = xstrdup(dir);
 	struct stat sb;
@@ -88,6 +90,8 @@ check_status_dir(const char *path, int create, char *err, size_t errlen)
 		    err, errlen, "status-file %s: directory %s: %s", path, dir, strerror(errno));
 	} else if ((create ? mkdir(dir, 0755) : access(dirname(pcopy), W_OK)) == 0) {
 		r = 0; /* created, or the agent will be able to */
+		if (made != NULL)
+			*made = create;
 	} else if (errno == ENOENT) {
 		/* Its parent is missing too: one level is all the agent makes. */
 		snprintf(err, errlen,
@@ -110,6 +114,10 @@ struct ctx {
 	struct agent *agent;
 	char *status_file; /* the one locked */
 	int lock;          /* status_lock's descriptor */
+	struct loop *loop;
+	struct timer t_ready;    /* READY=1 from inside the loop */
+	struct timer t_watchdog; /* WATCHDOG=1 while the loop turns */
+	uint64_t watchdog_ms;
 };
 
 /* Move the lock to a status file that a reload names; the old one stays until then. */
@@ -120,7 +128,7 @@ relock(struct ctx *x, const char *path, char *err, size_t errlen)
 
 	if (strcmp(path, x->status_file) == 0)
 		return 0;
-	if (check_status_dir(path, 1, err, errlen) == -1 ||
+	if (check_status_dir(path, 1, NULL, err, errlen) == -1 ||
 	    (fd = status_lock(path, err, errlen)) == -1)
 		return -1;
 	close(x->lock);
@@ -136,6 +144,8 @@ on_stop(int signo, void *arg)
 	struct ctx *x = arg;
 
 	log_info("%s: stopping", strsignal(signo));
+	notify_stopping();
+	timer_cancel(loop_timers(x->loop), &x->t_watchdog);
 	agent_stop(x->agent);
 }
 
@@ -161,21 +171,68 @@ on_hup(int signo, void *arg)
 	agent_reload(x->agent, c);
 }
 
+/* Half of WatchdogSec=, as sd_watchdog_enabled(3) advises: a late pass is not a hung loop. */
+static void
+watchdog_tick(void *arg)
+{
+	struct ctx *x = arg;
+
+	notify_watchdog();
+	timer_add(loop_timers(x->loop), &x->t_watchdog, x->watchdog_ms);
+}
+
+static void
+ready(void *arg)
+{
+	struct ctx *x = arg;
+	uint64_t usec = notify_watchdog_usec();
+
+	notify_ready();
+	if (usec > 0) {
+		x->watchdog_ms = usec / 2000 ? usec / 2000 : 1;
+		log_debug("watchdog: every %llu ms", (unsigned long long)x->watchdog_ms);
+		watchdog_tick(x);
+	}
+}
+
+/*
+ * With "user" set: refuse early when that user does not exist, or when a
+ * user other than root was asked to become someone else. 0 when the start
+ * can go on; *uid and *gid are the user's.
+ */
+static int
+check_user(const struct conf *c, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+	if (privdrop_lookup(c->user, uid, gid, err, errlen) == -1)
+		return -1;
+	if (geteuid() != 0 && geteuid() != *uid) {
+		snprintf(err, errlen,
+		    "%s: user %s: xcompd runs as uid %ld, not root, and cannot become %s; "
+		    "start it as root, or remove the user key",
+		    c->path ? c->path : "configuration", c->user, (long)geteuid(), c->user);
+		return -1;
+	}
+	return 0;
+}
+
 /* Check or run with the options read; the exit status. */
 static int
 run(struct opts *o, int check)
 {
-	struct ctx x = {o, NULL, NULL, -1};
+	struct ctx x = {o, NULL, NULL, -1, NULL, {0}, {0}, 0};
 	struct loop *loop;
 	struct conf *c;
 	char err[1024];
-	int r;
+	int r, made = 0;
+	uid_t uid = 0;
+	gid_t gid = 0;
 
 	if ((c = read_conf(o, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "xcompd: %s\n", err);
 		return 1;
 	}
-	if (check && check_status_dir(c->status_file, 0, err, sizeof(err)) == -1) {
+	if ((check && check_status_dir(c->status_file, 0, NULL, err, sizeof(err)) == -1) ||
+	    (c->user != NULL && check_user(c, &uid, &gid, err, sizeof(err)) == -1)) {
 		fprintf(stderr, "xcompd: %s\n", err);
 		conf_free(c);
 		return 1;
@@ -189,11 +246,19 @@ run(struct opts *o, int check)
 		return 0;
 	}
 	/* Two agents writing one status file would each hide the other. */
-	if (check_status_dir(c->status_file, 1, err, sizeof(err)) == -1 ||
+	if (check_status_dir(c->status_file, 1, &made, err, sizeof(err)) == -1 ||
 	    (x.lock = status_lock(c->status_file, err, sizeof(err))) == -1) {
 		fprintf(stderr, "xcompd: %s\n", err);
 		conf_free(c);
 		return 1;
+	}
+	/* A status directory made here for the user is the user's to write in. */
+	if (made && c->user != NULL && geteuid() == 0) {
+		char *copy = xstrdup(c->status_file);
+
+		if (chown(dirname(copy), uid, gid) == -1)
+			log_warn("status-file %s: chown of its directory", c->status_file);
+		free(copy);
 	}
 	x.status_file = xstrdup(c->status_file);
 	/* The secret is in memory: keep it out of core dumps. */
@@ -211,11 +276,28 @@ run(struct opts *o, int check)
 		close(x.lock);
 		return 2;
 	}
+	/* Root was for the files above, the status lock and the agent's listeners. */
+	if (c->user != NULL && privdrop(c->user, err, sizeof(err)) == -1) {
+		log_error("cannot start: %s", err);
+		r = 2;
+		goto out;
+	}
+	if (c->user != NULL && check_status_dir(c->status_file, 0, NULL, err, sizeof(err)) == -1) {
+		log_error("cannot start as user %s: %s", c->user, err);
+		r = 1;
+		goto out;
+	}
+	x.loop = loop;
+	timer_init(&x.t_ready, ready, &x);
+	timer_init(&x.t_watchdog, watchdog_tick, &x);
 	loop_signal(loop, SIGTERM, on_stop, &x);
 	loop_signal(loop, SIGINT, on_stop, &x);
 	loop_signal(loop, SIGHUP, on_hup, &x);
 	agent_start(x.agent);
+	timer_add(loop_timers(loop), &x.t_ready, 0);
 	r = loop_run(loop) == -1 ? 2 : 0;
+	timer_cancel(loop_timers(loop), &x.t_watchdog);
+out:
 	agent_free(x.agent);
 	loop_free(loop);
 	free(x.status_file);

@@ -634,8 +634,54 @@ START_TEST(test_known_keys_match_the_man_page)
 	}
 	fclose(fp);
 	/* As many as numkeys and strkeys hold: a new key raises both counts. */
-	ck_assert_int_eq(documented, 36);
+	ck_assert_int_eq(documented, 37);
 	ck_assert_int_eq(conf_known_key("keep-alive"), 0);
+}
+END_TEST
+
+/* secret-file under systemd's LoadCredential=: the variable, and nothing else, expanded. */
+START_TEST(test_expand_credentials)
+{
+	char err[512], *p;
+
+	ck_assert_str_eq(p = conf_expand_credentials("${CREDENTIALS_DIRECTORY}/secret",
+	                     "/run/credentials/xcompd.service", err, sizeof(err)),
+	    "/run/credentials/xcompd.service/secret");
+	free(p);
+	ck_assert_str_eq(
+	    p = conf_expand_credentials("$CREDENTIALS_DIRECTORY/s", "/c", err, sizeof(err)),
+	    "/c/s");
+	free(p);
+	/* Other variables, and longer names, stay as they are. */
+	ck_assert_str_eq(p = conf_expand_credentials(
+	                     "/etc/$HOME/${X}/$CREDENTIALS_DIRECTORY_X", "/c", err, sizeof(err)),
+	    "/etc/$HOME/${X}/$CREDENTIALS_DIRECTORY_X");
+	free(p);
+	ck_assert_str_eq(p = conf_expand_credentials("/etc/xcomp/secret", NULL, err, sizeof(err)),
+	    "/etc/xcomp/secret");
+	free(p);
+	ck_assert_ptr_null(
+	    conf_expand_credentials("${CREDENTIALS_DIRECTORY}/secret", NULL, err, sizeof(err)));
+	ck_assert_str_eq(err,
+	    "secret-file ${CREDENTIALS_DIRECTORY}/secret: CREDENTIALS_DIRECTORY is not set "
+	    "(systemd sets it for a unit with LoadCredential=; outside one, name the file itself)");
+	ck_assert_ptr_null(
+	    conf_expand_credentials("${CREDENTIALS_DIRECTORY}/secret", "", err, sizeof(err)));
+}
+END_TEST
+
+START_TEST(test_user_key)
+{
+	struct conf *c = conf_new();
+	char err[512];
+
+	ck_assert_ptr_null(c->user);
+	ck_assert_ptr_null(conf_set(c, "user", "xcomp", err, sizeof(err)));
+	ck_assert_str_eq(c->user, "xcomp");
+	ck_assert_ptr_nonnull(conf_set(c, "user", "-x", err, sizeof(err)));
+	ck_assert_ptr_nonnull(conf_set(c, "user", "a b", err, sizeof(err)));
+	ck_assert_ptr_nonnull(conf_set(c, "user", "a/b", err, sizeof(err)));
+	conf_free(c);
 }
 END_TEST
 
@@ -723,6 +769,8 @@ main(void)
 	tcase_add_test(tc, test_unknown_key_suggests);
 	tcase_add_test(tc, test_known_keys_match_the_man_page);
 	tcase_add_test(tc, test_history_path);
+	tcase_add_test(tc, test_expand_credentials);
+	tcase_add_test(tc, test_user_key);
 	tcase_add_test(tc, test_warning_srv_name_as_server);
 	suite_add_tcase(s, tc);
 	return unit_run(s);

@@ -71,6 +71,36 @@ START_TEST(test_connected)
 }
 END_TEST
 
+/* STATUS= for systemctl status: the session, else what went wrong, else the step. */
+START_TEST(test_words)
+{
+	struct status s = sample(STATUS_CONNECTED);
+	char *w;
+
+	ck_assert_str_eq(
+	    w = status_words(&s), "connected to cb2.tptac9.com:5223 since 2026-11-26 08:12:32 UTC");
+	free(w);
+	s.state = STATUS_BACKOFF;
+	ck_assert_str_eq(w = status_words(&s),
+	    "no session: authentication failure at cb1.tptac9.com:5223 (not-authorized)");
+	free(w);
+	s.last_error = NULL;
+	s.state = STATUS_CONNECTING;
+	ck_assert_str_eq(w = status_words(&s), "no session: connecting to cb2.tptac9.com:5223");
+	free(w);
+	s.state = STATUS_AUTHENTICATING;
+	ck_assert_str_eq(w = status_words(&s), "no session: authenticating at cb2.tptac9.com:5223");
+	free(w);
+	s.state = STATUS_RESOLVING;
+	s.server = NULL;
+	ck_assert_str_eq(w = status_words(&s), "no session: resolving");
+	free(w);
+	s.state = STATUS_STOPPED;
+	ck_assert_str_eq(w = status_words(&s), "stopped");
+	free(w);
+}
+END_TEST
+
 START_TEST(test_backoff_has_no_server)
 {
 	struct status s = sample(STATUS_BACKOFF);
@@ -422,6 +452,7 @@ main(void)
 	tcase_add_test(tc, test_connected);
 	tcase_add_test(tc, test_backoff_has_no_server);
 	tcase_add_test(tc, test_no_error_yet);
+	tcase_add_test(tc, test_words);
 	tcase_add_test(tc, test_relay_keys);
 	tcase_add_test(tc, test_values_stay_on_one_line);
 	tcase_add_test(tc, test_parse_round_trip);

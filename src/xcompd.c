@@ -118,6 +118,7 @@ struct ctx {
 	struct timer t_ready;    /* READY=1 from inside the loop */
 	struct timer t_watchdog; /* WATCHDOG=1 while the loop turns */
 	uint64_t watchdog_ms;
+	char *user; /* the "user" of the start, or NULL */
 };
 
 /* Move the lock to a status file that a reload names; the old one stays until then. */
@@ -168,6 +169,11 @@ on_hup(int signo, void *arg)
 	}
 	if (conf_warning(c, err, sizeof(err)) != NULL)
 		log_warnx("%s", err);
+	/* Root is gone by now: the user of the start stays. */
+	if ((c->user == NULL) != (x->user == NULL) ||
+	    (c->user != NULL && strcmp(c->user, x->user) != 0))
+		log_warnx("user: the change to %s takes effect at the next start",
+		    c->user ? c->user : "none");
 	agent_reload(x->agent, c);
 }
 
@@ -219,7 +225,7 @@ check_user(const struct conf *c, uid_t *uid, gid_t *gid, char *err, size_t errle
 static int
 run(struct opts *o, int check)
 {
-	struct ctx x = {o, NULL, NULL, -1, NULL, {0}, {0}, 0};
+	struct ctx x = {o, NULL, NULL, -1, NULL, {0}, {0}, 0, NULL};
 	struct loop *loop;
 	struct conf *c;
 	char err[1024];
@@ -232,7 +238,9 @@ run(struct opts *o, int check)
 		return 1;
 	}
 	if ((check && check_status_dir(c->status_file, 0, NULL, err, sizeof(err)) == -1) ||
-	    (c->user != NULL && check_user(c, &uid, &gid, err, sizeof(err)) == -1)) {
+	    /* -t may be run by anyone: whether the user exists is its question. */
+	    (c->user != NULL && (check ? privdrop_lookup(c->user, &uid, &gid, err, sizeof(err))
+	                               : check_user(c, &uid, &gid, err, sizeof(err))) == -1)) {
 		fprintf(stderr, "xcompd: %s\n", err);
 		conf_free(c);
 		return 1;
@@ -288,6 +296,7 @@ run(struct opts *o, int check)
 		goto out;
 	}
 	x.loop = loop;
+	x.user = c->user ? xstrdup(c->user) : NULL;
 	timer_init(&x.t_ready, ready, &x);
 	timer_init(&x.t_watchdog, watchdog_tick, &x);
 	loop_signal(loop, SIGTERM, on_stop, &x);
@@ -301,6 +310,7 @@ out:
 	agent_free(x.agent);
 	loop_free(loop);
 	free(x.status_file);
+	free(x.user);
 	close(x.lock);
 	return r;
 }

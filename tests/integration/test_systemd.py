@@ -351,6 +351,14 @@ class SystemdTest(xt.LabTest):
         groups = re.search(r"^Groups:\s*(.*)$", proc, re.M).group(1).split()
         self.assertNotIn("0", groups)
         self.assertEqual(os.stat(os.path.join(run, "status")).st_uid, pw.pw_uid)
+        # SIGHUP reads the files as nobody: with the secret nobody's, a reload works, and
+        # a new user waits for the next start.
+        os.chown(a.secret_path, pw.pw_uid, pw.pw_gid)
+        a.conf["user"] = "daemon"
+        a.write_conf(a.conf)
+        a.process.signal(signal.SIGHUP)
+        a.process.wait_for_log(r"user: the change to daemon takes effect at the next start")
+        a.process.wait_for_log(r"configuration reloaded")
         # Its heartbeat and a state change are still written, as nobody.
         c.node("a").process.signal(signal.SIGKILL)
         a.wait_status(lambda s: s["state"] != "connected", 3, "the drop seen")

@@ -125,12 +125,30 @@ run_soak() {
 	return 1
 }
 
+# make install into a scratch DESTDIR: what landed, listed, then make
+# installcheck there (it fails when an expected file is missing).
+run_install() {
+	say "make install DESTDIR=... and make installcheck there"
+	dest=$(mktemp -d)
+	if make -s install DESTDIR="$dest" >install.log 2>&1 &&
+		(cd "$dest" && find . -type f | sort) &&
+		make -s installcheck DESTDIR="$dest" >>install.log 2>&1; then
+		rm -rf "$dest"
+		say "installcheck passed"
+		return 0
+	fi
+	tail -n 40 install.log
+	rm -rf "$dest"
+	return 1
+}
+
 run_tests() {
 	status=0
 	say "make check"
 	make -s -j"$(nproc)" check || status=1
 	summary tests
 	[ $status -eq 0 ] || { cat test-suite.log; return 1; }
+	run_install || return 1
 	say "make distcheck (a clean out-of-tree build and test of the tarball)"
 	make -s distcheck >distcheck.log 2>&1 || {
 		tail -n 80 distcheck.log

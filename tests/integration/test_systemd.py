@@ -27,6 +27,11 @@ from agenttest import Agent, Cluster, Unbound  # noqa: E402
 
 SRCDIR = os.environ.get("XCOMP_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 UNITS = ("xcompd.service", "xcompd@.service")
+
+
+def unit_path(unit):
+    """The unit as the build made it from contrib/UNIT.in, with this build's paths."""
+    return os.path.join(os.environ.get("XCOMP_BUILDDIR") or SRCDIR, "contrib", unit)
 STATUS_CONNECTED = re.compile(
     r"^STATUS=connected to (\S+) since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
 
@@ -155,13 +160,13 @@ class SystemdTest(xt.LabTest):
         tool = self.analyze()
         paths = []
         for unit in UNITS:
-            with open(os.path.join(SRCDIR, "contrib", unit)) as f:
+            with open(unit_path(unit)) as f:
                 text = f.read()
-            self.assertIn("ExecStart=/usr/sbin/xcompd ", text)
+            installed = re.search(r"^ExecStart=(\S+/xcompd) ", text, re.M).group(1)
             # The installed path does not exist here: the built program stands in.
             path = self.wd.join(unit)
             with open(path, "w") as f:
-                f.write(text.replace("/usr/sbin/xcompd", xt.program("xcompd")))
+                f.write(text.replace(installed, xt.program("xcompd")))
             paths.append(path)
         r = subprocess.run([tool, "verify", "--man=no"] + paths, capture_output=True,
                            text=True, timeout=xt.timeout(60))
@@ -178,7 +183,7 @@ class SystemdTest(xt.LabTest):
         tool = self.analyze()
         for unit in UNITS:
             r = subprocess.run([tool, "security", "--offline=yes",
-                                os.path.join(SRCDIR, "contrib", unit)],
+                                unit_path(unit)],
                                capture_output=True, text=True, timeout=xt.timeout(60))
             m = re.search(r"Overall exposure level for \S+: (\d+\.\d) (\w+)", r.stdout)
             self.assertIsNotNone(m, r.stdout + r.stderr)
@@ -191,14 +196,14 @@ class SystemdTest(xt.LabTest):
         per_instance = ("Description=", "ExecStart=", "LoadCredential=", "RuntimeDirectory=")
         texts = {}
         for unit in UNITS:
-            with open(os.path.join(SRCDIR, "contrib", unit)) as f:
+            with open(unit_path(unit)) as f:
                 texts[unit] = [ln for ln in f.read().splitlines()
                                if ln and not ln.startswith("#") and
                                not ln.startswith(per_instance)]
         self.assertEqual(texts[UNITS[0]], texts[UNITS[1]])
-        with open(os.path.join(SRCDIR, "contrib", UNITS[1])) as f:
+        with open(unit_path(UNITS[1])) as f:
             text = f.read()
-        self.assertIn("-f /etc/xcomp/%i.conf", text)
+        self.assertRegex(text, r"-f /\S*/xcomp/%i\.conf")
         self.assertIn("RuntimeDirectory=xcomp/%i\n", text)
 
     # ---------------------------------------------------------- sd_notify

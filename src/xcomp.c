@@ -92,10 +92,14 @@ no_status(const char *path, const char *why, const char *hint, int json)
 static char *
 xcomp_history_path(struct conf *c, const char *status_path)
 {
-	char err[512];
+	char err[512], *copy;
 
-	if (status_path != NULL)
-		conf_set(c, "status-file", status_path, err, sizeof(err));
+	/* status_path may be c's own status-file, which conf_set frees first. */
+	if (status_path != NULL) {
+		copy = xstrdup(status_path);
+		conf_set(c, "status-file", copy, err, sizeof(err));
+		free(copy);
+	}
 	return conf_history_path(c);
 }
 

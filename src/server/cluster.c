@@ -35,6 +35,7 @@
 #define HOPS_MAX 2
 
 static void peer_dial(void *);
+static void peer_recheck_routes(struct cluster *, struct peer *);
 static void cluster_raft_after(struct cluster *, struct raft_out *);
 static void cluster_arm_raft(struct cluster *);
 static void cluster_join_check(struct cluster *);
@@ -1226,6 +1227,8 @@ cluster_on_message(struct link *l, const struct xs_elem *e, const char *raw, siz
 	struct cluster *cl = l->cl;
 	struct peer *p;
 	const char *n = e->name;
+	uint64_t now;
+	int back;
 
 	if (strcmp(n, "jr") == 0 && l->joining) {
 		cluster_on_join_result(cl, e);
@@ -1238,7 +1241,11 @@ cluster_on_message(struct link *l, const struct xs_elem *e, const char *raw, siz
 	/* Everything else only from members. */
 	if ((p = peer_by_id(cl, l->id)) == NULL)
 		return 0;
-	p->heard = util_now_ms();
+	now = util_now_ms();
+	back = !peer_alive(cl, p, now);
+	p->heard = now;
+	if (back)
+		peer_recheck_routes(cl, p);
 	if (strcmp(n, "r") == 0)
 		cluster_on_raft(cl, e);
 	else if (strcmp(n, "f") == 0)
@@ -1267,9 +1274,10 @@ cluster_on_message(struct link *l, const struct xs_elem *e, const char *raw, siz
 }
 
 /*
- * A member heard again after a silence (a pause, a partition): its
- * components may have come online here meanwhile; the policy decides
- * again, as for a route that arrives now.
+ * A member heard again after a silence (a pause, a partition), at its
+ * first message: its components may have come online here meanwhile; the
+ * policy decides again, as for a route that arrives now. Both sides apply
+ * the same rule, so one session stays whichever side hears first.
  */
 static void
 peer_recheck_routes(struct cluster *cl, struct peer *p)
@@ -1309,7 +1317,6 @@ cluster_keepalive(void *arg)
 		if (alive && !p->was_alive) {
 			p->lost_at = 0;
 			log_info("cluster: %s is reachable", p->addr);
-			peer_recheck_routes(cl, p);
 		} else if (!alive && (p->was_alive || p->lost_at == 0)) {
 			p->lost_at = time(NULL);
 			if (p->was_alive)

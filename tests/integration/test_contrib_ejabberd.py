@@ -73,8 +73,9 @@ class ContribEjabberdTest(xt.LabTest):
         node = self.node()
         for jid in sorted(BRIDGES):
             self.bridge(node, jid)
-            self.assertIn("Accepted external component handshake authentication for %s" % jid,
-                          node.log_text())
+            # ejabberd's log is written after the answer: wait for the line.
+            line = "Accepted external component handshake authentication for %s" % jid
+            xt.wait_until(lambda: line in node.log_text(), 5, "%r in ejabberd's log" % line)
         # Another bridge's secret is refused.
         c = xt.Client((node.ip, node.port), name="wrong")
         self.cleanups.append(c.close)

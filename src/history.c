@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "history.h"
 #include "status.h"
+#include "statusview.h"
 #include "util.h"
 
 static const char *const history_names[] = {"started", "dropped", "connected", "stopped"};
@@ -300,21 +301,6 @@ history_human(FILE *out, const struct history_entry *e, size_t n)
 	}
 }
 
-static void
-history_json_str(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(out, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(out, "\\u%04x", (unsigned char)*s);
-		else
-			fputc(*s, out);
-	}
-	fputc('"', out);
-}
-
 void
 history_json(FILE *out, const char *path, const struct history_entry *e, size_t n, time_t now)
 {
@@ -325,7 +311,7 @@ history_json(FILE *out, const char *path, const struct history_entry *e, size_t 
 
 	history_sums(e, n, now, 86400, &failovers, &without);
 	fprintf(out, "{\n  \"history-file\": ");
-	history_json_str(out, path);
+	statusview_json_str(out, path);
 	fprintf(out,
 	    ",\n  \"last-24h\": {\"failovers\": %u, \"without-session\": %" PRIu64 ".%03u},\n"
 	    "  \"events\": [",
@@ -336,13 +322,13 @@ history_json(FILE *out, const char *path, const struct history_entry *e, size_t 
 		    history_event_name(e[i].event));
 		if (e[i].node[0]) {
 			fprintf(out, ", \"node\": ");
-			history_json_str(out, e[i].node);
+			statusview_json_str(out, e[i].node);
 		}
 		if (e[i].event == HISTORY_DROPPED) {
 			fprintf(out, ", \"reason\": ");
-			history_json_str(out, e[i].code);
+			statusview_json_str(out, e[i].code);
 			fprintf(out, ", \"text\": ");
-			history_json_str(out, e[i].text);
+			statusview_json_str(out, e[i].text);
 		}
 		if (e[i].event == HISTORY_CONNECTED)
 			fprintf(out, ", \"gap\": %" PRIu64 ".%03u", e[i].gap_ms / 1000,

@@ -62,8 +62,8 @@ error_words(const char *code)
 	return code;
 }
 
-static void
-json_str(FILE *out, const char *s)
+void
+statusview_json_str(FILE *out, const char *s)
 {
 	fputc('"', out);
 	for (; *s; s++) {
@@ -90,16 +90,16 @@ json_node(FILE *out, const char *v)
 	if (sscanf(v, "%299s priority=%u weight=%u result=%31s", target, &prio, &weight, result) !=
 	        4 ||
 	    (colon = strrchr(target, ':')) == NULL) {
-		json_str(out, v);
+		statusview_json_str(out, v);
 		return;
 	}
 	port = atoi(colon + 1);
 	target[colon - target] = '\0';
 	fprintf(out, "{\"target\": ");
-	json_str(out, target);
+	statusview_json_str(out, target);
 	fprintf(out, ", \"port\": %d, \"priority\": %u, \"weight\": %u, \"result\": ", port, prio,
 	    weight);
-	json_str(out, result);
+	statusview_json_str(out, result);
 	fprintf(out, "}");
 }
 
@@ -109,10 +109,10 @@ statusview_json(FILE *out, const struct status_file *f, const char *verdict, con
 	size_t i, nodes = 0;
 
 	fprintf(out, "{\n  \"verdict\": ");
-	json_str(out, verdict);
+	statusview_json_str(out, verdict);
 	if (reason != NULL) {
 		fprintf(out, ",\n  \"reason\": ");
-		json_str(out, reason);
+		statusview_json_str(out, reason);
 	}
 	for (i = 0; i < f->n; i++) {
 		const char *k = f->kv[i].key, *v = f->kv[i].value;
@@ -120,12 +120,12 @@ statusview_json(FILE *out, const struct status_file *f, const char *verdict, con
 		if (strcmp(k, "node") == 0)
 			continue;
 		fprintf(out, ",\n  ");
-		json_str(out, k);
+		statusview_json_str(out, k);
 		if (strcmp(k, "pid") == 0 || strcmp(k, "failovers") == 0)
 			fprintf(out, ": %ld", strtol(v, NULL, 10));
 		else {
 			fprintf(out, ": ");
-			json_str(out, v);
+			statusview_json_str(out, v);
 		}
 	}
 	fprintf(out, ",\n  \"nodes\": [");
@@ -141,9 +141,9 @@ void
 statusview_json_unknown(FILE *out, const char *path, const char *reason)
 {
 	fprintf(out, "{\n  \"verdict\": \"unknown\",\n  \"state\": \"unknown\",\n  \"reason\": ");
-	json_str(out, reason);
+	statusview_json_str(out, reason);
 	fprintf(out, ",\n  \"status-file\": ");
-	json_str(out, path);
+	statusview_json_str(out, path);
 	fprintf(out, ",\n  \"nodes\": []\n}\n");
 }
 

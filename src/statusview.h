@@ -33,4 +33,7 @@ void statusview_json(FILE *, const struct status_file *, const char *verdict, co
  */
 void statusview_json_unknown(FILE *, const char *path, const char *reason);
 
+/* s as a JSON string, quotes and escapes included. */
+void statusview_json_str(FILE *out, const char *s);
+
 #endif

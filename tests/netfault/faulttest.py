@@ -1,0 +1,93 @@
+"""faulttest: what the netfault tier's scripts share.
+
+A script does, before anything else:
+    import faulttest as ft   (this module enters the namespace: netns.enter())
+and then subclasses ft.FaultTest. Everything of tests/integration (xcomptest,
+agenttest) is importable; figures are printed with ft.figure() so that the
+tier's output lists each scenario's measured figure next to its bound.
+"""
+
+import os
+import signal
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+
+import netns  # noqa: E402
+
+netns.enter()
+
+import xcomptest as xt  # noqa: E402
+from agenttest import Agent, Cluster, Unbound  # noqa: E402
+
+FIGURES = []
+
+
+def figure(what, value, bound=None, unit="s"):
+    """One measured figure, printed at once and again in the summary."""
+    line = "figure: %s: %.3f %s" % (what, value, unit)
+    if bound is not None:
+        line += " (bound %.3f %s)" % (bound, unit)
+    FIGURES.append(line)
+    print(line, flush=True)
+
+
+def main(test_class):
+    rc = xt.main(test_class, sys.argv[1:], programs=("xcompd", "xcomp", "xcomp-server"))
+    if FIGURES:
+        print("figures:")
+        for f in FIGURES:
+            print("  " + f[len("figure: "):])
+    return rc
+
+
+class FaultTest(xt.LabTest):
+    """A LabTest whose faults are lifted at its end, whatever happens."""
+
+    def setUp(self):
+        super().setUp()
+        self.cleanups.append(netns.clear)
+
+    def cluster(self, **kw):
+        c = Cluster(self.wd.path, **kw).start()
+        self.cleanups.append(c.stop)
+        return c
+
+    def dns(self, records):
+        u = Unbound(self.wd.path, records).start()
+        self.cleanups.append(u.stop)
+        return u
+
+    def agent(self, dns=None, start=True, **keys):
+        if dns is not None:
+            keys.setdefault("dns_server", dns.address)
+        a = Agent(self.wd.path, **keys)
+        if start:
+            a.start()
+            self.cleanups.append(a.stop)
+        return a
+
+    def server_keepalive(self, node, keepalive, keepalive_timeout):
+        """xcomp-server's own dead-session bound, set on a running node."""
+        node.must("keepalive", str(keepalive))
+        node.must("keepalive-timeout", str(keepalive_timeout))
+        node.process.signal(signal.SIGHUP)
+        node.process.wait_for_log(r"state reloaded")
+
+    def blackhole(self, node, direction="both", **kw):
+        """Drop the packets of node's component port (node: an xt.Server)."""
+        host, port = node.address
+        return netns.drop(host, port, direction, **kw)
+
+    def wait_moved(self, agent, cluster, away_from, seconds, what="failover"):
+        """Wait until agent is connected to another node than away_from; the state."""
+        gone = cluster.target(away_from)
+        return agent.wait_status(lambda s: s["state"] == "connected" and s["server"] != gone,
+                                 seconds, what)
+
+    @staticmethod
+    def elapsed(t0):
+        return time.monotonic() - t0

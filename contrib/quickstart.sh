@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="autoconf automake make gcc pkg-config libgnutls28-dev gnutls-bin \
 libexpat1-dev libunbound-dev libevent-dev libcurl4-gnutls-dev check valgrind \
-mandoc unbound python3 libsystemd-dev systemd"
+mandoc unbound python3 libsystemd-dev systemd nftables iproute2"
 # The fuzz targets' compiler and libFuzzer (tests/fuzz/).
 FUZZ_PACKAGES="clang libclang-rt-14-dev"
 # The interoperability tests' peers: XMPP servers and component libraries.
@@ -125,6 +125,19 @@ run_soak() {
 	return 1
 }
 
+# The netfault tier: packets dropped with nftables inside network namespaces
+# the tests make themselves (tests/netfault/); each script skips, saying so in
+# one line, where no namespace can be made.
+run_netfault() {
+	say "netfault: real packet drops in the tests' own network namespaces"
+	if make -s netfault >netfault.log 2>&1; then
+		grep -E '^(== |[0-9]+ passed|netfault: SKIP|  )' netfault.log
+		return 0
+	fi
+	tail -n 120 netfault.log
+	return 1
+}
+
 # make install into a scratch DESTDIR: what landed, listed, then make
 # installcheck there (it fails when an expected file is missing).
 run_install() {
@@ -159,6 +172,7 @@ run_tests() {
 	summary tests _san
 	run_fuzz || status=1
 	run_soak || status=1
+	run_netfault || status=1
 	return $status
 }
 

@@ -15,6 +15,9 @@ passes it once, so one rule there stops a flow in its direction.
   drop(addr, port, "from")   packets from addr:port (replies)
   drop(addr, port)           both directions: a blackhole
   drop(addr, port, "to", syn_only=True)  only the SYNs: a connect that hangs
+  drop(addr, port, "from", keep_synack=True)  all but the SYN-ACK: connects
+                             succeed, then nothing comes back (a handshake
+                             that hangs, TLS or XMPP)
   drop(addr, port, proto="udp")          DNS
   partition(a, b)            every packet between two addresses
 Each returns a Fault with lift(); clear() lifts them all.
@@ -121,7 +124,7 @@ def _add(rule):
     return int(m.group(1))
 
 
-def drop(addr, port=None, direction="both", syn_only=False, proto="tcp"):
+def drop(addr, port=None, direction="both", syn_only=False, proto="tcp", keep_synack=False):
     """Drop packets to (and, for "both", from) addr[:port]."""
     if not inside():
         raise RuntimeError("netns.drop outside the test's namespace: call netns.enter() first")
@@ -138,6 +141,8 @@ def drop(addr, port=None, direction="both", syn_only=False, proto="tcp"):
         r = "%s saddr %s" % (fam, addr)
         if port is not None:
             r += " %s sport %d" % (proto, port)
+        if keep_synack:
+            r += " tcp flags & (syn|ack) != syn|ack"
         rules.append(r + " drop")
     f = Fault("%s %s:%s %s" % (proto, addr, port, direction), [_add(r) for r in rules])
     _faults.add(f)

@@ -9,8 +9,10 @@ namespace, so its 127.0.0.0/8 and ::1 are the namespace's own, and the
 nftables table made here (inet xcomp_fault) drops only the namespace's
 packets: nothing touches the host's network or firewall.
 
-Faults are nftables drop rules in the output hook: on loopback every packet
-passes it once, so one rule there stops a flow in its direction.
+Faults are nftables drop rules in the input hook: on loopback every packet
+passes it once, so one rule there stops a flow in its direction, and the
+sender learns nothing (a drop in the output hook would fail the sender's
+sendmsg with EPERM at once, which no real network does).
   drop(addr, port, "to")     packets to addr:port (requests)
   drop(addr, port, "from")   packets from addr:port (replies)
   drop(addr, port)           both directions: a blackhole
@@ -62,7 +64,7 @@ def _setup():
     run("ip", "link", "set", "lo", "up")
     subprocess.run(["nft", "-f", "-"], input=(
         "table inet %s {\n"
-        "  chain out { type filter hook output priority 0; policy accept; }\n"
+        "  chain in { type filter hook input priority 0; policy accept; }\n"
         "}\n" % TABLE), text=True, check=True, timeout=20)
 
 
@@ -94,7 +96,7 @@ class Fault:
 
     def lift(self):
         for h in self.handles:
-            run("nft", "delete", "rule", "inet", TABLE, "out", "handle", str(h), check=False)
+            run("nft", "delete", "rule", "inet", TABLE, "in", "handle", str(h), check=False)
         self.handles = []
         _faults.discard(self)
 
@@ -117,7 +119,7 @@ def _family(addr):
 
 
 def _add(rule):
-    out = run("nft", "--echo", "--handle", "add", "rule", "inet", TABLE, "out", *rule.split())
+    out = run("nft", "--echo", "--handle", "add", "rule", "inet", TABLE, "in", *rule.split())
     m = re.search(r"# handle (\d+)", out)
     if m is None:
         raise RuntimeError("nft gave no handle for %r: %r" % (rule, out))

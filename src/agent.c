@@ -107,6 +107,7 @@ struct agent {
 	struct timer t_ttl;
 	struct timer t_status;
 	struct backoff backoff;      /* with no node to try */
+	struct backoff refresh_wait; /* between failed refreshes of a working session's records */
 	struct health_policy policy; /* the nodes' holds */
 
 	unsigned failovers;
@@ -1005,14 +1006,20 @@ on_srv(void *arg, const struct dns_srv_result *r)
 	if (r->status != DNS_OK) {
 		set_error(a, r->status == DNS_BOGUS ? "dnssec" : "dns", "%s", why);
 		if (refreshing) {
-			/* Keep the session and the records we have; ask again later. */
-			timer_add(loop_timers(a->loop), &a->t_ttl, a->conf->backoff_max * 1000ull);
+			/*
+			 * Keep the session and the records we have; ask again
+			 * from backoff-min on, so that changes made while DNS
+			 * was away are followed soon after it returns.
+			 */
+			timer_add(loop_timers(a->loop), &a->t_ttl,
+			    backoff_next(&a->refresh_wait, util_random_fn, NULL));
 			write_status(a);
 			return;
 		}
 		backoff_no_node(a);
 		return;
 	}
+	backoff_reset(&a->refresh_wait);
 	order = xcalloc(r->n, sizeof(*order));
 	n = srv_order_max(r->rrs, r->n, SRV_USE_MAX, util_random_fn, NULL, order);
 	srv_cap_note(a, r, n);
@@ -1157,6 +1164,7 @@ agent_new(struct loop *loop, struct conf *conf, char *err, size_t errlen)
 	timer_init(&a->t_ttl, ttl_expired, a);
 	timer_init(&a->t_status, status_tick, a);
 	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);
+	backoff_init(&a->refresh_wait, conf->backoff_min, conf->backoff_max);
 	health_policy_init(&a->policy, conf->backoff_min, conf->backoff_max);
 	return a;
 }
@@ -1305,6 +1313,7 @@ agent_reload(struct agent *a, struct conf *conf)
 	    (conf->metrics_file == NULL || strcmp(old->metrics_file, conf->metrics_file) != 0))
 		unlink(old->metrics_file);
 	backoff_init(&a->backoff, conf->backoff_min, conf->backoff_max);
+	backoff_init(&a->refresh_wait, conf->backoff_min, conf->backoff_max);
 	health_policy_init(&a->policy, conf->backoff_min, conf->backoff_max);
 	agent_relay_reload(a, old, conf);
 	events_reload(a, old, conf);

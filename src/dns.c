@@ -22,15 +22,19 @@
 #include <unbound.h>
 
 #include "dns.h"
+#include "dnsreach.h"
 #include "log.h"
 #include "util.h"
 
 #define DNS_TYPE_A 1
 #define DNS_TYPE_AAAA 28
 #define DNS_TYPE_SRV 33
+/* How long a server that libunbound saw fail has to answer our own question. */
+#define DNS_REACH_MS 1000
 #define DNS_CLASS_IN 1
 
 #define DNS_RCODE_NOERROR 0
+#define DNS_RCODE_SERVFAIL 2
 #define DNS_RCODE_NXDOMAIN 3
 
 /*
@@ -352,6 +356,25 @@ dns_addr_failure(const char *host, const char *why, char *out, size_t len)
 	    *why ? ")" : "");
 }
 
+void
+dns_reach_words(char *why, size_t len, const struct dnsreach_result *r)
+{
+	static const char servfail[] = "SERVFAIL (server failure)";
+	char *at = strstr(why, servfail);
+	size_t off;
+
+	if (at == NULL || (r->answered && r->rcode != DNS_RCODE_SERVFAIL))
+		return;
+	off = (size_t)(at - why);
+	if (r->answered)
+		snprintf(at, len - off, "%s from the DNS server %s", servfail, r->servers);
+	else
+		snprintf(at, len - off,
+		    "no answer from the DNS server%s %s (it is down, or the network to it drops "
+		    "the packets)",
+		    strchr(r->servers, ',') ? "s" : "", r->servers);
+}
+
 /* The shell: queries in flight inside the loop. */
 
 /* One libunbound query; a dns_query holds one (SRV) or two (AAAA, A). */
@@ -370,7 +393,10 @@ struct dns_query {
 	char *name;
 	struct dns_ask ask[2];
 	int nask;
-	int delivering; /* its callback is running */
+	int delivering;         /* its callback is running */
+	struct dnsreach *reach; /* asking the servers ourselves (dns_reach) */
+	int reached;            /* and reach_res holds what they said */
+	struct dnsreach_result reach_res;
 	dns_srv_cb *srv_cb;
 	dns_addr_cb *addr_cb;
 	void *arg;
@@ -400,6 +426,7 @@ struct dns_hint {
 struct dns {
 	struct loop *loop;
 	struct ub_ctx *ctx;
+	char *forwarder; /* dns-server, or NULL for resolv.conf's */
 	struct loop_fd *lfd;
 	TAILQ_HEAD(, dns_query) queries;
 	TAILQ_HEAD(, dns_hint) hints;
@@ -426,6 +453,8 @@ dns_deliver_srv(struct dns_query *q)
 	struct dns_srv_result r;
 
 	dns_srv_result_make(q->name, q->ask[0].err, q->ask[0].res, &r);
+	if (q->reached)
+		dns_reach_words(r.why, sizeof(r.why), &q->reach_res);
 	if (r.nbad > 0)
 		log_warnx(
 		    "%s: %zu malformed SRV records ignored (a target must be a host name of "
@@ -444,6 +473,8 @@ dns_deliver_addrs(struct dns_query *q)
 
 	dns_addr_result_make(
 	    q->name, q->ask[0].err, q->ask[0].res, q->ask[1].err, q->ask[1].res, &r);
+	if (q->reached)
+		dns_reach_words(r.why, sizeof(r.why), &q->reach_res);
 	/* An answer that failed validation was dropped quietly; say so. */
 	for (i = 0; i < q->nask && r.status == DNS_OK; i++)
 		if ((res = q->ask[i].res) != NULL && res->bogus)
@@ -456,10 +487,60 @@ dns_deliver_addrs(struct dns_query *q)
 	dns_addr_result_clear(&r);
 }
 
+static void dns_deliver(struct dns_query *);
+
+/* Did libunbound get a SERVFAIL (not fail by itself) for each of q's asks? */
+static int
+dns_servfail(const struct dns_query *q)
+{
+	int i;
+
+	for (i = 0; i < q->nask; i++) {
+		const struct ub_result *res = q->ask[i].res;
+
+		if (q->ask[i].err != 0 || res == NULL || res->bogus ||
+		    res->rcode != DNS_RCODE_SERVFAIL)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+dns_reached(void *arg, const struct dnsreach_result *r)
+{
+	struct dns_query *q = arg;
+
+	q->reach = NULL;
+	q->reached = 1;
+	q->reach_res = *r;
+	dns_deliver(q);
+}
+
+/*
+ * libunbound says SERVFAIL both for a server that said so and for one that
+ * never answered: ask the servers once ourselves to tell which, then deliver.
+ * 0 when the answer is to come.
+ */
+static int
+dns_reach(struct dns_query *q)
+{
+	int qtype = q->ask[q->nask - 1].qtype;
+
+	if (q->reached || q->dns->failed || !dns_servfail(q))
+		return -1;
+	q->reach = dnsreach_start(
+	    q->dns->loop, q->dns->forwarder, q->name, qtype, DNS_REACH_MS, dns_reached, q);
+	return q->reach != NULL ? 0 : -1;
+}
+
 /* Every answer of q is in: call back, then free q. */
 static void
 dns_deliver(struct dns_query *q)
 {
+	if (dns_reach(q) == 0)
+		return;
+	dnsreach_cancel(q->reach); /* the resolver failed meanwhile */
+	q->reach = NULL;
 	TAILQ_REMOVE(&q->dns->queries, q, entry);
 	q->delivering = 1;
 	if (q->srv_cb != NULL)
@@ -490,6 +571,7 @@ static void
 dns_destroy(struct dns *d)
 {
 	ub_ctx_delete(d->ctx);
+	free(d->forwarder);
 	free(d);
 }
 
@@ -648,6 +730,7 @@ dns_cancel(struct dns *d, struct dns_query *q)
 	if (q == NULL || q->delivering)
 		return;
 	dns_cancel_asks(d, q);
+	dnsreach_cancel(q->reach);
 	TAILQ_REMOVE(&d->queries, q, entry);
 	dns_query_free(q);
 }
@@ -859,6 +942,7 @@ dns_new(
 
 	d = xcalloc(1, sizeof(*d));
 	d->loop = loop;
+	d->forwarder = forwarder ? xstrdup(forwarder) : NULL;
 	TAILQ_INIT(&d->queries);
 	TAILQ_INIT(&d->hints);
 	if ((d->ctx = ub_ctx_create()) == NULL) {

@@ -166,4 +166,12 @@ void dns_addr_result_clear(struct dns_addr_result *);
  */
 void dns_addr_failure(const char *host, const char *why, char *out, size_t len);
 
+struct dnsreach_result;
+/*
+ * A "SERVFAIL (server failure)" in why, said again with what the servers
+ * said to our own question (dnsreach): that a server said so, or that none
+ * answered at all. Anything else in why stays.
+ */
+void dns_reach_words(char *why, size_t len, const struct dnsreach_result *);
+
 #endif

@@ -6,11 +6,15 @@ the test's own network namespace (see netns.py), not signals.
 """
 
 import os
+import socket
+import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faulttest as ft  # noqa: E402  (enters the namespace)
+import netns  # noqa: E402
 import xcomptest as xt  # noqa: E402
 from pki import PKI  # noqa: E402
 
@@ -112,6 +116,76 @@ class AgentFaults(ft.FaultTest):
         ft.figure("blackholed during the TLS handshake, connected to the next", took, 3.0)
         self.assertLess(took, xt.timeout(3.0))  # connect-timeout + 1 s
         self.assertIn("connect-timeout, TLS included", st["last-error-text"])
+
+    def test_dns_server_blackholed_while_connected(self):
+        c = self.cluster()
+        a_node = c.node("a")
+        u = self.dns(c.records(ttl=1))
+        a = self.agent(u, backoff_min=1, backoff_max=4)
+        before = a.wait_connected(server=c.target(a_node))
+        dns = [netns.drop("127.0.0.1", u.port, "to", proto=p) for p in ("udp", "tcp")]
+        t0 = time.monotonic()
+        st = a.wait_status(lambda s: s.get("last-error") == "dns", xt.timeout(20),
+                           "a failed refresh")
+        ft.figure("DNS server blackholed, the failed refresh in the status", self.elapsed(t0))
+        self.assertRegex(st["last-error-text"],
+                         r"^_xmpp-component\._tcp\.tptac9\.test SRV: no answer from the DNS "
+                         r"server 127\.0\.0\.1@%d \(" % u.port)
+        self.assertNotIn("SERVFAIL", st["last-error-text"])
+        # A failed refresh never drops a session that works.
+        time.sleep(3)
+        st = a.wait_connected(server=c.target(a_node))
+        self.assertEqual(st["connected-since"], before["connected-since"])
+        self.assertEqual(st["failovers"], "0")
+        # While DNS is away, a leaves the records; when it returns, the agent follows.
+        u.set_records("_xmpp-component._tcp.tptac9.test",
+                      [r for r in c.records(ttl=1) if " SRV " in r and "a.tptac9" not in r])
+        for f in dns:
+            f.lift()
+        t1 = time.monotonic()
+        self.wait_moved(a, c, a_node, xt.timeout(8), "moved off a after DNS returned")
+        ft.figure("DNS back, record change followed", self.elapsed(t1), 5.0)
+        self.assertLess(self.elapsed(t1), xt.timeout(5.0))  # backoff-max + TTL
+        self.assertIn("is no longer in the SRV records", a.log_text())
+
+    def test_dns_server_answers_servfail(self):
+        # The other half of the words: a server that answers SERVFAIL says so.
+        srv = ServfailServer()
+        self.cleanups.append(srv.stop)
+        r = subprocess.run([xt.program("xcomp"), "resolve", "--dns-server", "127.0.0.1@%d" % srv.port,
+                            "tptac9.test"], capture_output=True, text=True, timeout=30)
+        self.assertIn("SERVFAIL (server failure) from the DNS server 127.0.0.1@%d" % srv.port,
+                      r.stdout + r.stderr)
+
+
+class ServfailServer:
+    """A UDP DNS server on 127.0.0.1 that answers SERVFAIL to every question."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.running = True
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while self.running:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                continue
+            if len(data) >= 12:
+                reply = bytearray(data)
+                reply[2] |= 0x80
+                reply[3] = (reply[3] & 0xF0) | 0x80 | 2
+                self.sock.sendto(bytes(reply), peer)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ the test's own network namespace (see netns.py), not signals.
 """
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -156,6 +157,41 @@ class AgentFaults(ft.FaultTest):
                             "tptac9.test"], capture_output=True, text=True, timeout=30)
         self.assertIn("SERVFAIL (server failure) from the DNS server 127.0.0.1@%d" % srv.port,
                       r.stdout + r.stderr)
+
+    def test_flapping_link(self):
+        # One node, its link dropped and restored every few hundred ms for 30 s.
+        c = self.cluster(nodes=1)
+        a_node = c.node("a")
+        self.server_keepalive(a_node, 1, 1)
+        u = self.dns(c.records())
+        a = self.agent(u, keepalive=1, keepalive_timeout=1, backoff_min=1, backoff_max=2)
+        a.wait_connected()
+        rnd = random.Random(15)
+        states = set()
+        cpu0, t0 = a.cpu_seconds(), time.monotonic()
+        while self.elapsed(t0) < 30:
+            with self.blackhole(a_node):
+                time.sleep(rnd.uniform(0.2, 0.6))
+            states.add(a.status()["state"])
+            time.sleep(rnd.uniform(0.2, 0.6))
+        cpu = (a.cpu_seconds() - cpu0) / self.elapsed(t0)
+        ft.figure("flapping link for 30 s, agent CPU", cpu * 100, 5.0, unit="%")
+        self.assertLess(cpu, 0.05)
+        # The link dies for good: the status stops saying connected by the bound.
+        t1 = time.monotonic()
+        fault = self.blackhole(a_node)
+        a.wait_status(lambda s: s["state"] != "connected", xt.timeout(4), "not connected")
+        ft.figure("after flapping, the link down: the status no longer says connected",
+                  self.elapsed(t1), 3.0)
+        self.assertLess(self.elapsed(t1), xt.timeout(3.0))  # keepalive + keepalive-timeout + 1 s
+        fault.lift()
+        t2 = time.monotonic()
+        a.wait_connected(seconds=xt.timeout(5))
+        ft.figure("after flapping, the link back: connected", self.elapsed(t2), 3.0)
+        self.assertLess(self.elapsed(t2), xt.timeout(3.0))  # backoff-max + 1 s
+        # One session on the node, the dead ones gone by its own bound.
+        time.sleep(2.5)
+        self.assertEqual(a_node.must("status").stdout.count("Component  : %s\n" % CB1), 1)
 
 
 class ServfailServer:

@@ -31,7 +31,7 @@ from agenttest import (DOMAIN, SRV_NAME, Agent, Cluster, SignedUnbound,  # noqa:
 SECRET = "s3cret"
 NODE = "a." + DOMAIN
 FORGED = "forged." + DOMAIN
-FORGED_IP = "127.0.0.2"
+FORGED_IP = "127.0.0.9"  # not one of a Cluster's 127.0.0.1-3
 
 
 class Listener:
@@ -72,7 +72,7 @@ class DnssecTest(xt.LabTest):
     def setUp(self):
         super().setUp()
         # The genuine node, a.tptac9.test on 127.0.0.1, and the forged one on
-        # 127.0.0.2 at the same port; both names are in the signed zone.
+        # FORGED_IP at the same port; both names are in the signed zone.
         self.cluster = Cluster(self.wd.path, secret=SECRET, nodes=1).start()
         self.cleanups.append(self.cluster.stop)
         self.node = self.cluster.node("a")
@@ -208,6 +208,30 @@ class DnssecTest(xt.LabTest):
         self.check_rejected(self.zone.sign(), SRV_NAME + " SRV", "no keys have a DS",
                             "the zone's keys do not match the trust anchor: update the trust "
                             "anchor", anchor=other.anchor)
+
+    def test_forged_node_skipped_for_the_next(self):
+        # Two genuine nodes; a's A record is forged: the agent fails a with
+        # dnssec, connects to b, and never to the forged address.
+        os.mkdir(os.path.join(self.wd.path, "two"))
+        two = Cluster(os.path.join(self.wd.path, "two"), secret=SECRET, nodes=2).start()
+        self.cleanups.append(two.stop)
+        a, b = two.node("a"), two.node("b")
+        forged = Listener(FORGED_IP, a.address[1])
+        self.cleanups.append(forged.stop)
+        zone = SignedZone(self.wd.path, [
+            srv_record(10, 60, a.address[1], NODE), a_record(NODE, a.address[0]),
+            srv_record(20, 60, b.address[1], b.host), a_record(b.host, b.address[0]),
+        ], name="zone2")
+        u = self.serve(zone.alter(zone.sign(), NODE, "A", FORGED_IP))
+        with self.conf(u, zone.anchor) as agent:
+            st = agent.wait_connected(5, server=two.target(b))
+            self.assertEqual([(n["target"], n["result"]) for n in st["nodes"]],
+                             [(NODE, "dnssec"), (b.host, "ok")])
+            self.assertRegex(agent.log_text(), self.why_re(
+                NODE + " A", "ECDSA signature verification failed", "the records are not",
+                zone.anchor))
+        self.assertNotIn("authenticated", a.log_text())
+        self.assertEqual(forged.stop(), [])
 
     def test_without_anchor_the_forgery_is_followed(self):
         # The control: without dnssec-trust-anchor the changed A record is

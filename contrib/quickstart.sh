@@ -6,7 +6,7 @@ set -eu
 
 PACKAGES="autoconf automake make gcc pkg-config libgnutls28-dev gnutls-bin \
 libexpat1-dev libunbound-dev libevent-dev libcurl4-gnutls-dev check valgrind \
-mandoc unbound python3 libsystemd-dev systemd nftables iproute2"
+mandoc unbound ldnsutils python3 libsystemd-dev systemd nftables iproute2"
 # The fuzz targets' compiler and libFuzzer (tests/fuzz/).
 FUZZ_PACKAGES="clang libclang-rt-14-dev"
 # The interoperability tests' peers: XMPP servers and component libraries.

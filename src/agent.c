@@ -523,8 +523,14 @@ agent_try_addr(struct agent *a)
 		return; /* on_addrs comes back here */
 	}
 	if (n->naddrs == 0) {
-		/* The seed's wording: "No DNS A or AAAA records for ..." */
-		dns_addr_failure(n->target, n->why, msg, sizeof(msg));
+		/*
+		 * The seed's wording: "No DNS A or AAAA records for ...". Not for a
+		 * forged or unsigned answer: there are records, and they were rejected.
+		 */
+		if (n->bogus)
+			snprintf(msg, sizeof(msg), "%s", n->why);
+		else
+			dns_addr_failure(n->target, n->why, msg, sizeof(msg));
 		set_error(a, n->bogus ? "dnssec" : "dns", "%s", msg);
 		session_failed(a, n->bogus ? "dnssec" : "dns");
 		return;

@@ -98,6 +98,56 @@ dns_rcode_str(int rcode)
 }
 
 /*
+ * What an operator does about a validation failure, from libunbound's
+ * reason: the reasons name the symptom (an expired signature), not the fix.
+ */
+static const char *
+dns_bogus_advice(const char *reason)
+{
+	static const struct {
+		const char *words, *advice;
+	} a[] = {
+	    {"expired", "the zone's signatures are out of date: re-sign the zone, or set this "
+	                "host's clock"},
+	    {"before inception", "the zone's signatures are not valid yet: set this host's clock"},
+	    {"signature verification failed", "the records are not those that were signed: "
+	                                      "changed after signing, or forged on the way"},
+	    {"signature crypto failed", "the records are not those that were signed: "
+	                                "changed after signing, or forged on the way"},
+	    {"no DNSKEY", "the zone has no DNSKEY records: it is not signed, or dns-server "
+	                  "strips DNSSEC records"},
+	    {"no signatures", "the answer came without signatures: sign the zone, or use a "
+	                      "dns-server that passes DNSSEC records"},
+	    {"DS", "the zone's keys do not match the trust anchor: update the trust anchor "
+	           "after a key rollover"},
+	};
+	size_t i;
+
+	for (i = 0; i < nitems(a); i++)
+		if (strstr(reason, a[i].words) != NULL)
+			return a[i].advice;
+	return "check the zone's signatures and the trust anchor";
+}
+
+/*
+ * "DNSSEC validation failed for NAME TYPE: REASON (ADVICE)". libunbound's
+ * reason starts by naming the query again, "validation failure <NAME. TYPE
+ * IN>: ": the sentence has done that already.
+ */
+static void
+dns_why_bogus(char *why, const char *name, const char *type, const char *reason)
+{
+	const char *p;
+
+	if (reason == NULL)
+		reason = "bogus answer";
+	if (strncmp(reason, "validation failure <", 20) == 0 && (p = strstr(reason, ">: ")) != NULL)
+		reason = p + 3;
+	dns_why(why, "DNSSEC validation failed for %s %s: %s (%s)", name, type, reason,
+	    dns_bogus_advice(reason));
+}
+
+/*
  * Everything about an answer except its records: DNS_OK means records are
  * there to parse. why is filled for any other status.
  */
@@ -111,8 +161,7 @@ dns_classify(const char *name, const char *type, int err, const struct ub_result
 	}
 	/* A bogus answer may carry data: it must not be used. */
 	if (res->bogus) {
-		dns_why(why, "%s %s: DNSSEC validation failed (%s)", name, type,
-		    res->why_bogus != NULL ? res->why_bogus : "bogus answer");
+		dns_why_bogus(why, name, type, res->why_bogus);
 		return DNS_BOGUS;
 	}
 	if (res->rcode == DNS_RCODE_NXDOMAIN) {
@@ -434,6 +483,7 @@ struct dns {
 	int processing; /* inside ub_process */
 	int dead;       /* dns_free ran inside ub_process: free after it */
 	int failed;     /* the pipe from libunbound's thread broke */
+	char *anchor;   /* the trust anchor file, or NULL */
 };
 
 static void
@@ -447,6 +497,16 @@ dns_query_free(struct dns_query *q)
 	free(q);
 }
 
+/* A validation failure names the file it was checked against. */
+static void
+dns_why_anchor(const struct dns *d, char *why)
+{
+	size_t n = strlen(why);
+
+	if (d->anchor != NULL)
+		snprintf(why + n, DNS_WHY_MAX - n, "; trust anchor %s", d->anchor);
+}
+
 static void
 dns_deliver_srv(struct dns_query *q)
 {
@@ -455,6 +515,8 @@ dns_deliver_srv(struct dns_query *q)
 	dns_srv_result_make(q->name, q->ask[0].err, q->ask[0].res, &r);
 	if (q->reached)
 		dns_reach_words(r.why, sizeof(r.why), &q->reach_res);
+	if (r.status == DNS_BOGUS)
+		dns_why_anchor(q->dns, r.why);
 	if (r.nbad > 0)
 		log_warnx(
 		    "%s: %zu malformed SRV records ignored (a target must be a host name of "
@@ -469,18 +531,22 @@ dns_deliver_addrs(struct dns_query *q)
 {
 	struct dns_addr_result r;
 	struct ub_result *res;
+	char why[DNS_WHY_MAX];
 	int i;
 
 	dns_addr_result_make(
 	    q->name, q->ask[0].err, q->ask[0].res, q->ask[1].err, q->ask[1].res, &r);
 	if (q->reached)
 		dns_reach_words(r.why, sizeof(r.why), &q->reach_res);
+	if (r.status == DNS_BOGUS)
+		dns_why_anchor(q->dns, r.why);
 	/* An answer that failed validation was dropped quietly; say so. */
 	for (i = 0; i < q->nask && r.status == DNS_OK; i++)
-		if ((res = q->ask[i].res) != NULL && res->bogus)
-			log_warnx("%s %s: DNSSEC validation failed (%s); using the other family",
-			    q->name, q->ask[i].qtype == DNS_TYPE_A ? "A" : "AAAA",
-			    res->why_bogus != NULL ? res->why_bogus : "bogus answer");
+		if ((res = q->ask[i].res) != NULL && res->bogus) {
+			dns_why_bogus(why, q->name, q->ask[i].qtype == DNS_TYPE_A ? "A" : "AAAA",
+			    res->why_bogus);
+			log_warnx("%s; using the other family", why);
+		}
 	if (r.nbad > 0)
 		log_warnx("%s: %zu malformed address records ignored", q->name, r.nbad);
 	q->addr_cb(q->arg, &r);
@@ -572,6 +638,7 @@ dns_destroy(struct dns *d)
 {
 	ub_ctx_delete(d->ctx);
 	free(d->forwarder);
+	free(d->anchor);
 	free(d);
 }
 
@@ -959,6 +1026,8 @@ dns_new(
 		dns_destroy(d);
 		return NULL;
 	}
+	if (trust_anchor != NULL)
+		d->anchor = xstrdup(trust_anchor);
 	d->lfd = loop_add(loop, fd, POLLIN, dns_readable, d);
 	return d;
 }

@@ -551,7 +551,11 @@ on_addrs(void *arg, const struct dns_addr_result *r)
 	p->q = NULL;
 	timer_cancel(loop_timers(p->loop), &p->t_step);
 	if (r->status != DNS_OK) {
-		dns_addr_failure(r->name, r->why, msg, sizeof(msg));
+		/* Records that were rejected are not missing records. */
+		if (r->status == DNS_BOGUS)
+			snprintf(msg, sizeof(msg), "%s", r->why);
+		else
+			dns_addr_failure(r->name, r->why, msg, sizeof(msg));
 		step_line(p, "FAILED: %s", msg);
 		node_failed(p, r->status == DNS_BOGUS ? "dnssec" : "dns");
 		return;

@@ -295,8 +295,9 @@ struct resolve {
 	size_t n;
 	uint32_t ttl;
 	char **addrs;       /* per record: "127.0.0.1 ::1" or a reason */
-	uint32_t *addr_ttl; /* TTL_NONE: the target is an address */
+	uint32_t *addr_ttl; /* TTL_NONE: an address, or no answer */
 	size_t pending;
+	size_t bogus; /* targets whose addresses failed DNSSEC validation */
 	int status;
 };
 
@@ -358,6 +359,7 @@ on_addr(void *arg, const struct dns_addr_result *res)
 	buf_init(&b, 1 << 16);
 	if (res->status != DNS_OK)
 		buf_addstr(&b, res->why);
+	r->bogus += res->status == DNS_BOGUS;
 	for (i = 0; i < res->n; i++) {
 		if (i)
 			buf_addstr(&b, " ");
@@ -365,7 +367,7 @@ on_addr(void *arg, const struct dns_addr_result *res)
 	}
 	buf_add(&b, "", 1);
 	r->addrs[q->i] = b.data;
-	r->addr_ttl[q->i] = res->ttl;
+	r->addr_ttl[q->i] = res->status == DNS_OK ? res->ttl : TTL_NONE;
 	free(q);
 	if (--r->pending == 0)
 		loop_break(r->loop);
@@ -478,6 +480,13 @@ cmd_resolve(int argc, char **argv)
 	loop_run(r.loop);
 	if (r.status == 0)
 		print_resolve(&r, samples);
+	/* Forged or unsigned records under the trust anchor: the agent rejects them. */
+	if (r.status == 0 && r.bogus > 0) {
+		printf("DNSSEC validation failed for the addresses of %zu target%s: the agent will "
+		       "not connect there\n",
+		    r.bogus, r.bogus == 1 ? "" : "s");
+		r.status = 1;
+	}
 	for (i = 0; i < r.n; i++)
 		free(r.addrs[i]);
 	free(r.addrs);

@@ -3,6 +3,9 @@
 Builds on xcomptest (processes stopped by pid, bounded waits, xcomp-server):
   Unbound  a DNS server from Debian's package on a free 127.0.0.1 port,
            serving a test zone; records change live through unbound-control.
+  SignedZone  the test zone signed with keys made per test (ldnsutils), its
+           trust anchor, and copies spoiled after signing;
+  SignedUnbound  unbound serving such a zone file from an auth-zone.
   Agent    an xcompd with its own configuration, secret file and status file.
   Cluster  three xcomp-server nodes on 127.0.0.1-3 sharing cb1's secret,
            published as _xmpp-component._tcp SRV records.
@@ -115,11 +118,8 @@ class Unbound:
             "    do-not-query-localhost: no",
             '    module-config: "iterator"',
             '    local-zone: "." static',
-            '    local-zone: "%s." static' % DOMAIN,
-            '    local-data: "%s. 3600 IN SOA ns.%s. admin.%s. 1 3600 900 604800 60"' % (
-                DOMAIN, DOMAIN, DOMAIN),
         ]
-        lines += ['    local-data: "%s"' % r for r in records]
+        lines += self.zone_lines(records)
         lines += [
             "remote-control:",
             "    control-enable: yes",
@@ -129,6 +129,15 @@ class Unbound:
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
         self.process = xt.Process([unbound_binary(), "-d", "-c", self.conf], workdir, name)
+
+    def zone_lines(self, records):
+        """The configuration lines that serve DOMAIN: local data, changed live."""
+        lines = [
+            '    local-zone: "%s." static' % DOMAIN,
+            '    local-data: "%s. 3600 IN SOA ns.%s. admin.%s. 1 3600 900 604800 60"' % (
+                DOMAIN, DOMAIN, DOMAIN),
+        ]
+        return lines + ['    local-data: "%s"' % r for r in records]
 
     @property
     def address(self):
@@ -165,6 +174,138 @@ class Unbound:
     def __exit__(self, *exc):
         self.stop()
         return False
+
+
+def ldns_missing():
+    """None when Debian's ldnsutils (ldns-keygen, ldns-signzone, ldns-key2ds)
+    is installed; else the line a DNSSEC test skips with."""
+    for tool in ("ldns-keygen", "ldns-signzone", "ldns-key2ds"):
+        if shutil.which(tool) is None:
+            return "%s not found: apt-get install ldnsutils" % tool
+    return None
+
+
+def _ldns(argv, cwd):
+    r = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=10)
+    if r.returncode != 0:
+        raise AssertionError("%s: exit %d: %s%s" % (" ".join(argv), r.returncode, r.stdout,
+                                                     r.stderr))
+    return r.stdout
+
+
+class SignedZone:
+    """DOMAIN's records (zone file lines, as Unbound takes them) in a zone file
+    signed with keys made for this zone alone (ldnsutils: a KSK and a ZSK,
+    ECDSA P-256), and the file to give an agent as dnssec-trust-anchor (the
+    KSK's DS). A signed copy can then be spoiled the ways an attacker or a
+    broken signer would: a record changed after signing, a signature removed,
+    signatures out of date, or the zone served unsigned."""
+
+    def __init__(self, workdir, records, name="zone"):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(self.dir)
+        self.unsigned = os.path.join(self.dir, DOMAIN + ".zone")
+        lines = [
+            "$ORIGIN %s." % DOMAIN,
+            "%s. 3600 IN SOA ns.%s. admin.%s. 1 3600 900 604800 60" % (DOMAIN, DOMAIN, DOMAIN),
+            "%s. 3600 IN NS ns.%s." % (DOMAIN, DOMAIN),
+            "ns.%s. 3600 IN A 127.0.0.1" % DOMAIN,
+        ] + list(records)
+        with open(self.unsigned, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.ksk = _ldns(["ldns-keygen", "-a", "ECDSAP256SHA256", "-k", DOMAIN], self.dir).strip()
+        self.zsk = _ldns(["ldns-keygen", "-a", "ECDSAP256SHA256", DOMAIN], self.dir).strip()
+        self.anchor = os.path.join(self.dir, "trust-anchor.ds")
+        with open(self.anchor, "w") as f:
+            f.write(_ldns(["ldns-key2ds", "-n", self.ksk + ".key"], self.dir))
+
+    def sign(self, inception=None, expiration=None, out="signed.zone"):
+        """A signed copy (path); inception and expiration as YYYYMMDDhhmmss,
+        by default ldns-signzone's (now, four weeks on)."""
+        path = os.path.join(self.dir, out)
+        argv = ["ldns-signzone", "-f", path]
+        if inception:
+            argv += ["-i", inception]
+        if expiration:
+            argv += ["-e", expiration]
+        _ldns(argv + [self.unsigned, self.ksk, self.zsk], self.dir)
+        return path
+
+    def sign_expired(self):
+        """Signed with signatures that ran out a year ago."""
+        t = time.gmtime(time.time() - 366 * 86400)
+        old = time.gmtime(time.time() - 400 * 86400)
+        return self.sign(time.strftime("%Y%m%d%H%M%S", old), time.strftime("%Y%m%d%H%M%S", t),
+                         out="expired.zone")
+
+    @staticmethod
+    def _edit(path, keep):
+        """Rewrite path keeping the lines for which keep(fields, line) says
+        what to write instead (a line, or None to drop it)."""
+        out = []
+        with open(path) as f:
+            for line in f:
+                fields = line.split()
+                new = keep(fields, line) if len(fields) >= 5 else line
+                if new is not None:
+                    out.append(new)
+        with open(path, "w") as f:
+            f.writelines(out)
+
+    def alter(self, path, owner, rtype, rdata):
+        """Change the rdata of owner's rtype records in a signed file, leaving
+        their signatures as they were (what an on-path attacker does)."""
+        hits = []
+
+        def keep(fields, line):
+            if fields[0].rstrip(".").lower() == owner.rstrip(".").lower() and fields[3] == rtype:
+                hits.append(line)
+                return "\t".join(fields[:4] + [rdata]) + "\n"
+            return line
+        self._edit(path, keep)
+        if not hits:
+            raise AssertionError("no %s %s record in %s" % (owner, rtype, path))
+        return path
+
+    def drop_rrsig(self, path, owner, rtype):
+        """Remove the signature of owner's rtype records from a signed file."""
+        hits = []
+
+        def keep(fields, line):
+            if (fields[0].rstrip(".").lower() == owner.rstrip(".").lower()
+                    and fields[3] == "RRSIG" and fields[4] == rtype):
+                hits.append(line)
+                return None
+            return line
+        self._edit(path, keep)
+        if not hits:
+            raise AssertionError("no RRSIG %s for %s in %s" % (rtype, owner, path))
+        return path
+
+
+class SignedUnbound(Unbound):
+    """Unbound serving one zone file for DOMAIN from an auth-zone, with the
+    RRSIGs it holds (a query with DO gets them), so that libunbound validates
+    the answers itself. The file is served as it is: signed, spoiled or not
+    signed at all."""
+
+    def __init__(self, workdir, zonefile, name="unbound"):
+        self.zonefile = zonefile
+        super().__init__(workdir, [], name)
+
+    def zone_lines(self, records):
+        # "test." is one of unbound's built-in NXDOMAIN zones: lift it, and let
+        # DOMAIN's queries through "." static to the auth-zone.
+        return [
+            '    local-zone: "test." nodefault',
+            '    local-zone: "%s." transparent' % DOMAIN,
+            "auth-zone:",
+            '    name: "%s."' % DOMAIN,
+            '    zonefile: "%s"' % self.zonefile,
+            "    for-downstream: yes",
+            "    for-upstream: yes",
+            "    fallback-enabled: no",
+        ]
 
 
 def srv_record(priority, weight, port, target, ttl=60):

@@ -677,11 +677,29 @@ START_TEST(test_dns_srv_bogus)
 	/* libunbound hands over the data of a bogus answer too. */
 	res = fake_result(&f, 0, rd, len, 1);
 	res->bogus = 1;
-	res->why_bogus = "no DNSKEY rrset";
+	res->why_bogus = "validation failure <" SRVNAME ". SRV IN>: no DNSKEY rrset from 127.0.0.1";
 	dns_srv_result_make(SRVNAME, 0, res, &r);
 	ck_assert_int_eq(r.status, DNS_BOGUS);
 	ck_assert_uint_eq(r.n, 0);
-	ck_assert_str_eq(r.why, SRVNAME " SRV: DNSSEC validation failed (no DNSKEY rrset)");
+	/* The query is named once; what to do follows libunbound's reason. */
+	ck_assert_str_eq(r.why, "DNSSEC validation failed for " SRVNAME " SRV: no DNSKEY rrset "
+	                        "from 127.0.0.1 (the zone has no DNSKEY records: it is not signed, "
+	                        "or dns-server strips DNSSEC records)");
+	dns_srv_result_clear(&r);
+	res->why_bogus = "validation failure <" SRVNAME ". SRV IN>: no keys have a DS with "
+	                 "algorithm ECDSAP256SHA256 from 127.0.0.1 for trust anchor tptac9.com. "
+	                 "while building chain of trust";
+	dns_srv_result_make(SRVNAME, 0, res, &r);
+	ck_assert_str_eq(r.why, "DNSSEC validation failed for " SRVNAME " SRV: no keys have a DS "
+	                        "with algorithm ECDSAP256SHA256 from 127.0.0.1 for trust anchor "
+	                        "tptac9.com. while building chain of trust (the zone's keys do not "
+	                        "match the trust anchor: update the trust anchor after a key "
+	                        "rollover)");
+	dns_srv_result_clear(&r);
+	res->why_bogus = NULL;
+	dns_srv_result_make(SRVNAME, 0, res, &r);
+	ck_assert_str_eq(r.why, "DNSSEC validation failed for " SRVNAME " SRV: bogus answer (check "
+	                        "the zone's signatures and the trust anchor)");
 	dns_srv_result_clear(&r);
 }
 END_TEST
@@ -814,7 +832,9 @@ START_TEST(test_dns_addrs_failures)
 	res4->why_bogus = "signature expired";
 	dns_addr_result_make("x.test", UB_PIPE, NULL, 0, res4, &r);
 	ck_assert_int_eq(r.status, DNS_BOGUS);
-	ck_assert_str_eq(r.why, "x.test A: DNSSEC validation failed (signature expired)");
+	ck_assert_str_eq(r.why, "DNSSEC validation failed for x.test A: signature expired (the "
+	                        "zone's signatures are out of date: re-sign the zone, or set this "
+	                        "host's clock)");
 	ck_assert_uint_eq(r.n, 0);
 	dns_addr_result_clear(&r);
 }

@@ -1014,6 +1014,7 @@ dns_new(
 	TAILQ_INIT(&d->hints);
 	if ((d->ctx = ub_ctx_create()) == NULL) {
 		snprintf(err, errlen, "dns: cannot create the resolver: %s", strerror(errno));
+		free(d->forwarder);
 		free(d);
 		return NULL;
 	}

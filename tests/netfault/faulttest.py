@@ -28,9 +28,10 @@ FIGURES = []
 
 def figure(what, value, bound=None, unit="s"):
     """One measured figure, printed at once and again in the summary."""
-    line = "figure: %s: %.3f %s" % (what, value, unit)
+    fmt = "%.3f" if unit == "s" else "%.4g"
+    line = ("figure: %s: " + fmt + " %s") % (what, value, unit)
     if bound is not None:
-        line += " (bound %.3f %s)" % (bound, unit)
+        line += (" (bound " + fmt + " %s)") % (bound, unit)
     FIGURES.append(line)
     print(line, flush=True)
 

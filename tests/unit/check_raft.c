@@ -694,7 +694,7 @@ END_TEST
  */
 START_TEST(test_leader_cut_off)
 {
-	int n = _i < 100 ? 3 : 5, l, i, l2;
+	int n = _i < 50 ? 3 : 5, l, i, l2;
 	uint64_t cut, stepped, elected;
 
 	sim_init(&sim, n, (uint32_t)_i + 500);
@@ -894,7 +894,7 @@ main(void)
 	tcase_add_loop_test(tc, test_three_elect, 0, 5);
 	tcase_add_test(tc, test_partitions_of_three);
 	tcase_add_test(tc, test_partitions_of_five);
-	tcase_add_loop_test(tc, test_leader_cut_off, 0, 200);
+	tcase_add_loop_test(tc, test_leader_cut_off, 0, 100);
 	tcase_add_test(tc, test_random_three);
 	tcase_add_test(tc, test_random_five);
 	tcase_add_test(tc, test_paused_leader);

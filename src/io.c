@@ -137,9 +137,30 @@ io_new(
 	return io;
 }
 
+/*
+ * Bind fd to src, port 0, when src is of fd's family. IP_BIND_ADDRESS_NO_PORT
+ * leaves the port to connect(), so that sources bound this way do not use up
+ * the ephemeral ports on their own.
+ */
+static int
+io_bind_source(int fd, int family, const char *src)
+{
+	struct sockaddr_storage ss;
+	int sslen, one = 1;
+
+	if (src == NULL || util_sockaddr(src, 0, &ss, &sslen) == -1 || ss.ss_family != family)
+		return 0;
+#ifdef IP_BIND_ADDRESS_NO_PORT
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+#else
+	(void)one;
+#endif
+	return bind(fd, (struct sockaddr *)&ss, sslen);
+}
+
 struct io *
-io_connect(struct loop *loop, const char *ip, int port, size_t outmax, const struct io_handler *h,
-    void *arg)
+io_connect_from(struct loop *loop, const char *src, const char *ip, int port, size_t outmax,
+    const struct io_handler *h, void *arg)
 {
 	struct sockaddr_storage ss;
 	struct io *io;
@@ -151,7 +172,8 @@ io_connect(struct loop *loop, const char *ip, int port, size_t outmax, const str
 	}
 	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
 		return NULL;
-	if (connect(fd, (struct sockaddr *)&ss, sslen) == -1 && errno != EINPROGRESS) {
+	if (io_bind_source(fd, ss.ss_family, src) == -1 ||
+	    (connect(fd, (struct sockaddr *)&ss, sslen) == -1 && errno != EINPROGRESS)) {
 		e = errno;
 		close(fd);
 		errno = e;
@@ -160,6 +182,13 @@ io_connect(struct loop *loop, const char *ip, int port, size_t outmax, const str
 	io = io_new(loop, fd, 1, outmax, h, arg);
 	util_sockaddr_str(&ss, io->peer, sizeof(io->peer));
 	return io;
+}
+
+struct io *
+io_connect(struct loop *loop, const char *ip, int port, size_t outmax, const struct io_handler *h,
+    void *arg)
+{
+	return io_connect_from(loop, NULL, ip, port, outmax, h, arg);
 }
 
 /* Call into the owner; returns -1 if the owner freed the io meanwhile. */

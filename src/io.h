@@ -65,6 +65,13 @@ struct io *io_new(
  */
 struct io *io_connect(
     struct loop *, const char *ip, int port, size_t outmax, const struct io_handler *, void *arg);
+/*
+ * io_connect from a given source address (src, an IP of this host; NULL or
+ * another address family than ip: the kernel's choice). -1 with errno also
+ * when src cannot be bound (EADDRNOTAVAIL: not an address of this host).
+ */
+struct io *io_connect_from(struct loop *, const char *src, const char *ip, int port,
+    size_t outmax, const struct io_handler *, void *arg);
 
 /* Queue bytes; -1 (nothing queued) if the write queue would pass its cap. */
 int io_write(struct io *, const void *, size_t);

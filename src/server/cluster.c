@@ -584,8 +584,17 @@ cluster_note_role(struct cluster *cl)
 		cl->changed_at = time(NULL);
 	}
 	if (cl->raft.role != cl->role || cl->raft.leader != cl->leader) {
+		/* A leader that steps down says why: CheckQuorum keeps the term, a newer one does
+		 * not. */
+		if (cl->role == RAFT_LEADER && cl->raft.role != RAFT_LEADER)
+			log_warnx("cluster: this node is no longer the leader (term %llu): %s",
+			    (unsigned long long)cl->term,
+			    cl->raft.term == cl->term
+			        ? "no majority answered within the election timeout"
+			        : "a newer term");
 		cl->role = cl->raft.role;
 		cl->leader = cl->raft.leader;
+		cl->term = cl->raft.term;
 		if (cl->role == RAFT_LEADER)
 			log_info("cluster: this node is the leader (term %llu)",
 			    (unsigned long long)cl->raft.term);

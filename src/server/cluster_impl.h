@@ -79,8 +79,9 @@ struct cluster {
 	size_t npeers;
 	struct link *links;
 	struct timer raft_timer, ka_timer;
-	enum raft_role role; /* Raft's role and leader as last logged */
+	enum raft_role role; /* Raft's role, leader and term as last logged */
 	uint32_t leader;
+	uint64_t term;
 	time_t changed_at; /* when the status's State or leader last changed */
 	const char *shown; /* that State */
 	uint32_t shown_leader;

@@ -238,8 +238,17 @@ link_dial(struct cluster *cl, const char *addr, char *why, size_t len)
 	}
 	l = link_new(cl, 1);
 	snprintf(l->addr, sizeof(l->addr), "%s", addr);
-	if ((l->io = io_connect(cl->loop, host, port, LINK_OUT_MAX, &link_io_handler, l)) == NULL) {
-		snprintf(why, len, "%s: %s", addr, strerror(errno));
+	/*
+	 * From the cluster listen address, the address the others know this
+	 * node by: on a multi-homed node (or 127.0.0.x on loopback) the
+	 * kernel's choice would be another, which firewalls and the others'
+	 * logs would not recognise.
+	 */
+	l->io = io_connect_from(
+	    cl->loop, cl->st->cluster_listen.host, host, port, LINK_OUT_MAX, &link_io_handler, l);
+	if (l->io == NULL) {
+		snprintf(why, len, "%s: cannot connect from %s (cluster listen): %s", addr,
+		    cl->st->cluster_listen.host, strerror(errno));
 		link_unlink(l);
 		xs_free(l->xs);
 		free(l);

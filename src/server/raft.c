@@ -230,6 +230,9 @@ raft_set_members(struct raft *r, const uint32_t *ids, size_t n, uint64_t now)
 				return -1;
 		memset(&next[i], 0, sizeof(next[i]));
 		next[i].id = ids[i];
+		/* A leader gives a new member an election timeout to answer, as at its election. */
+		if (r->role == RAFT_LEADER)
+			next[i].last_ack = now;
 		if ((old = raft_member(r, ids[i])) != NULL)
 			next[i] = *old;
 	}
@@ -240,28 +243,51 @@ raft_set_members(struct raft *r, const uint32_t *ids, size_t n, uint64_t now)
 	return 0;
 }
 
-/* etcd's QuorumActive: a majority answered since the last check (this node counts). */
-static int
-raft_quorum_active(const struct raft *r)
+/*
+ * CheckQuorum as a sliding window: the time until which a majority (this
+ * node included) has answered within election_ms; with grace, each answer
+ * counts as no older than the election (the grace etcd gives a new leader).
+ * etcd checks once per election timeout, and so may lead for up to two of
+ * them without a majority: longer than the others need to elect a new
+ * leader, which would make two leaders at once. Stepping down election_ms
+ * after the last answers means stepping down before any other can win:
+ * its voters stop hearing this node no earlier than it stops hearing them,
+ * and refuse to vote for election_ms after that (the lease).
+ */
+static uint64_t
+raft_quorum_until(const struct raft *r, int grace)
 {
-	size_t i, active = 0;
+	uint64_t acks[RAFT_MAX_MEMBERS], a;
+	size_t i, j, n = 0, need = raft_quorum(r);
 
-	for (i = 0; i < r->nmembers; i++)
-		if (r->members[i].id == r->id || r->members[i].last_ack >= r->elapsed_from)
-			active++;
-	return active >= raft_quorum(r);
+	if (raft_member_const(r, r->id) != NULL)
+		need--; /* this node's own vote */
+	if (need == 0)
+		return UINT64_MAX;
+	for (i = 0; i < r->nmembers; i++) {
+		if (r->members[i].id == r->id)
+			continue;
+		/* Answers from before this election (an earlier term) do not count. */
+		a = r->members[i].last_ack;
+		if (a < r->elapsed_from)
+			a = grace ? r->elapsed_from : 0;
+		/* Insertion sort, latest first: at most RAFT_MAX_MEMBERS. */
+		for (j = n++; j > 0 && acks[j - 1] < a; j--)
+			acks[j] = acks[j - 1];
+		acks[j] = a;
+	}
+	if (n < need || acks[need - 1] == 0)
+		return 0; /* no majority at all */
+	return acks[need - 1] + r->set.election_ms;
 }
 
 static void
 raft_tick_leader(struct raft *r, uint64_t now, struct raft_out *out)
 {
-	if (now - r->elapsed_from >= r->set.election_ms) {
-		/* CheckQuorum: a leader cut off from the majority must not stay one. */
-		if (!raft_quorum_active(r)) {
-			raft_become_follower(r, r->term, RAFT_NONE, now);
-			return;
-		}
-		r->elapsed_from = now;
+	/* CheckQuorum: a leader cut off from the majority must not stay one. */
+	if (now >= raft_quorum_until(r, 1)) {
+		raft_become_follower(r, r->term, RAFT_NONE, now);
+		return;
 	}
 	if (now >= r->heartbeat_due)
 		raft_bcast_heartbeat(r, now, out);
@@ -441,7 +467,7 @@ raft_next_deadline(const struct raft *r)
 
 	if (r->role != RAFT_LEADER)
 		return r->elapsed_from + r->timeout_ms;
-	check = r->elapsed_from + r->set.election_ms;
+	check = raft_quorum_until(r, 1);
 	return r->heartbeat_due < check ? r->heartbeat_due : check;
 }
 
@@ -460,23 +486,14 @@ raft_member_alive(const struct raft *r, uint32_t id, uint64_t now)
 void
 raft_state(const struct raft *r, uint64_t now, struct raft_status *st)
 {
-	const struct raft_member *m;
-	size_t i, acked = 0;
-
 	st->role = r->role;
 	st->term = r->term;
 	st->leader = r->leader;
 	st->changed_at = r->changed_at;
 	st->quorum = 0;
-	if (r->role == RAFT_LEADER) {
-		for (i = 0; i < r->nmembers; i++) {
-			m = &r->members[i];
-			if (m->id == r->id ||
-			    (m->last_ack != 0 && now - m->last_ack < r->set.election_ms))
-				acked++;
-		}
-		st->quorum = acked >= raft_quorum(r);
-	} else if (r->role == RAFT_FOLLOWER && r->leader != RAFT_NONE)
+	if (r->role == RAFT_LEADER)
+		st->quorum = now < raft_quorum_until(r, 0); /* answers seen, no grace */
+	else if (r->role == RAFT_FOLLOWER && r->leader != RAFT_NONE)
 		st->quorum = raft_member_alive(r, r->leader, now);
 }
 

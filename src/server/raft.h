@@ -60,8 +60,9 @@ struct raft_settings {
 	uint32_t heartbeat_ms; /* default 200: a leader's heartbeat interval */
 	/*
 	 * Default 1000. A follower campaigns after a random time in
-	 * [election_ms, 2 * election_ms) without a heartbeat; a leader that has
-	 * not heard from a majority within election_ms steps down; a node that
+	 * [election_ms, 2 * election_ms) without a heartbeat; a leader steps
+	 * down as soon as it has not heard from a majority (itself included)
+	 * for election_ms, before another can be elected; a node that
 	 * heard from its leader less than election_ms ago refuses to vote.
 	 */
 	uint32_t election_ms;
@@ -109,8 +110,9 @@ struct raft_status {
 	uint32_t leader;
 	/*
 	 * 1 when this node is a leader that heard from a majority (itself
-	 * included) within election_ms, or a follower that heard from its
-	 * leader within election_ms; 0 is the status's NO QUORUM.
+	 * included) within election_ms (a member added meanwhile counts as
+	 * heard when added), or a follower that heard from its leader within
+	 * election_ms; 0 is the status's NO QUORUM.
 	 */
 	int quorum;
 	uint64_t changed_at;

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -314,6 +315,43 @@ START_TEST(test_refused)
 }
 END_TEST
 
+/* io_connect_from: the connection comes from the source asked for (the cluster's links). */
+START_TEST(test_io_connect_from)
+{
+	struct loop *l = loop_new();
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	struct peer pe;
+	struct io *io;
+	char ip[INET_ADDRSTRLEN];
+	int s;
+
+	peer_start(&pe, l, "");
+	loop_del(l, pe.lf); /* accepted here, not by the loop */
+	pe.lf = NULL;
+	io = io_connect_from(l, "127.0.0.2", "127.0.0.1", pe.port, 4096, &peer_io, &pe);
+	ck_assert_ptr_nonnull(io);
+	ck_assert_int_ge(s = accept(pe.lfd, (struct sockaddr *)&sin, &len), 0);
+	ck_assert_str_eq(inet_ntop(AF_INET, &sin.sin_addr, ip, sizeof(ip)), "127.0.0.2");
+	close(s);
+	io_free(io);
+	/* Not an address of this host: refused before any packet, with the reason. */
+	errno = 0;
+	ck_assert_ptr_null(
+	    io_connect_from(l, "192.0.2.1", "127.0.0.1", pe.port, 4096, &peer_io, &pe));
+	ck_assert_int_eq(errno, EADDRNOTAVAIL);
+	/* Another family than the destination's: the kernel's choice, as io_connect. */
+	io = io_connect_from(l, "::1", "127.0.0.1", pe.port, 4096, &peer_io, &pe);
+	ck_assert_ptr_nonnull(io);
+	ck_assert_int_ge(s = accept(pe.lfd, (struct sockaddr *)&sin, &len), 0);
+	ck_assert_str_eq(inet_ntop(AF_INET, &sin.sin_addr, ip, sizeof(ip)), "127.0.0.1");
+	close(s);
+	io_free(io);
+	close(pe.lfd);
+	loop_free(l);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -327,6 +365,7 @@ main(void)
 	tcase_add_test(tc, test_free_inside_stanza);
 	tcase_add_test(tc, test_stream_end_after_authentication);
 	tcase_add_test(tc, test_refused);
+	tcase_add_test(tc, test_io_connect_from);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }

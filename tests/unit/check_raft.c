@@ -38,6 +38,12 @@ struct sim {
 	struct sim_pkt q[SIM_NET_MAX];
 	size_t nq;
 	uint32_t leader_of_term[SIM_TERM_MAX]; /* the safety map: term -> leader */
+	/*
+	 * Also never two leaders at one moment, whatever their terms: a leader
+	 * cut off from the majority steps down before the majority can elect
+	 * another (not with paused nodes: a stopped leader cannot step down).
+	 */
+	int one_at_a_time;
 };
 
 static struct sim sim; /* large: static, one run at a time */
@@ -58,6 +64,19 @@ sim_rnd(void *arg, uint32_t bound)
 	return (uint32_t)(((uint64_t)*x * bound) >> 32);
 }
 
+/* No other node leads while node i does. */
+static void
+sim_check_one(struct sim *s, int i)
+{
+	int k;
+
+	for (k = 0; k < s->n; k++)
+		if (k != i && s->node[k].role == RAFT_LEADER)
+			ck_abort_msg("two leaders at %llu ms: %d (term %llu) and %d (term %llu)",
+			    (unsigned long long)s->now, k + 1, (unsigned long long)s->node[k].term,
+			    i + 1, (unsigned long long)s->node[i].term);
+}
+
 /* Election safety: at most one leader per term, over the whole run. */
 static void
 sim_check(struct sim *s, int i)
@@ -73,6 +92,8 @@ sim_check(struct sim *s, int i)
 	if (s->leader_of_term[r->term] != r->id)
 		ck_abort_msg("two leaders in term %llu: %u and %u", (unsigned long long)r->term,
 		    s->leader_of_term[r->term], r->id);
+	if (s->one_at_a_time)
+		sim_check_one(s, i);
 }
 
 static void
@@ -636,6 +657,7 @@ partition_runs(int n, int bell)
 		sim_init(&sim, n, (uint32_t)(p + 1));
 		ck_assert_int_ge(sim_stable(&sim), 0);
 		memcpy(sim.group, grp[p], sizeof(sim.group));
+		sim.one_at_a_time = 1;
 		/* Enough for CheckQuorum in a minority and an election in the majority. */
 		sim_run(&sim, 10000);
 		for (g = 0; g < n; g++)
@@ -658,6 +680,51 @@ END_TEST
 START_TEST(test_partitions_of_five)
 {
 	partition_runs(5, 52);
+}
+END_TEST
+
+/*
+ * The leader cut off from all the others, at every point of its heartbeat
+ * interval, 3 and 5 members: it steps down within an election timeout of
+ * its last acknowledgements, before the others elect a new leader (checked
+ * at every step), and the new one comes within the longest election
+ * timeout and a few messages. Before the CheckQuorum window slid, the
+ * leader checked once per election timeout and led on for up to another
+ * whole one, past the new leader's election.
+ */
+START_TEST(test_leader_cut_off)
+{
+	int n = _i < 50 ? 3 : 5, l, i, l2;
+	uint64_t cut, stepped, elected;
+
+	sim_init(&sim, n, (uint32_t)_i + 500);
+	l = sim_stable(&sim);
+	ck_assert_int_ge(l, 0);
+	sim_run(&sim, (uint64_t)(_i % 20) * SIM_STEP);
+	sim.one_at_a_time = 1;
+	for (i = 0; i < n; i++)
+		sim.group[i] = i == l ? 1 : 0;
+	cut = sim.now;
+	stepped = elected = 0;
+	while (sim.now < cut + 5000 && (!stepped || !elected)) {
+		sim_step(&sim);
+		if (!stepped && sim.node[l].role != RAFT_LEADER)
+			stepped = sim.now;
+		for (i = 0; i < n && !elected; i++)
+			if (i != l && sim.node[i].role == RAFT_LEADER)
+				elected = sim.now;
+	}
+	ck_assert_msg(stepped && stepped - cut <= sim.set.election_ms + SIM_STEP,
+	    "the cut-off leader stepped down %llu ms after the cut",
+	    (unsigned long long)(stepped - cut));
+	ck_assert_msg(elected && elected - cut <= 2 * sim.set.election_ms + 100,
+	    "a new leader %llu ms after the cut", (unsigned long long)(elected - cut));
+	sim_run(&sim, 500); /* its heartbeats reach the others */
+	l2 = sim_check_group(&sim, 0);
+	ck_assert_int_ge(l2, 0);
+	sim_heal(&sim);
+	sim_run(&sim, 3000);
+	ck_assert_int_eq(sim_check_group(&sim, 0), l2);
 }
 END_TEST
 
@@ -827,6 +894,7 @@ main(void)
 	tcase_add_loop_test(tc, test_three_elect, 0, 5);
 	tcase_add_test(tc, test_partitions_of_three);
 	tcase_add_test(tc, test_partitions_of_five);
+	tcase_add_loop_test(tc, test_leader_cut_off, 0, 100);
 	tcase_add_test(tc, test_random_three);
 	tcase_add_test(tc, test_random_five);
 	tcase_add_test(tc, test_paused_leader);

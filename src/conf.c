@@ -37,8 +37,8 @@ conf_new(void)
 	c->port = 5347;
 	c->connect_timeout = 5;
 	c->handshake_timeout = 10;
-	c->keepalive = 30;
-	c->keepalive_timeout = 10;
+	c->keepalive = 10;
+	c->keepalive_timeout = 5;
 	c->backoff_min = 1;
 	c->backoff_max = 60;
 	c->status_file = xstrdup("/run/xcomp/status");

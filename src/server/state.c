@@ -345,8 +345,8 @@ state_defaults(struct state *st, const char *dir)
 	st->policy = POLICY_KICK_NEW;
 	st->handshake_timeout = 10;
 	/* The agent's defaults: a dead session is gone within 40 s. */
-	st->keepalive = 30;
-	st->keepalive_timeout = 10;
+	st->keepalive = 10;
+	st->keepalive_timeout = 5;
 	st->max_stanza = 256 * 1024;
 	/* Raft's usual ratio: several heartbeats fit in one election timeout. */
 	st->cluster_keepalive_ms = 200;

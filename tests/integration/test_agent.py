@@ -330,7 +330,7 @@ class AgentTest(xt.LabTest):
         n = c.node("a")
         self.server_keepalive(n, 1, 1)
         u = self.dns(c.records())
-        a = self.agent(u)  # its own keepalive 30 s: only the server pings here
+        a = self.agent(u, keepalive=30)  # only the server pings here
         st = a.wait_connected()
         time.sleep(4)
         self.assertEqual(a.wait_connected(), st)

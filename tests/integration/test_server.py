@@ -206,8 +206,8 @@ class ServerTest(unittest.TestCase):
     def test_keepalive_settings(self):
         with self.server() as srv:
             for key, default, good, bad, bounds in (
-                    ("keepalive", "30", "7", ("0", "3601", "x", ""), "1..3600"),
-                    ("keepalive-timeout", "10", "4", ("0", "301", "-1"), "1..300")):
+                    ("keepalive", "10", "7", ("0", "3601", "x", ""), "1..3600"),
+                    ("keepalive-timeout", "5", "4", ("0", "301", "-1"), "1..300")):
                 self.assertEqual(srv.must(key).stdout, default + "\n")
                 for v in bad:
                     r = srv.cmd(key, v)

@@ -7,9 +7,12 @@ agenttest) is importable; figures are printed with ft.figure() so that the
 tier's output lists each scenario's measured figure next to its bound.
 """
 
+import collections
 import os
 import signal
+import socket
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,6 +46,80 @@ def main(test_class):
         for f in FIGURES:
             print("  " + f[len("figure: "):])
     return rc
+
+
+class DelayProxy:
+    """A TCP proxy on listen_ip that passes every byte on after delay seconds,
+    both ways: a node that answers late (a busy one), without netem."""
+
+    def __init__(self, listen_ip, upstream, delay):
+        self.upstream = upstream
+        self.delay = delay
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind((listen_ip, 0))
+        self.lsock.listen(8)
+        self.lsock.settimeout(0.2)
+        self.address = self.lsock.getsockname()
+        self.running = True
+        self.socks = []
+        self.to_upstream = b""  # every byte passed on to upstream
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while self.running:
+            try:
+                down, _ = self.lsock.accept()
+            except OSError:
+                continue
+            up = socket.create_connection(self.upstream, timeout=5)
+            up.settimeout(None)  # idle for longer than that is fine
+            down.settimeout(None)
+            self.socks += [down, up]
+            for src, dst in ((down, up), (up, down)):
+                q = collections.deque()
+                cv = threading.Condition()
+                threading.Thread(target=self.read, args=(src, q, cv), daemon=True).start()
+                threading.Thread(target=self.write, args=(dst, q, cv), daemon=True).start()
+
+    def read(self, src, q, cv):
+        while self.running:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            with cv:
+                q.append((time.monotonic() + self.delay, data))
+                cv.notify()
+            if not data:
+                return
+
+    def write(self, dst, q, cv):
+        while self.running:
+            with cv:
+                while not q and self.running:
+                    cv.wait(0.2)
+                if not q:
+                    return
+                due, data = q.popleft()
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(data)
+                if dst.getpeername() == self.upstream:
+                    self.to_upstream += data
+            except OSError:
+                return
+
+    def stop(self):
+        self.running = False
+        for s in self.socks + [self.lsock]:
+            try:
+                s.close()
+            except OSError:
+                pass
 
 
 class FaultTest(xt.LabTest):

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faulttest as ft  # noqa: E402  (enters the namespace)
 import netns  # noqa: E402
 import xcomptest as xt  # noqa: E402
+from agenttest import DOMAIN, a_record, srv_record  # noqa: E402
 from pki import PKI  # noqa: E402
 
 CB1 = "cb1.tptac9.test"
@@ -192,6 +193,48 @@ class AgentFaults(ft.FaultTest):
         # One session on the node, the dead ones gone by its own bound.
         time.sleep(2.5)
         self.assertEqual(a_node.must("status").stdout.count("Component  : %s\n" % CB1), 1)
+
+    def test_defaults_detect_a_blackhole(self):
+        # xcompd's and xcomp-server's defaults: keepalive 10 s, keepalive-timeout 5 s.
+        c = self.cluster()
+        a_node = c.node("a")
+        u = self.dns(c.records())
+        a = self.agent(u)
+        a.wait_connected(server=c.target(a_node))
+        t0 = time.monotonic()
+        self.blackhole(a_node)
+        self.wait_moved(a, c, a_node, xt.timeout(20))
+        moved = self.elapsed(t0)
+        ft.figure("defaults, blackhole both ways, connected elsewhere", moved, 16.0)
+        self.assertLess(moved, xt.timeout(16.0))  # keepalive + keepalive-timeout + 1 s
+        xt.wait_until(lambda: not self.session_on(a_node), xt.timeout(16), "a's dead session gone")
+        ft.figure("defaults, blackhole both ways, the dead session gone from the node",
+                  self.elapsed(t0), 16.0)
+        self.assertLess(self.elapsed(t0), xt.timeout(16.0))
+
+    def test_late_answers_are_not_a_dead_node(self):
+        # A busy node: every byte both ways 2 s late (a 4-s round trip, within
+        # the default keepalive-timeout of 5 s) for 30 s: no drop, either side.
+        c = self.cluster(nodes=1)
+        a_node = c.node("a")
+        proxy = ft.DelayProxy("127.0.0.5", a_node.address, 2.0)
+        self.cleanups.append(proxy.stop)
+        u = self.dns([srv_record(10, 10, proxy.address[1], "slow." + DOMAIN),
+                      a_record("slow." + DOMAIN, "127.0.0.5")])
+        a = self.agent(u, handshake_timeout=10)
+        st = a.wait_connected(seconds=xt.timeout(10))
+        time.sleep(30)
+        now = a.wait_connected()
+        self.assertEqual((now["server"], now["connected-since"], now["failovers"]),
+                         (st["server"], st["connected-since"], "0"))
+        pings = proxy.to_upstream.count(b"xcomp-ping-")
+        ft.figure("late answers (4-s round trip) for 30 s, keepalive pings answered late",
+                  pings, unit="pings")
+        self.assertGreaterEqual(pings, 2)
+        self.assertEqual(st["failovers"], "0")
+        log = a_node.log_text()
+        self.assertEqual(log.count("cb1.tptac9.test authenticated"), 1, log)
+        self.assertNotIn("connection-timeout", log)
 
 
 class ServfailServer:

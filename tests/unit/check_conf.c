@@ -258,8 +258,8 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(c->port, 5347);
 	ck_assert_uint_eq(c->connect_timeout, 5);
 	ck_assert_uint_eq(c->handshake_timeout, 10);
-	ck_assert_uint_eq(c->keepalive, 30);
-	ck_assert_uint_eq(c->keepalive_timeout, 10);
+	ck_assert_uint_eq(c->keepalive, 10);
+	ck_assert_uint_eq(c->keepalive_timeout, 5);
 	ck_assert_uint_eq(c->backoff_min, 1);
 	ck_assert_uint_eq(c->backoff_max, 60);
 	ck_assert_str_eq(c->status_file, "/run/xcomp/status");

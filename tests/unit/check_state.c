@@ -575,9 +575,9 @@ START_TEST(test_policy_and_numbers)
 	ck_assert_str_eq(out, "2\n");
 	ck_assert_int_eq(run(NULL, "handshake-timeout 0"), -1);
 	ck_assert_int_eq(run(NULL, "keepalive"), 0);
-	ck_assert_str_eq(out, "30\n");
-	ck_assert_int_eq(run(NULL, "keepalive-timeout"), 0);
 	ck_assert_str_eq(out, "10\n");
+	ck_assert_int_eq(run(NULL, "keepalive-timeout"), 0);
+	ck_assert_str_eq(out, "5\n");
 	ck_assert_int_eq(run(NULL, "keepalive 5"), 0);
 	ck_assert_int_eq(run(NULL, "keepalive-timeout 3"), 0);
 	ck_assert_int_eq(run(NULL, "keepalive"), 0);

@@ -22,15 +22,20 @@
 /* RFC 8305 section 8: the recommended Connection Attempt Delay. */
 #define CONNECT_ATTEMPT_DELAY_MS 250
 
-enum connect_try_state { TRY_WAITING, TRY_RUNNING, TRY_FAILED, TRY_WON };
+enum connect_try_state {
+	CONNECT_TRY_WAITING,
+	CONNECT_TRY_RUNNING,
+	CONNECT_TRY_FAILED,
+	CONNECT_TRY_WON
+};
 
 /* One address's attempt in the race. */
 struct connect_try {
 	struct connect *c;
 	char ip[DNS_IP_MAX];
 	enum connect_try_state state;
-	struct io *io; /* while TRY_RUNNING */
-	int err;       /* TRY_FAILED: errno */
+	struct io *io; /* while CONNECT_TRY_RUNNING */
+	int err;       /* CONNECT_TRY_FAILED: errno */
 	uint64_t started;
 };
 
@@ -185,7 +190,7 @@ connect_pending(const struct connect *c)
 	size_t i;
 
 	for (i = 0; i < c->ntries; i++)
-		if (c->tries[i].state == TRY_RUNNING)
+		if (c->tries[i].state == CONNECT_TRY_RUNNING)
 			return c->tries[i].ip;
 	return NULL;
 }
@@ -199,10 +204,10 @@ connect_try_start(struct connect *c, struct connect_try *t)
 		return -1;
 	t->io = io_connect(c->loop, t->ip, c->p.port, c->p.outmax, &connect_try_io, t);
 	if (t->io != NULL) {
-		t->state = TRY_RUNNING;
+		t->state = CONNECT_TRY_RUNNING;
 		return 0;
 	}
-	t->state = TRY_FAILED;
+	t->state = CONNECT_TRY_FAILED;
 	t->err = errno;
 	connect_tell(c, t, CONNECT_ATTEMPT_FAILED, NULL);
 	return -1;
@@ -219,9 +224,9 @@ connect_race_words(const struct connect *c, char *buf, size_t len)
 	for (i = 0; i < c->ntries && used < len; i++) {
 		const struct connect_try *t = &c->tries[i];
 
-		how = t->state == TRY_FAILED    ? strerror(t->err)
-		      : t->state == TRY_RUNNING ? "no answer"
-		                                : "not tried";
+		how = t->state == CONNECT_TRY_FAILED    ? strerror(t->err)
+		      : t->state == CONNECT_TRY_RUNNING ? "no answer"
+		                                        : "not tried";
 		used += snprintf(buf + used, len - used, "%s%s (%s)", i ? ", " : "", t->ip, how);
 	}
 }
@@ -283,17 +288,17 @@ connect_race_won(struct connect *c, struct connect_try *t)
 	timer_cancel(loop_timers(c->loop), &c->t_next);
 	c->io = t->io;
 	t->io = NULL;
-	t->state = TRY_WON;
+	t->state = CONNECT_TRY_WON;
 	io_set_handler(c->io, &connect_io, c);
 	snprintf(c->ip, sizeof(c->ip), "%s", t->ip);
 	if (connect_tell(c, t, CONNECT_ATTEMPT_WON, NULL) == -1)
 		return;
 	for (i = 0; i < c->ntries; i++) {
-		if (c->tries[i].state != TRY_RUNNING)
+		if (c->tries[i].state != CONNECT_TRY_RUNNING)
 			continue;
 		io_free(c->tries[i].io);
 		c->tries[i].io = NULL;
-		c->tries[i].state = TRY_FAILED;
+		c->tries[i].state = CONNECT_TRY_FAILED;
 		c->tries[i].err = ECANCELED;
 		if (connect_tell(c, &c->tries[i], CONNECT_ATTEMPT_ABANDONED, t->ip) == -1)
 			return;
@@ -317,7 +322,7 @@ connect_try_connected(void *arg, int err)
 	} else {
 		io_free(t->io);
 		t->io = NULL;
-		t->state = TRY_FAILED;
+		t->state = CONNECT_TRY_FAILED;
 		t->err = err;
 		/* RFC 8305: a failed attempt starts the next one at once. */
 		if (connect_tell(c, t, CONNECT_ATTEMPT_FAILED, NULL) == 0)

@@ -79,7 +79,6 @@ struct agent {
 	struct node *nodes;
 	size_t nnodes;
 	size_t cur;    /* node being tried or in use, or NONE */
-	size_t addr;   /* address index within it */
 	size_t prefer; /* see-other-host: try this node next, or NONE */
 	struct dns_query *srvq;
 	int refreshing;      /* re-resolving while connected */
@@ -122,7 +121,7 @@ struct agent {
 
 static void next_attempt(struct agent *);
 static void start_resolve(struct agent *);
-static void agent_try_addr(struct agent *);
+static void agent_try_node(struct agent *);
 static void finish_stop(struct agent *);
 static const struct connect_handler agent_session;
 
@@ -370,7 +369,7 @@ on_addrs(void *arg, const struct dns_addr_result *r)
 	}
 	/* The attempt was waiting for exactly this node. */
 	if (a->cur == (size_t)(n - a->nodes) && a->state == STATUS_RESOLVING && a->cs == NULL)
-		agent_try_addr(a);
+		agent_try_node(a);
 }
 
 static void
@@ -487,21 +486,6 @@ session_failed(struct agent *a, const char *code)
 	session_next(a);
 }
 
-/* Try the node's next address, or give up on the node. */
-static void
-address_failed(struct agent *a, const char *code)
-{
-	struct node *n = &a->nodes[a->cur];
-
-	session_end(a);
-	if (a->addr + 1 < n->naddrs) {
-		a->addr++;
-		agent_try_addr(a);
-		return;
-	}
-	session_failed(a, code);
-}
-
 /* TCP is up (connect.c's connected): let the kernel help find a dead node too. */
 static void
 tune_socket(void *arg)
@@ -511,8 +495,21 @@ tune_socket(void *arg)
 	util_tcp_keepalive(connect_fd(a->cs), a->conf->keepalive, a->conf->keepalive_timeout);
 }
 
+/* "::1, 127.0.0.2": the node's addresses, in the race's order. */
+static const char *
+node_addr_list(const struct node *n, char *buf, size_t len)
+{
+	size_t i, used = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < n->naddrs && used < len; i++)
+		used += snprintf(buf + used, len - used, "%s%s", i ? ", " : "", n->addrs[i].ip);
+	return buf;
+}
+
+/* Race the node's addresses (connect.c, RFC 8305); the first to connect goes on. */
 static void
-agent_try_addr(struct agent *a)
+agent_try_node(struct agent *a)
 {
 	struct node *n = &a->nodes[a->cur];
 	char msg[DNS_WHY_MAX + 300];
@@ -536,11 +533,13 @@ agent_try_addr(struct agent *a)
 		return;
 	}
 	snprintf(a->server, sizeof(a->server), "%s:%d", n->target, n->port);
-	snprintf(a->address, sizeof(a->address), "%s", n->addrs[a->addr].ip);
-	log_info("connecting to %s (%s)", a->server, a->address);
+	/* Until the race is won (agent_attempt), the first address. */
+	snprintf(a->address, sizeof(a->address), "%s", n->addrs[0].ip);
+	log_info("connecting to %s (%s)", a->server, node_addr_list(n, msg, sizeof(msg)));
 	memset(&cp, 0, sizeof(cp));
 	cp.server = a->server;
-	cp.ip = a->address;
+	cp.addrs = n->addrs;
+	cp.naddrs = n->naddrs;
 	cp.port = n->port;
 	cp.tls = a->tls;
 	cp.tls_name = conf_tls_name(a->conf);
@@ -556,9 +555,8 @@ agent_try_addr(struct agent *a)
 	cp.shallow = a->relay != NULL;
 	a->cs = connect_new(a->loop, &cp, &agent_session, a);
 	if (a->cs == NULL) {
-		set_error(a, "connect", "cannot connect to %s (%s): %s", a->server, a->address,
-		    strerror(errno));
-		address_failed(a, "connect");
+		set_error(a, "connect", "cannot connect to %s: %s", a->server, strerror(errno));
+		session_failed(a, "connect");
 		return;
 	}
 	set_state(a, STATUS_CONNECTING);
@@ -650,8 +648,7 @@ next_attempt(struct agent *a)
 	if (next == NONE)
 		return;
 	a->cur = next;
-	a->addr = 0;
-	agent_try_addr(a);
+	agent_try_node(a);
 }
 
 static void
@@ -806,8 +803,7 @@ redirect(struct agent *a, const char *where)
 
 /*
  * The attempt or session ended: say why, count it against the node, and
- * move on (the node's next address after a connect failure). While stopping
- * only a stream error is still said.
+ * move on. While stopping only a stream error is still said.
  */
 static void
 agent_ended(void *arg, const struct connect_end *e)
@@ -831,10 +827,7 @@ agent_ended(void *arg, const struct connect_end *e)
 		set_error(a, e->code, "%s; trying it next", e->text);
 	} else
 		set_error(a, e->code, "%s", e->text);
-	if (e->address)
-		address_failed(a, e->code);
-	else
-		session_failed(a, e->code);
+	session_failed(a, e->code);
 }
 
 static void
@@ -894,8 +887,34 @@ agent_stanza(void *arg, const struct xs_elem *e, const char *raw, size_t rawlen)
 		answer_iq(a, e);
 }
 
+/* The race's attempts: each at debug, the winner at info when there was a race. */
+static void
+agent_attempt(void *arg, const struct connect_attempt *t)
+{
+	struct agent *a = arg;
+
+	switch (t->what) {
+	case CONNECT_ATTEMPT_STARTED:
+		log_debug("%s: trying %s", a->server, t->ip);
+		break;
+	case CONNECT_ATTEMPT_FAILED:
+		log_debug("%s: %s: %s", a->server, t->ip, strerror(t->err));
+		break;
+	case CONNECT_ATTEMPT_ABANDONED:
+		log_debug(
+		    "%s: %s abandoned after %u ms without an answer", a->server, t->ip, t->ms);
+		break;
+	case CONNECT_ATTEMPT_WON:
+		snprintf(a->address, sizeof(a->address), "%s", t->ip);
+		if (a->nodes[a->cur].naddrs > 1)
+			log_info(
+			    "%s: %s connected first, after %u ms", a->server, t->ip, t->race_ms);
+		break;
+	}
+}
+
 static const struct connect_handler agent_session = {tune_socket, agent_secured, agent_opened, NULL,
-    agent_authenticated, agent_heard, agent_stanza, agent_ended};
+    agent_authenticated, agent_heard, agent_stanza, agent_ended, agent_attempt};
 
 /* Resolution */
 

@@ -1,10 +1,11 @@
 /*
- * connect: one client session of XEP-0114 to one address, for the agent
- * and probe (see connect.h). The deadline of each step is one timer:
- * connect-timeout from the TCP connect through TLS, then handshake-timeout
- * from the stream header to <handshake/>. The user's callbacks may free the
- * session; the free then waits until the io callback or timer that called
- * them returns, as io_free does.
+ * connect: one client session of XEP-0114 to one node, for the agent and
+ * probe (see connect.h). The deadline of each step is one timer:
+ * connect-timeout from the race's first TCP connect through TLS, then
+ * handshake-timeout from the stream header to <handshake/>. The race
+ * (RFC 8305 section 5) has a timer of its own, for the next attempt. The
+ * user's callbacks may free the session; the free then waits until the io
+ * callback or timer that called them returns, as io_free does.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -18,12 +19,36 @@
 #include "log.h"
 #include "util.h"
 
+/* RFC 8305 section 8: the recommended Connection Attempt Delay. */
+#define CONNECT_ATTEMPT_DELAY_MS 250
+
+enum connect_try_state {
+	CONNECT_TRY_WAITING,
+	CONNECT_TRY_RUNNING,
+	CONNECT_TRY_FAILED,
+	CONNECT_TRY_WON
+};
+
+/* One address's attempt in the race. */
+struct connect_try {
+	struct connect *c;
+	char ip[DNS_IP_MAX];
+	enum connect_try_state state;
+	struct io *io; /* while CONNECT_TRY_RUNNING */
+	int err;       /* CONNECT_TRY_FAILED: errno */
+	uint64_t started;
+};
+
 struct connect {
 	struct loop *loop;
 	struct connect_params p;
 	char server[300];
-	char ip[64];
+	char ip[DNS_IP_MAX]; /* the winner, or the first address */
 	char *component;
+	struct connect_try *tries;
+	size_t ntries, next; /* next: the first not started */
+	uint64_t t0;         /* the race's start */
+	struct timer t_next; /* the next attempt */
 	const struct connect_handler *h;
 	void *arg;
 	struct io *io;
@@ -38,13 +63,30 @@ struct connect {
 };
 
 static const struct io_handler connect_io;
+static const struct io_handler connect_try_io;
 static void connect_step_expired(void *);
+static void connect_next_expired(void *);
+static void connect_secure(struct connect *);
 static const struct xs_handler connect_xs;
+
+/* Close the attempts still running, and start no more. */
+static void
+connect_race_stop(struct connect *c)
+{
+	size_t i;
+
+	timer_cancel(loop_timers(c->loop), &c->t_next);
+	for (i = 0; i < c->ntries; i++) {
+		io_free(c->tries[i].io);
+		c->tries[i].io = NULL;
+	}
+}
 
 static void
 connect_destroy(struct connect *c)
 {
 	free(c->component);
+	free(c->tries);
 	free(c);
 }
 
@@ -73,6 +115,7 @@ connect_end(struct connect *c, struct connect_end *e, const char *code, const ch
 	if (e->why == NULL)
 		e->why = "";
 	timer_cancel(loop_timers(c->loop), &c->t_step);
+	connect_race_stop(c);
 	/* Both are deferred while their own callbacks run. */
 	io_free(c->io);
 	c->io = NULL;
@@ -87,28 +130,209 @@ struct connect *
 connect_new(
     struct loop *loop, const struct connect_params *p, const struct connect_handler *h, void *arg)
 {
-	struct connect *c = xcalloc(1, sizeof(*c));
+	struct connect *c;
+	size_t i;
 
+	if (p->naddrs == 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	c = xcalloc(1, sizeof(*c));
 	c->loop = loop;
 	c->p = *p;
 	snprintf(c->server, sizeof(c->server), "%s", p->server);
-	snprintf(c->ip, sizeof(c->ip), "%s", p->ip);
+	c->tries = xcalloc(p->naddrs, sizeof(*c->tries));
+	c->ntries = p->naddrs;
+	for (i = 0; i < c->ntries; i++) {
+		c->tries[i].c = c;
+		snprintf(c->tries[i].ip, sizeof(c->tries[i].ip), "%s", p->addrs[i].ip);
+	}
+	c->p.addrs = NULL;
+	snprintf(c->ip, sizeof(c->ip), "%s", c->tries[0].ip);
 	c->component = xstrdup(p->component);
 	c->h = h;
 	c->arg = arg;
 	c->phase = CONNECT_TCP;
+	c->t0 = util_now_ms();
 	timer_init(&c->t_step, connect_step_expired, c);
-	c->io = io_connect(loop, c->ip, p->port, p->outmax, &connect_io, c);
-	if (c->io == NULL) {
-		int e = errno;
-
-		connect_destroy(c);
-		errno = e;
-		return NULL;
-	}
+	timer_init(&c->t_next, connect_next_expired, c);
 	timer_add(loop_timers(loop), &c->t_step, p->connect_timeout * 1000ull);
+	/* The first attempt from the loop: every callback runs outside connect_new. */
+	timer_add(loop_timers(loop), &c->t_next, 0);
 	return c;
 }
+
+/* The race (RFC 8305 section 5) */
+
+/* Tell the user of one attempt; 0, or -1 when the user freed the session meanwhile. */
+static int
+connect_tell(
+    struct connect *c, struct connect_try *t, enum connect_attempt_what what, const char *other)
+{
+	struct connect_attempt a = {.what = what, .ip = t->ip, .err = t->err};
+	uint64_t now = util_now_ms();
+
+	a.ms = (unsigned)(now - t->started);
+	a.race_ms = (unsigned)(now - c->t0);
+	if (what == CONNECT_ATTEMPT_STARTED)
+		a.pending = other;
+	else
+		a.winner = other;
+	if (c->h->attempt)
+		c->h->attempt(c->arg, &a);
+	return c->freed ? -1 : 0;
+}
+
+/* The earliest attempt still waiting for its answer, or NULL. */
+static const char *
+connect_pending(const struct connect *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->ntries; i++)
+		if (c->tries[i].state == CONNECT_TRY_RUNNING)
+			return c->tries[i].ip;
+	return NULL;
+}
+
+/* Start t's TCP connect: 0, or -1 when it failed at once (or the user freed us). */
+static int
+connect_try_start(struct connect *c, struct connect_try *t)
+{
+	t->started = util_now_ms();
+	if (connect_tell(c, t, CONNECT_ATTEMPT_STARTED, connect_pending(c)) == -1)
+		return -1;
+	t->io = io_connect(c->loop, t->ip, c->p.port, c->p.outmax, &connect_try_io, t);
+	if (t->io != NULL) {
+		t->state = CONNECT_TRY_RUNNING;
+		return 0;
+	}
+	t->state = CONNECT_TRY_FAILED;
+	t->err = errno;
+	connect_tell(c, t, CONNECT_ATTEMPT_FAILED, NULL);
+	return -1;
+}
+
+/* Each address with how its attempt ended: "::1 (no answer), 127.0.0.2 (Connection refused)". */
+static void
+connect_race_words(const struct connect *c, char *buf, size_t len)
+{
+	size_t i, used = 0;
+	const char *how;
+
+	buf[0] = '\0';
+	for (i = 0; i < c->ntries && used < len; i++) {
+		const struct connect_try *t = &c->tries[i];
+
+		how = t->state == CONNECT_TRY_FAILED    ? strerror(t->err)
+		      : t->state == CONNECT_TRY_RUNNING ? "no answer"
+		                                        : "not tried";
+		used += snprintf(buf + used, len - used, "%s%s (%s)", i ? ", " : "", t->ip, how);
+	}
+}
+
+/* Every address's connect failed. */
+static void
+connect_race_lost(struct connect *c)
+{
+	struct connect_end e = {.how = CONNECT_REFUSED, .err = c->tries[c->ntries - 1].err};
+	char words[600];
+
+	if (c->ntries == 1) {
+		connect_end(c, &e, "connect", "cannot connect to %s (%s): %s", c->server, c->ip,
+		    strerror(e.err));
+		return;
+	}
+	connect_race_words(c, words, sizeof(words));
+	connect_end(c, &e, "connect", "cannot connect to %s at any address: %s", c->server, words);
+}
+
+/*
+ * Start the next attempt: the next address's, and the one after it too when
+ * that fails at once. The race is lost when none is left and none runs.
+ */
+static void
+connect_race_next(struct connect *c)
+{
+	timer_cancel(loop_timers(c->loop), &c->t_next);
+	while (c->next < c->ntries) {
+		if (connect_try_start(c, &c->tries[c->next++]) == 0) {
+			if (c->next < c->ntries)
+				timer_add(
+				    loop_timers(c->loop), &c->t_next, CONNECT_ATTEMPT_DELAY_MS);
+			return;
+		}
+		if (c->freed)
+			return;
+	}
+	if (connect_pending(c) == NULL)
+		connect_race_lost(c);
+}
+
+static void
+connect_next_expired(void *arg)
+{
+	struct connect *c = arg;
+
+	c->busy++;
+	connect_race_next(c);
+	connect_leave(c);
+}
+
+/* t connected first: the session goes on over its io, the others are closed. */
+static void
+connect_race_won(struct connect *c, struct connect_try *t)
+{
+	size_t i;
+
+	timer_cancel(loop_timers(c->loop), &c->t_next);
+	c->io = t->io;
+	t->io = NULL;
+	t->state = CONNECT_TRY_WON;
+	io_set_handler(c->io, &connect_io, c);
+	snprintf(c->ip, sizeof(c->ip), "%s", t->ip);
+	if (connect_tell(c, t, CONNECT_ATTEMPT_WON, NULL) == -1)
+		return;
+	for (i = 0; i < c->ntries; i++) {
+		if (c->tries[i].state != CONNECT_TRY_RUNNING)
+			continue;
+		io_free(c->tries[i].io);
+		c->tries[i].io = NULL;
+		c->tries[i].state = CONNECT_TRY_FAILED;
+		c->tries[i].err = ECANCELED;
+		if (connect_tell(c, &c->tries[i], CONNECT_ATTEMPT_ABANDONED, t->ip) == -1)
+			return;
+	}
+	if (c->h->connected)
+		c->h->connected(c->arg);
+	if (!c->freed)
+		connect_secure(c);
+}
+
+/* One attempt's TCP connect finished. */
+static void
+connect_try_connected(void *arg, int err)
+{
+	struct connect_try *t = arg;
+	struct connect *c = t->c;
+
+	c->busy++;
+	if (err == 0) {
+		connect_race_won(c, t);
+	} else {
+		io_free(t->io);
+		t->io = NULL;
+		t->state = CONNECT_TRY_FAILED;
+		t->err = err;
+		/* RFC 8305: a failed attempt starts the next one at once. */
+		if (connect_tell(c, t, CONNECT_ATTEMPT_FAILED, NULL) == 0)
+			connect_race_next(c);
+	}
+	connect_leave(c);
+}
+
+/* Only connected is called before the race is won; the winner moves to connect_io. */
+static const struct io_handler connect_try_io = {connect_try_connected, NULL, NULL, NULL};
 
 /* The byte stream is ready (TCP, or TLS done): open the XML stream. */
 static void
@@ -149,23 +373,6 @@ connect_secure(struct connect *c)
 		e.why = why;
 		connect_end(c, &e, "tls", "TLS failure at %s: %s", c->server, why);
 	}
-}
-
-static void
-connect_io_connected(void *arg, int err)
-{
-	struct connect *c = arg;
-	struct connect_end e = {.how = CONNECT_REFUSED, .err = err, .address = 1};
-
-	c->busy++;
-	if (err)
-		connect_end(c, &e, "connect", "cannot connect to %s (%s): %s", c->server, c->ip,
-		    strerror(err));
-	else if (c->h->connected)
-		c->h->connected(c->arg);
-	if (!err && !c->freed)
-		connect_secure(c);
-	connect_leave(c);
 }
 
 static void
@@ -227,8 +434,20 @@ connect_io_closed(void *arg, int err)
 	connect_leave(c);
 }
 
+/* The winner's io, from TLS on (its connect was connect_try_io's). */
 static const struct io_handler connect_io = {
-    connect_io_connected, connect_io_data, connect_io_closed, connect_io_secured};
+    NULL, connect_io_data, connect_io_closed, connect_io_secured};
+
+/* connect-timeout ended the race: each address's fate. */
+static void
+connect_race_timeout(struct connect *c, struct connect_end *e)
+{
+	char words[600];
+
+	connect_race_words(c, words, sizeof(words));
+	connect_end(c, e, "timeout", "no answer from %s within %u s (connect-timeout%s): %s",
+	    c->server, c->p.connect_timeout, c->p.tls ? ", TLS included" : "", words);
+}
 
 static void
 connect_step_expired(void *arg)
@@ -237,8 +456,9 @@ connect_step_expired(void *arg)
 	struct connect_end e = {.how = CONNECT_TIMEOUT};
 
 	c->busy++;
-	if (c->phase == CONNECT_TCP || c->phase == CONNECT_TLS) {
-		e.address = 1;
+	if (c->phase == CONNECT_TCP && c->ntries > 1) {
+		connect_race_timeout(c, &e);
+	} else if (c->phase == CONNECT_TCP || c->phase == CONNECT_TLS) {
 		connect_end(c, &e, "timeout",
 		    "no answer from %s (%s) within %u s (connect-timeout%s)", c->server, c->ip,
 		    c->p.connect_timeout, c->p.tls ? ", TLS included" : "");
@@ -405,6 +625,12 @@ connect_phase(const struct connect *c)
 	return c->phase;
 }
 
+const char *
+connect_ip(const struct connect *c)
+{
+	return c->ip;
+}
+
 int
 connect_fd(const struct connect *c)
 {
@@ -417,6 +643,7 @@ connect_free(struct connect *c)
 	if (c == NULL)
 		return;
 	timer_cancel(loop_timers(c->loop), &c->t_step);
+	connect_race_stop(c);
 	io_free(c->io);
 	c->io = NULL;
 	xs_free(c->xs);

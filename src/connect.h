@@ -1,12 +1,16 @@
 /*
- * connect: the client side of one XEP-0114 session, to one address: the
- * TCP connect, optional TLS, the stream header, the handshake, and the
- * stream after it, with connect-timeout (TLS included) and
- * handshake-timeout. Each step is reported to the user through a handler;
- * the end, whatever it is, once, as a status code ("connect", "timeout",
- * "tls", "closed", "auth", "conflict", "stream"), the facts and a line for
- * the operator. Which node and address to try, keepalives and what to say
- * about a node stay with the user (the agent, probe).
+ * connect: the client side of one XEP-0114 session to one node: the TCP
+ * connect, optional TLS, the stream header, the handshake, and the stream
+ * after it, with connect-timeout (TLS included) and handshake-timeout. The
+ * node's addresses are raced as RFC 8305 (Happy Eyeballs v2) says: one
+ * attempt after the other, each 250 ms after the one before or at once when
+ * it failed, the first TCP connect to complete wins and the others are
+ * closed; connect-timeout bounds the whole race and the winner's TLS. Each
+ * step is reported to the user through a handler; the end, whatever it is,
+ * once, as a status code ("connect", "timeout", "tls", "closed", "auth",
+ * "conflict", "stream"), the facts and a line for the operator. Which node
+ * to try, keepalives and what to say about a node stay with the user (the
+ * agent, probe).
  * Functions returning int return 0 on success and -1 on failure.
  */
 #ifndef XCOMP_CONNECT_H
@@ -14,6 +18,7 @@
 
 #include <stddef.h>
 
+#include "dns.h"
 #include "loop.h"
 #include "tls.h"
 #include "xs.h"
@@ -32,8 +37,9 @@ enum connect_phase {
 
 /* How a session ended. */
 enum connect_how {
-	CONNECT_REFUSED,      /* the TCP connect failed: err */
-	CONNECT_TIMEOUT,      /* connect-timeout, handshake-timeout, or connect_close's wait */
+	CONNECT_REFUSED,      /* every address's TCP connect failed: err (the last one's) */
+	CONNECT_TIMEOUT,      /* connect-timeout (the race and TLS), handshake-timeout, or
+	                         connect_close's wait */
 	CONNECT_TLS_FAILED,   /* why; tls when the handshake itself failed */
 	CONNECT_LOST,         /* the connection ended: err, 0 for an orderly EOF; why */
 	CONNECT_STREAM_END,   /* the server sent </stream:stream> */
@@ -62,7 +68,25 @@ struct connect_end {
 	int see_other_host;         /* a see-other-host stream error */
 	const char *host;           /* the host it names, or NULL */
 	const struct tls_info *tls; /* the TLS handshake failed: what was received */
-	int address; /* this address failed (connect, connect-timeout): try the node's next */
+};
+
+/* One address's attempt in the race, as the handler's attempt callback hears of it. */
+enum connect_attempt_what {
+	CONNECT_ATTEMPT_STARTED,   /* its TCP connect began */
+	CONNECT_ATTEMPT_FAILED,    /* its TCP connect failed: err */
+	CONNECT_ATTEMPT_WON,       /* it connected first: the session goes on over it */
+	CONNECT_ATTEMPT_ABANDONED, /* still unanswered when winner connected: closed */
+};
+
+struct connect_attempt {
+	enum connect_attempt_what what;
+	const char *ip;
+	int err;          /* FAILED: errno */
+	unsigned ms;      /* since this attempt started */
+	unsigned race_ms; /* since the race's first attempt started */
+	/* STARTED: an earlier attempt still waiting for its answer, or NULL */
+	const char *pending;
+	const char *winner; /* ABANDONED: the address that connected first */
 };
 
 struct connect_handler {
@@ -91,11 +115,19 @@ struct connect_handler {
 	 * The user frees it, here or later.
 	 */
 	void (*ended)(void *arg, const struct connect_end *e);
+	/*
+	 * Optional: the race's attempts, each as it starts and ends (a failure
+	 * that ends the whole race is said by ended too). WON comes before the
+	 * ABANDONED ones, and those before connected.
+	 */
+	void (*attempt)(void *arg, const struct connect_attempt *);
 };
 
 struct connect_params {
 	const char *server; /* the node in texts: "cb1.tptac9.com:5223" */
-	const char *ip;     /* the address to connect to */
+	/* The node's addresses, in the order to race them (dns_addrs gives RFC 8305's). */
+	const struct dns_addr *addrs;
+	size_t naddrs;
 	int port;
 	struct tls_ctx *tls;   /* NULL: plain TCP */
 	const char *tls_name;  /* the name the certificate must carry (SNI) */
@@ -103,7 +135,7 @@ struct connect_params {
 	const char *component; /* the stream's to */
 	/* Read when the server's header arrives: must live until then. */
 	const char *secret;
-	unsigned connect_timeout;   /* s, TCP connect and TLS */
+	unsigned connect_timeout;   /* s, the race of TCP connects, and TLS */
 	unsigned handshake_timeout; /* s, header sent to <handshake/> */
 	size_t outmax;              /* the write queue's cap */
 	size_t stanza_max;          /* 0: xs's default */
@@ -111,8 +143,9 @@ struct connect_params {
 };
 
 /*
- * Start connecting; the params' strings are copied, except tls_name,
- * tls_alt and secret. NULL with errno when not even the connect can start.
+ * Start connecting, from the loop's next pass (no callback runs inside
+ * connect_new); the params' strings and addresses are copied, except
+ * tls_name, tls_alt and secret. NULL with errno EINVAL without an address.
  * Freed with connect_free.
  */
 struct connect *connect_new(
@@ -125,7 +158,9 @@ int connect_write(struct connect *, const char *, size_t);
  */
 void connect_close(struct connect *, unsigned ms);
 enum connect_phase connect_phase(const struct connect *);
-/* The socket (to tune it). */
+/* The address connected to; before the race is won, the first one. */
+const char *connect_ip(const struct connect *);
+/* The socket (to tune it); -1 before the race is won. */
 int connect_fd(const struct connect *);
 /* Close and free; from inside the session's own callbacks too (deferred). */
 void connect_free(struct connect *);

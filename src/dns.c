@@ -364,6 +364,7 @@ dns_addr_result_make(const char *host, int err6, const struct ub_result *res6, i
 	r->name = host;
 	s6 = dns_addr_family(host, DNS_TYPE_AAAA, err6, res6, r, why6);
 	s4 = dns_addr_family(host, DNS_TYPE_A, err4, res4, r, why4);
+	dns_addr_interleave(r->addrs, r->n);
 	if (r->n > 0)
 		return;
 	if (s6 == DNS_NODATA && s4 == DNS_NODATA) {
@@ -376,6 +377,41 @@ dns_addr_result_make(const char *host, int err6, const struct ub_result *res6, i
 		r->status = s4;
 		memcpy(r->why, why4, sizeof(r->why));
 	}
+}
+
+/* The next address of family af from a[*i] on (and *i past it), or NULL. */
+static const struct dns_addr *
+dns_addr_next(const struct dns_addr *a, size_t n, size_t *i, int af)
+{
+	while (*i < n && a[*i].family != af)
+		(*i)++;
+	return *i < n ? &a[(*i)++] : NULL;
+}
+
+void
+dns_addr_interleave(struct dns_addr *a, size_t n)
+{
+	struct dns_addr *in;
+	const struct dns_addr *x;
+	size_t i, at[2] = {0, 0};
+	int af[2], turn = 0;
+
+	if (n < 2)
+		return;
+	in = xcalloc(n, sizeof(*in));
+	memcpy(in, a, n * sizeof(*in));
+	af[0] = in[0].family;
+	af[1] = af[0] == AF_INET6 ? AF_INET : AF_INET6;
+	for (i = 0; i < n; i++) {
+		/* One family run out: the other's rest, in its order. */
+		if ((x = dns_addr_next(in, n, &at[turn], af[turn])) == NULL) {
+			turn ^= 1;
+			x = dns_addr_next(in, n, &at[turn], af[turn]);
+		}
+		a[i] = *x;
+		turn ^= 1;
+	}
+	free(in);
 }
 
 void

@@ -49,9 +49,10 @@ struct dns_addr {
 };
 
 /*
- * The result of dns_addrs, valid only during the callback. IPv6 addresses
- * come first, then IPv4 (the RFC 6724 default preference), each family in
- * the order of the answer. DNS_OK when either family gave an address; an
+ * The result of dns_addrs, valid only during the callback. The addresses
+ * come in the order to try them (dns_addr_interleave): IPv6 first (the
+ * RFC 6724 default preference), then the families in turn, each in the
+ * order of its answer. DNS_OK when either family gave an address; an
  * answer that fails DNSSEC validation counts as no answer.
  */
 struct dns_addr_result {
@@ -159,6 +160,13 @@ void dns_srv_result_clear(struct dns_srv_result *);
 void dns_addr_result_make(const char *host, int err6, const struct ub_result *res6, int err4,
     const struct ub_result *res4, struct dns_addr_result *);
 void dns_addr_result_clear(struct dns_addr_result *);
+/*
+ * Order n addresses for Happy Eyeballs (RFC 8305 section 4, with a First
+ * Address Family Count of 1): the family of a[0] first, then the other
+ * family and the first in turn; each family keeps its own order, and when
+ * one runs out the rest of the other follows.
+ */
+void dns_addr_interleave(struct dns_addr *a, size_t n);
 /*
  * A failed address lookup in the seed's words, "no DNS A or AAAA records for
  * HOST (REASON)", where REASON is the result's why without the host name

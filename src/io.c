@@ -422,6 +422,13 @@ io_pause(struct io *io, int pause)
 	update_events(io);
 }
 
+void
+io_set_handler(struct io *io, const struct io_handler *h, void *arg)
+{
+	io->h = h;
+	io->arg = arg;
+}
+
 int
 io_fd(const struct io *io)
 {

@@ -88,6 +88,9 @@ void io_close_after_flush(struct io *);
 /* Stop reading (1) or resume (0). */
 void io_pause(struct io *, int);
 
+/* Hand the io's events to another owner from now on (a connection race's winner). */
+void io_set_handler(struct io *, const struct io_handler *, void *arg);
+
 int io_fd(const struct io *);
 /* Peer address as "ip:port". */
 const char *io_peer(const struct io *);

@@ -65,7 +65,7 @@ struct probe {
 	struct dns_query *q;
 	struct dns_hint *hint; /* the SRV name's usual misspellings */
 	struct dns_addr *addrs;
-	size_t naddrs, addr;
+	size_t naddrs;
 	struct connect *cs;
 	enum step step;
 	uint64_t t0; /* when the current step began */
@@ -237,24 +237,11 @@ advance(void *arg)
 
 /* Connect and TLS */
 
+/* The address connected to (the race's winner), or the first one before. */
 static const char *
 cur_ip(const struct probe *p)
 {
-	return p->addrs[p->addr].ip;
-}
-
-/* This address failed; try the node's next one, as the agent does. */
-static void
-probe_next_addr(struct probe *p, const char *code)
-{
-	connect_free(p->cs);
-	p->cs = NULL;
-	if (p->addr + 1 < p->naddrs) {
-		p->addr++;
-		probe_try_addr(p);
-		return;
-	}
-	node_failed(p, code);
+	return p->cs ? connect_ip(p->cs) : p->addrs[0].ip;
 }
 
 static void
@@ -298,7 +285,10 @@ tls_alt(const struct probe *p)
 	return conf_tls_alt(p->conf, p->nodes[p->cur].target);
 }
 
-/* An attempt with the agent's session code (connect.c), its steps told as they pass. */
+/*
+ * An attempt with the agent's session code (connect.c), its steps told as
+ * they pass; the node's addresses raced as the agent races them.
+ */
 static void
 probe_try_addr(struct probe *p)
 {
@@ -309,7 +299,8 @@ probe_try_addr(struct probe *p)
 	begin(p, STEP_CONNECT);
 	memset(&cp, 0, sizeof(cp));
 	cp.server = p->server;
-	cp.ip = cur_ip(p);
+	cp.addrs = p->addrs;
+	cp.naddrs = p->naddrs;
 	cp.port = n->port;
 	cp.tls = p->tls;
 	cp.tls_name = conf_tls_name(c);
@@ -321,9 +312,8 @@ probe_try_addr(struct probe *p)
 	cp.outmax = OUT_MAX;
 	p->cs = connect_new(p->loop, &cp, &probe_session, p);
 	if (p->cs == NULL) {
-		step_line(p, "FAILED: cannot connect to %s (%s): %s", p->server, cur_ip(p),
-		    strerror(errno));
-		probe_next_addr(p, "connect");
+		step_line(p, "FAILED: cannot connect to %s: %s", p->server, strerror(errno));
+		node_failed(p, "connect");
 	}
 }
 
@@ -442,7 +432,9 @@ probe_words(const struct probe *p, const struct connect_end *e, char *buf, size_
 {
 	const struct conf *c = p->conf;
 
-	if (e->how == CONNECT_TIMEOUT && e->phase == CONNECT_TCP)
+	if (e->how == CONNECT_TIMEOUT && e->phase == CONNECT_TCP && p->naddrs > 1)
+		return e->text; /* each address's fate */
+	else if (e->how == CONNECT_TIMEOUT && e->phase == CONNECT_TCP)
 		snprintf(buf, len, "no answer from %s (%s) within %u s (connect-timeout)",
 		    p->server, cur_ip(p), c->connect_timeout);
 	else if (e->how == CONNECT_TIMEOUT && e->phase == CONNECT_TLS)
@@ -490,14 +482,32 @@ probe_ended(void *arg, const struct connect_end *e)
 	if (e->how == CONNECT_TLS_FAILED && e->phase >= CONNECT_STREAM)
 		more(p, "(with TLS 1.3 a server judges the client certificate after the TLS "
 		        "step has passed, so its refusal shows here)");
-	if (e->address)
-		probe_next_addr(p, e->code);
-	else
-		node_failed(p, e->code);
+	node_failed(p, e->code);
+}
+
+/* A race's attempts (a node with more than one address), as they start and end. */
+static void
+probe_attempt(void *arg, const struct connect_attempt *t)
+{
+	struct probe *p = arg;
+	int port = p->nodes[p->cur].port;
+
+	if (p->naddrs < 2)
+		return;
+	if (t->what == CONNECT_ATTEMPT_STARTED && t->pending)
+		step_line(
+		    p, "trying %s port %d (%s has not answered yet)", t->ip, port, t->pending);
+	else if (t->what == CONNECT_ATTEMPT_STARTED)
+		step_line(p, "trying %s port %d", t->ip, port);
+	else if (t->what == CONNECT_ATTEMPT_FAILED)
+		step_line(p, "%s port %d: %s", t->ip, port, strerror(t->err));
+	else if (t->what == CONNECT_ATTEMPT_ABANDONED)
+		step_line(p, "%s abandoned after %u ms without an answer: %s connected first",
+		    t->ip, t->ms, t->winner);
 }
 
 static const struct connect_handler probe_session = {probe_connected, probe_secured, probe_opened,
-    probe_header, probe_authenticated, NULL, NULL, probe_ended};
+    probe_header, probe_authenticated, NULL, NULL, probe_ended, probe_attempt};
 
 /* DNS */
 
@@ -581,7 +591,6 @@ node_start(struct probe *p)
 	node_name(n, p->server, sizeof(p->server));
 	fprintf(p->out, "\nNode %zu of %zu: %s\n", p->cur + 1, p->nnodes, p->server);
 	p->note = NULL;
-	p->addr = 0;
 	begin(p, STEP_DNS);
 	if (dns_addr_literal(n->target, &lit) == 0) {
 		p->addrs = xcalloc(1, sizeof(*p->addrs));

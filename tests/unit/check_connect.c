@@ -17,6 +17,7 @@
 #include "connect.h"
 #include "io.h"
 #include "unit.h"
+#include "util.h"
 
 #define HEADER(id)                                                                                 \
 	"<stream:stream xmlns='jabber:component:accept' "                                          \
@@ -38,6 +39,8 @@ struct user {
 	struct loop *loop;
 	struct connect *c;
 	int free_at_stanza; /* free the session from inside the first stanza callback */
+	int free_at_won;    /* free it from inside the race's WON */
+	char attempts[512]; /* the race as told: "S:ip F:ip W:ip A:ip" */
 	int headers, authenticated, stanzas, ended;
 	char header_id[64];
 	struct connect_end end;
@@ -157,8 +160,23 @@ user_ended(void *arg, const struct connect_end *e)
 	loop_break(u->loop);
 }
 
+static void
+user_attempt(void *arg, const struct connect_attempt *t)
+{
+	struct user *u = arg;
+	size_t n = strlen(u->attempts);
+
+	snprintf(u->attempts + n, sizeof(u->attempts) - n, "%s%c:%s", n ? " " : "", "SFWA"[t->what],
+	    t -> ip);
+	if (t->what == CONNECT_ATTEMPT_WON && u->free_at_won) {
+		connect_free(u->c);
+		u->c = NULL;
+		loop_break(u->loop);
+	}
+}
+
 static const struct connect_handler user_handler = {
-    NULL, NULL, NULL, user_header, user_authenticated, NULL, user_stanza, user_ended};
+    NULL, NULL, NULL, user_header, user_authenticated, NULL, user_stanza, user_ended, user_attempt};
 
 static void
 give_up(void *arg)
@@ -166,14 +184,25 @@ give_up(void *arg)
 	loop_break(arg);
 }
 
-/* One session against a server that answers reply; returns when it ends (or 5 s). */
+/*
+ * One session against a server on 127.0.0.1 that answers reply, raced over
+ * the addresses ips; returns when it ends (or 5 s).
+ */
 static void
-session(struct user *u, const char *reply, int refused)
+session_at(struct user *u, const char *reply, int refused, const char *const *ips)
 {
 	struct loop *l = loop_new();
 	struct connect_params p;
+	struct dns_addr addrs[4];
 	struct peer pe;
 	struct timer t;
+	size_t n;
+
+	memset(addrs, 0, sizeof(addrs));
+	for (n = 0; ips[n] != NULL; n++) {
+		addrs[n].family = AF_INET;
+		snprintf(addrs[n].ip, sizeof(addrs[n].ip), "%s", ips[n]);
+	}
 
 	peer_start(&pe, l, reply);
 	if (refused) {
@@ -184,7 +213,8 @@ session(struct user *u, const char *reply, int refused)
 	u->loop = l;
 	memset(&p, 0, sizeof(p));
 	p.server = "cb1.example:5347";
-	p.ip = "127.0.0.1";
+	p.addrs = addrs;
+	p.naddrs = n;
 	p.port = pe.port;
 	p.component = "bridge.example";
 	p.secret = "s3cret";
@@ -205,6 +235,14 @@ session(struct user *u, const char *reply, int refused)
 	loop_free(l);
 }
 
+static void
+session(struct user *u, const char *reply, int refused)
+{
+	const char *const one[] = {"127.0.0.1", NULL};
+
+	session_at(u, reply, refused, one);
+}
+
 START_TEST(test_not_authorized)
 {
 	struct user u;
@@ -221,7 +259,7 @@ START_TEST(test_not_authorized)
 	ck_assert_int_eq(u.end.phase, CONNECT_HANDSHAKE);
 	ck_assert_str_eq(u.end.code, "auth");
 	ck_assert_str_eq(u.text, "authentication failure at cb1.example:5347 (not-authorized)");
-	ck_assert_int_eq(u.end.address, 0);
+	ck_assert_str_eq(u.attempts, "S:127.0.0.1 W:127.0.0.1");
 }
 END_TEST
 
@@ -308,7 +346,6 @@ START_TEST(test_refused)
 	memset(&u, 0, sizeof(u));
 	session(&u, "", 1);
 	ck_assert_int_eq(u.end.how, CONNECT_REFUSED);
-	ck_assert_int_eq(u.end.address, 1);
 	ck_assert_str_eq(u.end.code, "connect");
 	ck_assert_str_eq(
 	    u.text, "cannot connect to cb1.example:5347 (127.0.0.1): Connection refused");
@@ -352,6 +389,69 @@ START_TEST(test_io_connect_from)
 }
 END_TEST
 
+/*
+ * RFC 8305: 127.0.0.2 refuses (the peer listens on 127.0.0.1 only), and the
+ * next attempt starts at once, not after the 250 ms Connection Attempt Delay.
+ */
+START_TEST(test_race_refused_then_next)
+{
+	const char *const ips[] = {"127.0.0.2", "127.0.0.1", NULL};
+	struct user u;
+	uint64_t t0 = util_now_ms();
+
+	memset(&u, 0, sizeof(u));
+	session_at(&u, HEADER("abc") "<handshake/></stream:stream>", 0, ips);
+	ck_assert_int_eq(u.authenticated, 1);
+	ck_assert_str_eq(u.attempts, "S:127.0.0.2 F:127.0.0.2 S:127.0.0.1 W:127.0.0.1");
+	ck_assert_str_eq(u.text, "cb1.example:5347 (127.0.0.1) closed the stream");
+	ck_assert_uint_lt(util_now_ms() - t0, 200);
+}
+END_TEST
+
+START_TEST(test_race_all_refused)
+{
+	const char *const ips[] = {"127.0.0.2", "127.0.0.3", NULL};
+	struct user u;
+
+	memset(&u, 0, sizeof(u));
+	session_at(&u, "", 1, ips);
+	ck_assert_int_eq(u.end.how, CONNECT_REFUSED);
+	ck_assert_int_eq(u.end.phase, CONNECT_TCP);
+	ck_assert_str_eq(u.end.code, "connect");
+	ck_assert_str_eq(u.attempts, "S:127.0.0.2 F:127.0.0.2 S:127.0.0.3 F:127.0.0.3");
+	ck_assert_str_eq(u.text, "cannot connect to cb1.example:5347 at any address: 127.0.0.2 "
+	                         "(Connection refused), 127.0.0.3 (Connection refused)");
+}
+END_TEST
+
+/* Freed from inside the race's WON: nothing more is reported, nothing leaks. */
+START_TEST(test_race_free_inside_won)
+{
+	const char *const ips[] = {"127.0.0.2", "127.0.0.1", NULL};
+	struct user u;
+
+	memset(&u, 0, sizeof(u));
+	u.free_at_won = 1;
+	session_at(&u, HEADER("abc") "<handshake/>", 0, ips);
+	ck_assert_str_eq(u.attempts, "S:127.0.0.2 F:127.0.0.2 S:127.0.0.1 W:127.0.0.1");
+	ck_assert_int_eq(u.headers, 0);
+	ck_assert_int_eq(u.ended, 0);
+}
+END_TEST
+
+START_TEST(test_no_address)
+{
+	struct loop *l = loop_new();
+	struct connect_params p;
+
+	memset(&p, 0, sizeof(p));
+	p.server = "cb1.example:5347";
+	p.component = "bridge.example";
+	ck_assert_ptr_null(connect_new(l, &p, &user_handler, NULL));
+	loop_free(l);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -366,6 +466,10 @@ main(void)
 	tcase_add_test(tc, test_stream_end_after_authentication);
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_io_connect_from);
+	tcase_add_test(tc, test_race_refused_then_next);
+	tcase_add_test(tc, test_race_all_refused);
+	tcase_add_test(tc, test_race_free_inside_won);
+	tcase_add_test(tc, test_no_address);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }

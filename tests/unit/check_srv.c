@@ -776,6 +776,80 @@ START_TEST(test_dns_addrs_both)
 }
 END_TEST
 
+/* Addresses "6:ip" or "4:ip" into a; their count. */
+static size_t
+addrs_of(struct dns_addr *a, const char *const *spec)
+{
+	size_t n;
+
+	for (n = 0; spec[n] != NULL; n++) {
+		a[n].family = spec[n][0] == '6' ? AF_INET6 : AF_INET;
+		snprintf(a[n].ip, sizeof(a[n].ip), "%s", spec[n] + 2);
+	}
+	return n;
+}
+
+/* The ips of a, space separated, into buf. */
+static const char *
+ips_of(const struct dns_addr *a, size_t n, char *buf, size_t len)
+{
+	size_t i, used = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < n; i++)
+		used += snprintf(buf + used, len - used, "%s%s", i ? " " : "", a[i].ip);
+	return buf;
+}
+
+static void
+check_interleave(const char *const *spec, const char *want)
+{
+	struct dns_addr a[8];
+	char got[512];
+	size_t n = addrs_of(a, spec);
+
+	dns_addr_interleave(a, n);
+	ck_assert_str_eq(ips_of(a, n, got, sizeof(got)), want);
+}
+
+/* RFC 8305 section 4: the families in turn, the first one's first, each in its order. */
+START_TEST(test_dns_addr_interleave)
+{
+	const char *const two[] = {"6:::1", "4:127.0.0.1", NULL};
+	const char *const many[] = {
+	    "6:2001:db8::1", "6:2001:db8::2", "6:2001:db8::3", "4:192.0.2.1", "4:192.0.2.2", NULL};
+	const char *const more4[] = {
+	    "6:2001:db8::1", "4:192.0.2.1", "4:192.0.2.2", "4:192.0.2.3", NULL};
+	const char *const v4first[] = {"4:192.0.2.1", "4:192.0.2.2", "6:2001:db8::1", NULL};
+	const char *const one[] = {"6:::1", NULL};
+	const char *const only4[] = {"4:192.0.2.1", "4:192.0.2.2", NULL};
+
+	check_interleave(two, "::1 127.0.0.1");
+	check_interleave(many, "2001:db8::1 192.0.2.1 2001:db8::2 192.0.2.2 2001:db8::3");
+	check_interleave(more4, "2001:db8::1 192.0.2.1 192.0.2.2 192.0.2.3");
+	check_interleave(v4first, "192.0.2.1 2001:db8::1 192.0.2.2");
+	check_interleave(one, "::1");
+	check_interleave(only4, "192.0.2.1 192.0.2.2");
+	dns_addr_interleave(NULL, 0);
+}
+END_TEST
+
+/* dns_addrs' result comes interleaved: IPv6, IPv4, then the rest. */
+START_TEST(test_dns_addrs_interleaved)
+{
+	const unsigned char *rd4[] = {a1, a2}, *rd6[] = {aaaa1, aaaa1};
+	const size_t len4[] = {4, 4}, len6[] = {16, 16};
+	struct dns_addr_result r;
+	struct fake f4, f6;
+	char got[512];
+
+	dns_addr_result_make("b.test", 0, fake_result(&f6, 0, rd6, len6, 2), 0,
+	    fake_result(&f4, 0, rd4, len4, 2), &r);
+	ck_assert_str_eq(ips_of(r.addrs, r.n, got, sizeof(got)), "::1 127.0.0.1 ::1 127.0.0.2");
+	dns_addr_result_clear(&r);
+}
+END_TEST
+
 START_TEST(test_dns_addrs_one_family)
 {
 	const unsigned char *rd4[] = {a1};
@@ -1023,6 +1097,8 @@ srv_suite(void)
 	tcase_add_test(dns, test_dns_srv_baddata);
 	tcase_add_test(dns, test_dns_srv_null_target);
 	tcase_add_test(dns, test_dns_addrs_both);
+	tcase_add_test(dns, test_dns_addr_interleave);
+	tcase_add_test(dns, test_dns_addrs_interleaved);
 	tcase_add_test(dns, test_dns_addrs_one_family);
 	tcase_add_test(dns, test_dns_addrs_failures);
 	tcase_add_test(dns, test_dns_addrs_baddata);

@@ -99,7 +99,9 @@ for f in /usr/sbin/xcompd /usr/bin/xcomp /usr/sbin/xcomp-server /etc/xcomp/xcomp
 	/usr/share/man/man1/xcomp.1.gz /usr/share/man/man5/xcompd.conf.5.gz \
 	/usr/share/man/man7/xcomp-troubleshooting.7.gz /usr/share/man/man8/xcompd.8.gz \
 	/usr/share/man/man8/xcomp-server.8.gz; do
-	dpkg -S "$f" >/dev/null 2>&1 && [ -f "$f" ] || fail "$f: not installed by a package"
+	if ! dpkg -S "$f" >/dev/null 2>&1 || [ ! -f "$f" ]; then
+		fail "$f: not installed by a package"
+	fi
 done
 dpkg-query -W -f='${Conffiles}\n' xcomp | grep -q '^ /etc/xcomp/xcompd.conf ' ||
 	fail "/etc/xcomp/xcompd.conf is not a conffile"
@@ -204,7 +206,7 @@ left=$(while read -r f; do
 	grep -qxF "$f" "$tmp/before" && continue
 	if [ -e "$f" ] || [ -L "$f" ]; then echo "$f"; fi
 done <"$tmp/listed")
-[ -z "$left" ] || fail "left behind by dpkg --purge: $(echo $left)"
+[ -z "$left" ] || fail "left behind by dpkg --purge: $(echo "$left" | tr '\n' ' ')"
 # Besides the packages' own paths (/etc/xcomp among them): the runtime
 # directory and dpkg's and deb-systemd-helper's records.
 for f in /run/xcomp /var/lib/dpkg/info/xcomp.list /var/lib/dpkg/info/xcomp-server.list \

@@ -11,6 +11,9 @@ mandoc unbound ldnsutils python3 libsystemd-dev systemd nftables iproute2"
 FUZZ_PACKAGES="clang libclang-rt-14-dev"
 # The interoperability tests' peers: XMPP servers and component libraries.
 PEERS="prosody ejabberd python3-slixmpp libstrophe-dev nodejs"
+# make deb and make deb-check: the Debian packages built, linted, installed
+# and purged (contrib/debian/).
+DEB_PACKAGES="debhelper dpkg-dev fakeroot lintian adduser man-db"
 # promtool, which checks the metrics file (Debian's prometheus); without it
 # that one check is skipped, saying so.
 TOOLS="prometheus"
@@ -47,6 +50,7 @@ install_packages() {
 	install_list $PACKAGES
 	# A peer that cannot be installed makes its tests skip, saying so; the rest run.
 	if [ -n "${WITH_PEERS:-}" ]; then
+		install_list $DEB_PACKAGES
 		install_list $FUZZ_PACKAGES
 		install_list $PEERS npm || say "some interoperability peers could not be installed"
 		install_list $TOOLS || say "prometheus (promtool) could not be installed"
@@ -155,6 +159,23 @@ run_install() {
 	return 1
 }
 
+# make deb-check: make deb (the packages, from the tarball), lintian (its
+# warnings and notes listed), the packages installed, run from the installed
+# paths and purged, nothing left behind. Root only: it installs them.
+run_deb() {
+	if [ "$(id -u)" -ne 0 ]; then
+		say "make deb-check skipped: not root (it installs the packages and purges them)"
+		return 0
+	fi
+	say "make deb-check (make deb, lintian, dpkg -i, the installed programs, dpkg --purge)"
+	if make -s deb-check >deb-check.log 2>&1; then
+		grep -E '^make deb: |^  [EWIPX]: |^deb-check: (lintian|skipped|passed)' deb-check.log
+		return 0
+	fi
+	tail -n 60 deb-check.log
+	return 1
+}
+
 run_tests() {
 	status=0
 	say "make check"
@@ -162,6 +183,7 @@ run_tests() {
 	summary tests
 	[ $status -eq 0 ] || { cat test-suite.log; return 1; }
 	run_install || return 1
+	run_deb || return 1
 	say "make distcheck (a clean out-of-tree build and test of the tarball)"
 	make -s distcheck >distcheck.log 2>&1 || {
 		tail -n 80 distcheck.log

@@ -10,6 +10,12 @@
 
 #include "log.h"
 
+/*
+ * xcompd's configuration when -f names none (xcomp probe's too): in a
+ * directory of its own, beside the secrets and xcompd@NAME's NAME.conf.
+ */
+#define CONF_DEFAULT_PATH SYSCONFDIR "/xcomp/xcompd.conf"
+
 #define CONF_MAX_SERVERS 32
 #define CONF_SECRET_MAX 1024
 

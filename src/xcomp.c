@@ -46,7 +46,7 @@ static void __attribute__((noreturn)) usage(int status)
 	    "       xcomp resolve [-f CONFIG] [--dns-server IP[@PORT]] [--service NAME]\n"
 	    "                     [--samples N] [DOMAIN]\n"
 	    "       xcomp probe [-f CONFIG] [HOST[:PORT]]\n"
-	    "                   (CONFIG: default " SYSCONFDIR "/xcompd.conf)\n"
+	    "                   (CONFIG: default " CONF_DEFAULT_PATH ")\n"
 	    "See xcomp(1).\n");
 	exit(status);
 }
@@ -583,7 +583,7 @@ cmd_probe(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-	const char *cpath = SYSCONFDIR "/xcompd.conf";
+	const char *cpath = CONF_DEFAULT_PATH;
 	char err[1024], why[512], host[SRV_TARGET_MAX];
 	char *server = NULL, *address = NULL;
 	struct probe_opts o;

@@ -35,13 +35,13 @@ static void __attribute__((noreturn)) usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: xcompd [-htV] [-f CONFIG] [-o KEY=VALUE]...\n"
-	    "  -f CONFIG     configuration file (default %s/xcompd.conf)\n"
+	    "  -f CONFIG     configuration file (default %s)\n"
 	    "  -o KEY=VALUE  override one configuration key (repeatable)\n"
 	    "  -t            check the configuration and exit\n"
 	    "  -V, --version print the version and exit\n"
 	    "  -h, --help    this help\n"
 	    "See xcompd(8) and xcompd.conf(5).\n",
-	    SYSCONFDIR);
+	    CONF_DEFAULT_PATH);
 	exit(status);
 }
 
@@ -320,7 +320,7 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
-	struct opts o = {SYSCONFDIR "/xcompd.conf", NULL, 0};
+	struct opts o = {CONF_DEFAULT_PATH, NULL, 0};
 	int ch, check = 0, r;
 
 	/* argv outlives everything here: the overrides point into it. */

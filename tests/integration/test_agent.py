@@ -1103,6 +1103,14 @@ class AgentTest(xt.LabTest):
         r = subprocess.run([xt.program("xcomp-server"), "--help"], capture_output=True, text=True,
                            timeout=xt.timeout(10))
         self.assertIn("usage: xcomp-server [-hv] -d DIR", r.stdout)
+        # The default configuration is SYSCONFDIR/xcomp/xcompd.conf, where
+        # make install and the Debian package put it, for xcompd and xcomp alike.
+        r = self.xcompd("-h")
+        m = re.search(r"\(default (/\S*)/xcomp/xcompd\.conf\)", r.stdout)
+        self.assertIsNotNone(m, r.stdout)
+        r = subprocess.run([xt.program("xcomp"), "-h"], capture_output=True, text=True,
+                           timeout=xt.timeout(10))
+        self.assertIn("(CONFIG: default %s/xcomp/xcompd.conf)" % m.group(1), r.stdout)
         r = self.xcompd("--version")
         self.assertEqual(r.returncode, 0)
         self.assertRegex(r.stdout, r"^xcompd \S+\n$")

@@ -20,6 +20,8 @@
 
 #define CLUSTER_NS "urn:xcomp:cluster:1"
 #define LINK_OUT_MAX (16u << 20)
+/* TCP keepalive idle and probe interval of the links; TCP_USER_TIMEOUT is twice it. */
+#define LINK_TCP_IDLE_S 5
 #define EVENTS_MAX 4
 
 struct cluster;
@@ -33,6 +35,7 @@ struct link {
 	int secured; /* TLS done, our header and hello sent */
 	uint32_t id; /* the peer's id from its hello; 0 before */
 	char addr[MEMBERS_ADDR_MAX];
+	struct timer dial; /* an outgoing link's connect and TLS handshake */
 	struct link *prev, *next;
 };
 

@@ -32,6 +32,7 @@ link_unlink(struct link *l)
 void
 link_free(struct link *l)
 {
+	timer_cancel(loop_timers(l->cl->loop), &l->dial);
 	cluster_link_gone(l);
 	link_unlink(l);
 	if (l->xs)
@@ -88,6 +89,12 @@ link_on_connected(void *arg, int err)
 		cluster_link_failed(l, why);
 		return;
 	}
+	/*
+	 * Each node writes on its own links: unacknowledged keepalives break
+	 * one whose peer's network died (TCP_USER_TIMEOUT), and it is dialled
+	 * again, rather than waiting out TCP's ever longer retransmissions.
+	 */
+	util_tcp_keepalive(io_fd(l->io), LINK_TCP_IDLE_S, LINK_TCP_IDLE_S);
 	if (tls_client(l->io, l->cl->client_tls, NULL, NULL, why, sizeof(why)) == -1)
 		cluster_link_failed(l, why);
 }
@@ -141,6 +148,7 @@ link_on_secured(void *arg, int err)
 		return;
 	}
 	l->secured = 1;
+	timer_cancel(loop_timers(cl->loop), &l->dial);
 	a = xs_escape(cl->name);
 	s = xasprintf("<?xml version='1.0'?><stream:stream xmlns='" CLUSTER_NS
 	              "' xmlns:stream='" XS_NS_STREAMS "'><hello i='%s' a='%s' e='%llu'/>",
@@ -209,12 +217,29 @@ static const struct io_handler link_io_handler = {
 static const struct xs_handler link_xs_handler = {
     link_xs_open, link_xs_stanza, link_xs_close, link_xs_error};
 
+/*
+ * A dial that neither connects nor finishes TLS within two election
+ * timeouts meets a network that drops its packets: give up and dial again
+ * (peer_schedule), so that the link is back soon after the network is.
+ */
+static void
+link_dial_expired(void *arg)
+{
+	struct link *l = arg;
+	char why[400];
+
+	snprintf(why, sizeof(why), "%s is unreachable (no answer within %u ms)", l->addr,
+	    2 * l->cl->set.election_ms);
+	cluster_link_failed(l, why);
+}
+
 static struct link *
 link_new(struct cluster *cl, int outgoing)
 {
 	struct link *l = xcalloc(1, sizeof(*l));
 
 	l->cl = cl;
+	timer_init(&l->dial, link_dial_expired, l);
 	l->outgoing = outgoing;
 	l->xs = xs_new(CLUSTER_NS, &cl->limits, &link_xs_handler, l);
 	xs_set_shallow(l->xs, 1);
@@ -254,6 +279,7 @@ link_dial(struct cluster *cl, const char *addr, char *why, size_t len)
 		free(l);
 		return NULL;
 	}
+	timer_add(loop_timers(cl->loop), &l->dial, 2ull * cl->set.election_ms);
 	return l;
 }
 
@@ -264,7 +290,7 @@ link_accept(void *arg, int fd)
 	struct link *l = link_new(cl, 0);
 	char why[600];
 
-	util_tcp_keepalive(fd, 5, 5);
+	util_tcp_keepalive(fd, LINK_TCP_IDLE_S, LINK_TCP_IDLE_S);
 	l->io = io_new(cl->loop, fd, 0, LINK_OUT_MAX, &link_io_handler, l);
 	snprintf(l->addr, sizeof(l->addr), "%s", io_peer(l->io));
 	if (tls_server(l->io, cl->server_tls, why, sizeof(why)) == -1)

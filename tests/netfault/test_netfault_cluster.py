@@ -312,6 +312,46 @@ class ClusterFaults(ft.FaultTest):
                   "one's first", gap, None)
         self.assertGreater(gap, 0.0, (old_spans, new_spans))
 
+    def test_long_partition_heals(self):
+        # Longer than the links' TCP_USER_TIMEOUT (10 s): the links break and are
+        # dialled again (their SYNs dropped) until the heal; then one leader, a
+        # full cluster and routing across the old cut within a bound.
+        lab = self.lab()
+        lead, sts = lab.wait_for_leader()
+        a, b = [n for n in lab.nodes if n is not lead]
+        faults = [netns.partition(lead.ip, other.ip) for other in (a, b)]
+        try:
+            new, _ = lab.wait_for_leader(seconds=xt.timeout(5), nodes=(a, b))
+            time.sleep(14)
+        finally:
+            t1 = time.monotonic()
+            for f in faults:
+                f.lift()
+        final, sts = lab.wait_for_leader(seconds=xt.timeout(10))
+        healed = time.monotonic() - t1
+
+        def whole():
+            for n in lab.nodes:
+                st = n.cluster_status()
+                if st["rc"] != 0 or st["leader"] != final.cluster_address or \
+                        not all(m["alive"] for m in st["members"]) or len(st["members"]) != 3:
+                    return False
+            return True
+        xt.wait_until(whole, xt.timeout(10), "every node sees the same leader and all members")
+        whole_at = time.monotonic() - t1
+        # A link dial gives up after two election timeouts and is retried within 1 s.
+        ft.figure("long partition (14 s) healed: one leader every node agrees on", healed, 4.0)
+        ft.figure("long partition (14 s) healed: every member alive everywhere", whole_at, 4.0)
+        self.assertLess(whole_at, xt.timeout(4.0))
+        # Call bridges that connect after the heal reach each other across the old cut.
+        c1 = self.component(lead, "cb1", "cb1@" + lead.name)
+        c2 = self.component(a, "cb2", "cb2@" + a.name)
+        routed, _ = lab.wait_routed(c2, "cb2", c1, "cb1", seconds=5)
+        ft.figure("long partition (14 s) healed: cb2 -> cb1 routed after the heal",
+                  time.monotonic() - t1, 5.0)
+        self.assertLess(time.monotonic() - t1, xt.timeout(5.0))
+        self.assertIn(new, (a, b))
+
 
 def _ids(text, tag):
     return re.findall(r"id='%s(\d+)'" % re.escape(tag), text)

@@ -109,7 +109,7 @@ fuzz_addr(const uint8_t *p, const uint8_t *end)
 	struct answer a6, a4;
 	struct dns_addr_result r;
 	unsigned char bin[16];
-	size_t i;
+	size_t i, j;
 
 	p = answer_make(&a6, p, end, "node.example.com", 28);
 	answer_make(&a4, p, end, "node.example.com", 1);
@@ -120,9 +120,13 @@ fuzz_addr(const uint8_t *p, const uint8_t *end)
 	for (i = 0; i < r.n; i++) {
 		FUZZ_CHECK(r.addrs[i].family == AF_INET || r.addrs[i].family == AF_INET6);
 		FUZZ_CHECK(inet_pton(r.addrs[i].family, r.addrs[i].ip, bin) == 1);
-		/* IPv6 first */
-		if (i > 0 && r.addrs[i - 1].family == AF_INET)
-			FUZZ_CHECK(r.addrs[i].family == AF_INET);
+		/* RFC 8305: IPv6 first, then the families alternate until one runs out. */
+		if (i == 0 && r.addrs[0].family == AF_INET)
+			for (j = 1; j < r.n; j++)
+				FUZZ_CHECK(r.addrs[j].family == AF_INET);
+		if (i > 0 && r.addrs[i].family == r.addrs[i - 1].family)
+			for (j = i + 1; j < r.n; j++)
+				FUZZ_CHECK(r.addrs[j].family == r.addrs[i].family);
 	}
 	dns_addr_result_clear(&r);
 }

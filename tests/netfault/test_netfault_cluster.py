@@ -352,6 +352,42 @@ class ClusterFaults(ft.FaultTest):
         self.assertLess(time.monotonic() - t1, xt.timeout(5.0))
         self.assertIn(new, (a, b))
 
+    def test_agent_cut_off_from_its_node_kick_new(self):
+        # The seed's case on a real cluster: the network between cb1's agent and
+        # its node dies, the cluster's own links do not. Under kick-new the other
+        # nodes refuse cb1 while its half-open session lives on the first node;
+        # that node's dead-session bound (keepalive 2 s + keepalive-timeout 1 s
+        # here) ends it, and the agent gets in elsewhere.
+        lab = Lab3(self.wd.path, policy="kick-new",
+                   settings=[("keepalive", "2"), ("keepalive-timeout", "1")])
+        self.cleanups.append(lab.stop)
+        lab.start()
+        lab.wait_for_leader()
+        n1, n2, n3 = lab.nodes
+        u = self.dns(lab.records(prio=(10, 20, 30)))
+        a = self.agent(u, secret=SECRETS["cb1"], keepalive=1, keepalive_timeout=1,
+                       backoff_min=1, backoff_max=2)
+        a.wait_connected(server=lab.target(n1))
+        lab.wait_components({n1: ["cb1"]})
+        t0 = time.monotonic()
+        fault = netns.drop(n1.address[0], n1.address[1])
+        st = a.wait_status(lambda s: s["state"] == "connected" and
+                           s["server"] != lab.target(n1), xt.timeout(10), "connected elsewhere")
+        moved = time.monotonic() - t0
+        # The node's bound (3 s) and one hold of backoff-max (2 s) after a conflict, + 1 s.
+        ft.figure("agent cut off from its node (kick-new): connected to another node",
+                  moved, 6.0)
+        self.assertLess(moved, xt.timeout(6.0))
+        other = lab.by_server(st["server"])
+        want = {n: ["cb1"] if n is other else [] for n in lab.nodes}
+        lab.wait_components(want, seconds=xt.timeout(3))
+        fault.lift()
+        time.sleep(2)
+        # Healed: still one cb1 session in the whole cluster, where the agent is.
+        lab.wait_components(want, seconds=xt.timeout(3))
+        self.assertEqual(a.wait_connected()["server"], st["server"])
+        self.assertIn("no reply to a keepalive ping", n1.log_text())
+
 
 def _ids(text, tag):
     return re.findall(r"id='%s(\d+)'" % re.escape(tag), text)

@@ -40,7 +40,7 @@ pid=""
 
 cleanup() {
 	[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null
-	rm -f /etc/xcomp/cb1.secret
+	rm -f /etc/xcomp/xcompd.secret
 	if [ $installed -eq 1 ]; then
 		dpkg --purge xcomp xcomp-server >/dev/null 2>&1 || echo "deb-check: dpkg --purge failed"
 	fi
@@ -121,10 +121,10 @@ grep -q '^User=xcomp$' /lib/systemd/system/xcompd.service || fail "xcompd.servic
 # xcompd -t from the installed paths: the default configuration is
 # /etc/xcomp/xcompd.conf, whose secret file must exist first.
 out=$(xcompd -t 2>&1) && fail "xcompd -t passed without the secret file: $out"
-echo "$out" | grep -q 'secret-file /etc/xcomp/cb1.secret' ||
+echo "$out" | grep -q 'secret-file /etc/xcomp/xcompd.secret' ||
 	fail "xcompd -t without -f did not read /etc/xcomp/xcompd.conf: $out"
 say "xcompd -t, no secret yet: $out"
-(umask 077 && echo deb-check-secret >/etc/xcomp/cb1.secret)
+(umask 077 && echo deb-check-secret >/etc/xcomp/xcompd.secret)
 for args in "-t" "-t -f /etc/xcomp/xcompd.conf" "-t -f /etc/xcomp/xcompd.conf -o user=xcomp"; do
 	# shellcheck disable=SC2086
 	if out=$(xcompd $args 2>&1); then
@@ -158,7 +158,7 @@ fi
 kill -TERM $pid 2>/dev/null
 wait $pid || fail "xcompd exited $? on SIGTERM: $(cat "$tmp/agent.log")"
 pid=""
-rm -f /etc/xcomp/cb1.secret
+rm -f /etc/xcomp/xcompd.secret
 for cmd in "xcompd -V" "xcomp --help" "xcomp-server --help"; do
 	# shellcheck disable=SC2086
 	$cmd >/dev/null 2>"$tmp/err" || fail "$cmd: $(cat "$tmp/err")"

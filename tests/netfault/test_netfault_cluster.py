@@ -234,8 +234,10 @@ class ClusterFaults(ft.FaultTest):
             # When its last LEADER answer was asked for: it said LEADER then or later.
             stepped = old_spans[-1][3] - t0 if old_spans else 0.0
             ft.figure("leader partitioned: the old leader's last LEADER answer after the cut",
-                      stepped, ELECTION)
-            self.assertLess(stepped, ELECTION, old_spans)
+                      stepped, ELECTION + 0.1)
+            # One election timeout after a majority last answered (before the
+            # cut), and the few ms the cut's rules and a loaded machine take.
+            self.assertLess(stepped, ELECTION + 0.1, old_spans)
 
             # The minority side routes among its own components only.
             c1.send(message(1, "cb1", "cb2", "minority"))

@@ -4,8 +4,8 @@
 # a machine where neither package nor /etc/xcomp is there already; otherwise
 # it says why in one line and exits 77 (skipped). Run from the build
 # directory (MAKE names make). Whatever it installs it purges, also when a
-# check fails; the xcomp user, which the purge keeps (contrib/debian/
-# xcomp.postrm), it removes when it made it.
+# check fails; the xcomp user, which the purge removes (contrib/debian/
+# xcomp.postrm), it removes too when a failed check left it.
 set -u
 
 MAKE=${MAKE:-make}
@@ -196,7 +196,7 @@ fi
 	fail "xcompd.service was enabled by the install"
 
 # The purge: every file and directory the packages brought is gone, and so
-# are /etc/xcomp and /run/xcomp; the xcomp user stays (contrib/debian/xcomp.postrm).
+# are /etc/xcomp, /run/xcomp and the xcomp user and group (contrib/debian/xcomp.postrm).
 if ! dpkg --purge xcomp xcomp-server >"$tmp/purge.log" 2>&1; then
 	cat "$tmp/purge.log"
 	fail "dpkg --purge"
@@ -219,8 +219,11 @@ for p in xcomp xcomp-server; do
 	*) fail "$p: dpkg says $(state $p) after the purge" ;;
 	esac
 done
-id xcomp >/dev/null 2>&1 || fail "the purge removed the xcomp user (it keeps it)"
-[ $failed -ne 0 ] || say "dpkg --purge: the packages' $(wc -l <"$tmp/listed") paths gone, /run/xcomp too; the xcomp user kept"
+if [ $made_user -eq 1 ]; then
+	! getent passwd xcomp >/dev/null || fail "left behind by dpkg --purge: the xcomp user"
+	! getent group xcomp >/dev/null || fail "left behind by dpkg --purge: the xcomp group"
+fi
+[ $failed -ne 0 ] || say "dpkg --purge: the packages' $(wc -l <"$tmp/listed") paths gone, /run/xcomp and the xcomp user too"
 
 if [ $failed -ne 0 ]; then
 	say "failed"

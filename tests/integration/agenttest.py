@@ -578,3 +578,77 @@ def cluster_rolling_restart(cluster, **kw):
         n.process.signal(signal.SIGTERM)
         n.process.wait()
     rolling_restart(cluster.nodes, stop, cluster.restart, **kw)
+
+
+class AgentLab(xt.LabTest):
+    """A LabTest with what the agent's tests start, each stopped at its end:
+    xcomp-server nodes, an unbound serving their records, and agents."""
+
+    def cluster(self, **kw):
+        c = Cluster(self.wd.path, **kw).start()
+        self.cleanups.append(c.stop)
+        return c
+
+    def dns(self, records):
+        u = Unbound(self.wd.path, records).start()
+        self.cleanups.append(u.stop)
+        return u
+
+    def agent(self, dns=None, start=True, **keys):
+        if dns is not None:
+            keys.setdefault("dns_server", dns.address)
+        a = Agent(self.wd.path, **keys)
+        if start:
+            a.start()
+            self.cleanups.append(a.stop)
+        return a
+
+    def server_keepalive(self, node, keepalive, keepalive_timeout):
+        """xcomp-server's own keepalive (its dead-session bound), set on a
+        running node (a SIGHUP reload)."""
+        node.must("keepalive", str(keepalive))
+        node.must("keepalive-timeout", str(keepalive_timeout))
+        node.process.signal(signal.SIGHUP)
+        node.process.wait_for_log(r"state reloaded")
+
+
+RELAY_SECRET = "s3cret"
+
+
+class RelayLab(xt.LabTest):
+    """A LabTest for the relay: nodes that know cb1 (the agent's call bridge)
+    and cb2 (the far end), an agent with relay-listen, and the local
+    component (the call bridge) connected to it."""
+
+    def node(self, name, ip):
+        srv = xt.Server(self.wd.path, name=name, domain=DOMAIN, listen=(ip + ":0",),
+                        bridges=("cb2",))
+        srv.must("callbridge", "add-secret", "cb1", input=RELAY_SECRET + "\n")
+        srv.host = "%s.%s" % (name, DOMAIN)
+        srv.start()
+        self.cleanups.append(srv.stop)
+        return srv
+
+    def agent(self, nodes, **keys):
+        """An agent for nodes, in their order (SRV priorities 10, 20, ...)."""
+        rr = []
+        for i, n in enumerate(nodes):
+            rr += [srv_record(10 * (i + 1), 10, n.address[1], n.host),
+                   a_record(n.host, n.address[0])]
+        u = Unbound(self.wd.path, rr).start()
+        self.cleanups.append(u.stop)
+        self.relay_port = free_port(kind=socket.SOCK_STREAM)
+        keys.setdefault("relay_listen", "127.0.0.1:%d" % self.relay_port)
+        a = Agent(self.wd.path, secret=RELAY_SECRET, dns_server=u.address, **keys).start()
+        self.cleanups.append(a.stop)
+        self.a = a
+        return a
+
+    def local(self, secret=RELAY_SECRET, expect_ok=True):
+        """The call bridge: a component connected to the agent's relay."""
+        self.a.wait_status(lambda s: s.get("relay") == "listening", 5, "the relay listening")
+        c = xt.Client(("127.0.0.1", self.relay_port), name="local")
+        self.cleanups.append(c.close)
+        c.open_stream("cb1." + DOMAIN)
+        c.handshake(secret, expect_ok=expect_ok)
+        return c

@@ -16,11 +16,10 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xcomptest as xt  # noqa: E402
-from agenttest import (DOMAIN, SRV_NAME, Agent, Cluster, GapWatch, Unbound,  # noqa: E402
+from agenttest import (DOMAIN, SRV_NAME, AgentLab, GapWatch,  # noqa: E402
                        a_record, cluster_rolling_restart, dns_query, srv_record)
 
 CB1 = "cb1." + DOMAIN
@@ -150,26 +149,7 @@ class HoldingDNSProxy:
         self.sock.close()
 
 
-class AgentTest(xt.LabTest):
-
-    def cluster(self, **kw):
-        c = Cluster(self.wd.path, **kw).start()
-        self.cleanups.append(c.stop)
-        return c
-
-    def dns(self, records):
-        u = Unbound(self.wd.path, records).start()
-        self.cleanups.append(u.stop)
-        return u
-
-    def agent(self, dns=None, start=True, **keys):
-        if dns is not None:
-            keys.setdefault("dns_server", dns.address)
-        a = Agent(self.wd.path, **keys)
-        if start:
-            a.start()
-            self.cleanups.append(a.stop)
-        return a
+class AgentTest(AgentLab):
 
     def xcomp(self, *args):
         return subprocess.run([xt.program("xcomp")] + list(args), capture_output=True, text=True,
@@ -317,13 +297,6 @@ class AgentTest(xt.LabTest):
         self.assertIn("old99:", text)
         self.assertRegex(text, r"\tstarted\n[^\n]*\tconnected\t%s\t\d+\.\d{3}\n$" %
                          re.escape(c.target(c.node("a"))))
-
-    def server_keepalive(self, node, keepalive, keepalive_timeout):
-        """xcomp-server's own keepalive, set on a running node (a SIGHUP reload)."""
-        node.must("keepalive", str(keepalive))
-        node.must("keepalive-timeout", str(keepalive_timeout))
-        node.process.signal(signal.SIGHUP)
-        node.process.wait_for_log(r"state reloaded")
 
     def test_server_keepalive_answered(self):
         c = self.cluster(nodes=1)

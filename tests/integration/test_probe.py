@@ -21,7 +21,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xcomptest as xt  # noqa: E402
-from agenttest import (DOMAIN, Agent, Cluster, Unbound, a_record,  # noqa: E402
+from agenttest import (DOMAIN, Agent, AgentLab, Cluster, Unbound, a_record,  # noqa: E402
                        free_port, srv_record)
 from pki import PKI  # noqa: E402
 
@@ -131,7 +131,7 @@ class TLSPeer:
         self.sock.close()
 
 
-class ProbeTest(xt.LabTest):
+class ProbeTest(AgentLab):
 
     def cluster(self, wrong_secret_on=None, **kw):
         c = Cluster(self.wd.path, secret=SECRET, **kw)
@@ -141,11 +141,6 @@ class ProbeTest(xt.LabTest):
         c.start()
         self.cleanups.append(c.stop)
         return c
-
-    def dns(self, records):
-        u = Unbound(self.wd.path, records).start()
-        self.cleanups.append(u.stop)
-        return u
 
     def conf(self, dns=None, **keys):
         """An agent's configuration (the agent is not started)."""

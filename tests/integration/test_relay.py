@@ -13,16 +13,15 @@ import signal
 import subprocess
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xcomptest as xt  # noqa: E402
-from agenttest import DOMAIN, Agent, Unbound, a_record, free_port, srv_record  # noqa: E402
+from agenttest import DOMAIN, RELAY_SECRET, RelayLab  # noqa: E402
 from xcomptest import NS_STANZA_ERRORS  # noqa: E402
 
 CB1 = "cb1." + DOMAIN
 CB2 = "cb2." + DOMAIN
-SECRET = "s3cret"
+SECRET = RELAY_SECRET
 
 
 def message(i, frm=CB1, to=CB2):
@@ -30,39 +29,7 @@ def message(i, frm=CB1, to=CB2):
         frm, to, i, i)
 
 
-class RelayTest(xt.LabTest):
-
-    def node(self, name, ip):
-        srv = xt.Server(self.wd.path, name=name, domain=DOMAIN, listen=(ip + ":0",),
-                        bridges=("cb2",))
-        srv.must("callbridge", "add-secret", "cb1", input=SECRET + "\n")
-        srv.host = "%s.%s" % (name, DOMAIN)
-        srv.start()
-        self.cleanups.append(srv.stop)
-        return srv
-
-    def agent(self, nodes, **keys):
-        rr = []
-        for i, n in enumerate(nodes):
-            rr += [srv_record(10 * (i + 1), 10, n.address[1], n.host),
-                   a_record(n.host, n.address[0])]
-        u = Unbound(self.wd.path, rr).start()
-        self.cleanups.append(u.stop)
-        self.relay_port = free_port(kind=__import__("socket").SOCK_STREAM)
-        keys.setdefault("relay_listen", "127.0.0.1:%d" % self.relay_port)
-        a = Agent(self.wd.path, secret=SECRET, dns_server=u.address, **keys).start()
-        self.cleanups.append(a.stop)
-        self.a = a
-        return a
-
-    def local(self, secret=SECRET, expect_ok=True):
-        """The call bridge: a component connected to the agent's relay."""
-        self.a.wait_status(lambda s: s.get("relay") == "listening", 5, "the relay listening")
-        c = xt.Client(("127.0.0.1", self.relay_port), name="local")
-        self.cleanups.append(c.close)
-        c.open_stream(CB1)
-        c.handshake(secret, expect_ok=expect_ok)
-        return c
+class RelayTest(RelayLab):
 
     def far(self, node):
         """The second component, cb2, on a node."""

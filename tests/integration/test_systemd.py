@@ -19,11 +19,10 @@ import subprocess
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import xcomptest as xt  # noqa: E402
-from agenttest import Agent, Cluster, Unbound  # noqa: E402
+from agenttest import Agent, AgentLab  # noqa: E402
 
 SRCDIR = os.environ.get("XCOMP_SRCDIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 UNITS = ("xcompd.service", "xcompd@.service")
@@ -102,17 +101,7 @@ class NotifySocket:
         self.sock.close()
 
 
-class SystemdTest(xt.LabTest):
-
-    def cluster(self, **kw):
-        c = Cluster(self.wd.path, **kw).start()
-        self.cleanups.append(c.stop)
-        return c
-
-    def dns(self, records):
-        u = Unbound(self.wd.path, records).start()
-        self.cleanups.append(u.stop)
-        return u
+class SystemdTest(AgentLab):
 
     def notify_socket(self):
         if not built_with_libsystemd():

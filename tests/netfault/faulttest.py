@@ -9,7 +9,6 @@ tier's output lists each scenario's measured figure next to its bound.
 
 import collections
 import os
-import signal
 import socket
 import sys
 import threading
@@ -24,7 +23,7 @@ import netns  # noqa: E402
 netns.enter()
 
 import xcomptest as xt  # noqa: E402
-from agenttest import Agent, Cluster, Unbound  # noqa: E402
+from agenttest import AgentLab  # noqa: E402
 
 FIGURES = []
 
@@ -122,38 +121,12 @@ class DelayProxy:
                 pass
 
 
-class FaultTest(xt.LabTest):
-    """A LabTest whose faults are lifted at its end, whatever happens."""
+class FaultTest(AgentLab):
+    """agenttest.AgentLab whose faults are lifted at its end, whatever happens."""
 
     def setUp(self):
         super().setUp()
         self.cleanups.append(netns.clear)
-
-    def cluster(self, **kw):
-        c = Cluster(self.wd.path, **kw).start()
-        self.cleanups.append(c.stop)
-        return c
-
-    def dns(self, records):
-        u = Unbound(self.wd.path, records).start()
-        self.cleanups.append(u.stop)
-        return u
-
-    def agent(self, dns=None, start=True, **keys):
-        if dns is not None:
-            keys.setdefault("dns_server", dns.address)
-        a = Agent(self.wd.path, **keys)
-        if start:
-            a.start()
-            self.cleanups.append(a.stop)
-        return a
-
-    def server_keepalive(self, node, keepalive, keepalive_timeout):
-        """xcomp-server's own dead-session bound, set on a running node."""
-        node.must("keepalive", str(keepalive))
-        node.must("keepalive-timeout", str(keepalive_timeout))
-        node.process.signal(signal.SIGHUP)
-        node.process.wait_for_log(r"state reloaded")
 
     def blackhole(self, node, direction="both", **kw):
         """Drop the packets of node's component port (node: an xt.Server)."""

@@ -16,12 +16,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import faulttest as ft  # noqa: E402  (enters the namespace)
 import xcomptest as xt  # noqa: E402
-from agenttest import (DOMAIN, Agent, GapWatch, Unbound, a_record, free_port,  # noqa: E402
-                       srv_record)
+import netns  # noqa: E402
+from agenttest import DOMAIN, GapWatch, RelayLab  # noqa: E402
 
 CB1 = "cb1." + DOMAIN
 CB2 = "cb2." + DOMAIN
-SECRET = "s3cret"
 
 
 def message(i):
@@ -61,44 +60,18 @@ class Collector:
         self.thread.join(2)
 
 
-class RelayFaults(ft.FaultTest):
+class RelayFaults(RelayLab):
 
-    def node(self, name, ip):
-        srv = xt.Server(self.wd.path, name=name, domain=DOMAIN, listen=(ip + ":0",),
-                        bridges=("cb2",))
-        srv.must("callbridge", "add-secret", "cb1", input=SECRET + "\n")
-        srv.host = "%s.%s" % (name, DOMAIN)
-        srv.start()
-        self.cleanups.append(srv.stop)
-        return srv
-
-    def relay_agent(self, nodes, **keys):
-        rr = []
-        for i, n in enumerate(nodes):
-            rr += [srv_record(10 * (i + 1), 10, n.address[1], n.host),
-                   a_record(n.host, n.address[0])]
-        u = Unbound(self.wd.path, rr).start()
-        self.cleanups.append(u.stop)
-        self.relay_port = free_port(kind=socket.SOCK_STREAM)
-        keys.setdefault("relay_listen", "127.0.0.1:%d" % self.relay_port)
-        a = Agent(self.wd.path, secret=SECRET, dns_server=u.address, **keys).start()
-        self.cleanups.append(a.stop)
-        return a
-
-    def local(self, a):
-        a.wait_status(lambda s: s.get("relay") == "listening", 5, "the relay listening")
-        c = xt.Client(("127.0.0.1", self.relay_port), name="local")
-        self.cleanups.append(c.close)
-        c.open_stream(CB1)
-        c.handshake(SECRET)
-        return c
+    def setUp(self):
+        super().setUp()
+        self.cleanups.append(netns.clear)
 
     def stream_through_blackhole(self, replay):
         """Message i every 10 ms for 6 s; node a blackholed from 1 s on."""
         na, nb = self.node("a", "127.0.0.2"), self.node("b", "127.0.0.3")
-        a = self.relay_agent([na, nb], relay_replay=replay, keepalive=1, keepalive_timeout=1)
+        a = self.agent([na, nb], relay_replay=replay, keepalive=1, keepalive_timeout=1)
         a.wait_connected(server="%s:%d" % (na.host, na.address[1]))
-        local = self.local(a)
+        local = self.local()
         # cb2, the far end, on each node: it reads through its own node.
         far = [Collector(na.component("cb2")), Collector(nb.component("cb2"))]
         for f in far:
@@ -106,12 +79,12 @@ class RelayFaults(ft.FaultTest):
         watch = GapWatch(a).start()
         self.cleanups.append(watch.stop)
         sent, t0, fault, self.sent_at = 0, time.monotonic(), None, []
-        while self.elapsed(t0) < 6:
+        while (time.monotonic() - t0) < 6:
             local.send(message(sent))
             self.sent_at.append(time.monotonic())
             sent += 1
-            if fault is None and self.elapsed(t0) >= 1:
-                fault = self.blackhole(na)
+            if fault is None and (time.monotonic() - t0) >= 1:
+                fault = netns.drop(*na.address)
                 self.t_fault = t_fault = time.monotonic()
             time.sleep(0.01)
         a.wait_connected(seconds=xt.timeout(5), server="%s:%d" % (nb.host, nb.address[1]))

@@ -547,7 +547,7 @@ START_TEST(test_contrib_example)
 	ck_assert_msg(conf_load(c, path, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_str_eq(c->name, "cb1");
 	ck_assert_str_eq(c->domain, "tptac9.com");
-	ck_assert_str_eq(c->secret_file, "/etc/xcomp/cb1.secret");
+	ck_assert_str_eq(c->secret_file, "/etc/xcomp/xcompd.secret");
 	conf_free(c);
 }
 END_TEST

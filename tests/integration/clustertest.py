@@ -478,9 +478,12 @@ class Sampler:
             st = node.quick_status(seconds=self.period * 4) if node.running() else None
             if st is not None:
                 with self.lock:
-                    self.samples.append((t, node.name, st["state"], st["term"], st["leader"],
-                                         st["node_id"]))
+                    self.samples.append(self.sample(t, node, st))
             time.sleep(max(0.0, t + self.period - time.monotonic()))
+
+    def sample(self, asked, node, st):
+        """One sample of node's status st, asked for at asked."""
+        return (asked, node.name, st["state"], st["term"], st["leader"], st["node_id"])
 
     def stop(self):
         self.running = False

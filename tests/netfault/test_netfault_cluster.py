@@ -45,15 +45,8 @@ class TimedSampler(Sampler):
     samples (sent, received, node name, state, term, leader address). The
     state a sample reports held at some moment between sent and received."""
 
-    def run(self, node):
-        while self.running:
-            t = time.monotonic()
-            st = node.quick_status(seconds=self.period * 4) if node.running() else None
-            if st is not None:
-                with self.lock:
-                    self.samples.append((t, time.monotonic(), node.name, st["state"],
-                                         st["term"], st["leader"]))
-            time.sleep(max(0.0, t + self.period - time.monotonic()))
+    def sample(self, asked, node, st):
+        return (asked, time.monotonic(), node.name, st["state"], st["term"], st["leader"])
 
     def two_leaders_at_once(self):
         """Proof from the samples of two LEADERs at one moment: a LEADER answer
